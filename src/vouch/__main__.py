@@ -1,0 +1,3 @@
+from vouch.cli.main import run
+
+run()

@@ -1,0 +1,284 @@
+"""The `vouch` command line: thin commands that parse flags, call the library and render output."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vouch import __version__
+from vouch.cli.common import (
+    OutputFormat,
+    State,
+    emit,
+    err,
+    load_signer,
+    load_verifier_keys,
+    parse_annotations,
+    ref_arg,
+    setup_logging,
+    state,
+)
+from vouch.errors import EXIT_USAGE, EXIT_VERIFY, InputError, VouchError
+from vouch.keys.cosign import (
+    encrypt_private_key,
+    generate_private_key,
+    import_plain_private_key,
+    load_private_key,
+    public_key_pem,
+)
+from vouch.keys.files import read_key_file, write_new_file
+from vouch.keys.password import read_password
+from vouch.oci.copy import copy_image
+from vouch.oci.source import open_source, select_platform
+from vouch.signing.sign import sign_image
+from vouch.verify.signatures import cosign_output, verify_image
+
+EXIT_CODES_HELP = """
+Exit codes: 0 success; 1 a verification or policy said no; 2 bad usage or bad input
+(reference, key, password, file); 3 registry or network failure; 70 internal error (a bug).
+"""
+
+app = typer.Typer(
+    name="vouch",
+    help="Sign container images, attach SBOM attestations and verify them — compatible with cosign.\n"
+    + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+KeyOpt = Annotated[str, typer.Option("--key", help="Path to the cosign private key.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"vouch {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="Output format.")] = OutputFormat.text,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv: HTTP).")] = 0,
+    insecure_registry: Annotated[
+        list[str] | None,
+        typer.Option("--insecure-registry", help="Allow plain HTTP to this registry host[:port] (repeatable). "
+                     "Loopback registries may use plain HTTP without it."),
+    ] = None,
+    ca_file: Annotated[str | None, typer.Option("--ca-file", help="CA bundle to trust for registry TLS.")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    setup_logging(verbose)
+    ctx.obj = State(output=output, verbose=verbose, insecure=list(insecure_registry or []), ca_file=ca_file)
+
+
+# ---- registry basics ------------------------------------------------------------------------
+
+
+@app.command()
+def digest(ctx: typer.Context, image: Annotated[str, typer.Argument(help="Image reference or source spec.")],
+           platform: Annotated[str | None, typer.Option(help="os/arch[/variant] to pick from an index.")] = None,
+           ) -> None:
+    """Print the digest an image reference resolves to."""
+    st = state(ctx)
+    src = open_source(image, st.client())
+    desc = src.resolve()
+    if platform:
+        desc = select_platform(src.manifest(desc.digest), platform)
+    emit(st, {"digest": desc.digest, "mediaType": desc.media_type, "size": desc.size}, desc.digest)
+
+
+@app.command()
+def manifest(ctx: typer.Context, image: Annotated[str, typer.Argument(help="Image reference or source spec.")],
+             platform: Annotated[str | None, typer.Option(help="os/arch[/variant] to pick from an index.")] = None,
+             ) -> None:
+    """Print an image's manifest exactly as stored (digest-checked)."""
+    st = state(ctx)
+    src = open_source(image, st.client())
+    desc = src.resolve()
+    if platform:
+        desc = select_platform(src.manifest(desc.digest), platform)
+    m = src.manifest(desc.digest)
+    sys.stdout.write(m.raw.decode() + "\n")
+
+
+@app.command()
+def copy(ctx: typer.Context,
+         src: Annotated[str, typer.Argument(help="Source: REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], "
+                                                 "docker-archive:FILE.")],
+         dst: Annotated[str, typer.Argument(help="Destination registry reference.")]) -> None:
+    """Copy an image or a whole multi-arch index to a registry, digests preserved."""
+    st = state(ctx)
+    source = open_source(src, st.client())
+    dest = ref_arg(dst)
+    progress = (lambda m: err(f"  {m}")) if st.verbose else None
+    d = copy_image(source, st.client(), dest, progress)
+    emit(st, {"source": source.name, "destination": str(dest), "digest": d}, f"{dest.name}@{d}")
+
+
+# ---- keys -------------------------------------------------------------------------------------
+
+
+@app.command("generate-key-pair")
+def generate_key_pair(
+    ctx: typer.Context,
+    output_key_prefix: Annotated[str, typer.Option(help="Write PREFIX.key and PREFIX.pub.")] = "cosign",
+    force: Annotated[bool, typer.Option(help="Overwrite existing key files.")] = False,
+) -> None:
+    """Generate an ECDSA P-256 key pair in cosign's encrypted format (password: COSIGN_PASSWORD,
+    else prompted, else stdin)."""
+    st = state(ctx)
+    priv_path, pub_path = Path(f"{output_key_prefix}.key"), Path(f"{output_key_prefix}.pub")
+    if not force:
+        for p in (priv_path, pub_path):
+            if p.exists():
+                raise InputError(f"{p} already exists; pass --force to overwrite it")
+    password = read_password(confirm=True)
+    key = generate_private_key()
+    write_new_file(priv_path, encrypt_private_key(key, password), 0o600, force)
+    write_new_file(pub_path, public_key_pem(key), 0o644, force)
+    err(f"Private key written to {priv_path}\nPublic key written to {pub_path}")
+    emit(st, {"privateKey": str(priv_path), "publicKey": str(pub_path)}, "")
+
+
+@app.command("public-key")
+def public_key(ctx: typer.Context, key: KeyOpt,
+               outfile: Annotated[str | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+               ) -> None:
+    """Print the public key of a cosign private key."""
+    pem = read_key_file(key)
+    priv = load_private_key(pem, read_password(confirm=False))
+    pub = public_key_pem(priv)
+    if outfile:
+        write_new_file(Path(outfile), pub, 0o644, force=True)
+    else:
+        sys.stdout.write(pub.decode())
+
+
+@app.command("import-key-pair")
+def import_key_pair(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Option("--key", help="Unencrypted PEM EC P-256 key (PKCS#8 or SEC1).")],
+    output_key_prefix: Annotated[str, typer.Option(help="Write PREFIX.key and PREFIX.pub.")] = "import-cosign",
+    force: Annotated[bool, typer.Option(help="Overwrite existing key files.")] = False,
+) -> None:
+    """Import a plain PEM EC key and write it in cosign's encrypted format."""
+    priv = import_plain_private_key(read_key_file(key))
+    priv_path, pub_path = Path(f"{output_key_prefix}.key"), Path(f"{output_key_prefix}.pub")
+    if not force:
+        for p in (priv_path, pub_path):
+            if p.exists():
+                raise InputError(f"{p} already exists; pass --force to overwrite it")
+    password = read_password(confirm=True)
+    write_new_file(priv_path, encrypt_private_key(priv, password), 0o600, force)
+    write_new_file(pub_path, public_key_pem(priv), 0o644, force)
+    err(f"Private key written to {priv_path}\nPublic key written to {pub_path}")
+
+
+# ---- sign / verify ------------------------------------------------------------------------------
+
+
+@app.command()
+def sign(
+    ctx: typer.Context,
+    images: Annotated[list[str], typer.Argument(help="Images to sign (digests preferred).")],
+    key: KeyOpt,
+    annotations: Annotated[list[str] | None, typer.Option("--annotations", "-a",
+                                                          help="key=value added to the payload.")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r",
+                                            help="For an index, sign every child too.")] = False,
+) -> None:
+    """Sign images in cosign's tag layout (sha256-<hex>.sig). Re-signing is a no-op."""
+    st = state(ctx)
+    ann = parse_annotations(annotations)
+    refs = [ref_arg(i) for i in images]
+    signer = load_signer(key)
+    results = []
+    for ref in refs:
+        for r in sign_image(st.client(), signer, ref, ann, recursive, warn=err):
+            results.append(r)
+            err(("Pushing signature to: " if r.signed else "Already signed (no change): ") + r.signature_tag)
+    emit(st, [r.to_json() for r in results], "")
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    images: Annotated[list[str], typer.Argument(help="Images to verify.")],
+    key: Annotated[list[str], typer.Option("--key", help="Public key PEM (repeatable; a file may hold several).")],
+    annotations: Annotated[list[str] | None, typer.Option("--annotations", "-a",
+                                                          help="key=value the payload must carry.")] = None,
+    check_reference: Annotated[bool, typer.Option(
+        help="Also require docker-reference to equal the image's repository (as containers/image does).")] = False,
+    insecure_ignore_tlog: Annotated[bool, typer.Option(
+        "--insecure-ignore-tlog", help="Accepted for cosign compatibility; vouch never contacts Rekor.")] = False,
+) -> None:
+    """Verify cosign signatures; stdout is cosign's JSON array of verified payloads."""
+    st = state(ctx)
+    ann = parse_annotations(annotations)
+    refs = [ref_arg(i) for i in images]
+    keys = load_verifier_keys(key)
+    results = [verify_image(st.client(), ref, keys, ann, check_reference) for ref in refs]
+    failed = [r for r in results if not r.ok]
+    for r in results:
+        if r.ok:
+            err(f"\nVerification for {r.image} --\nThe following checks were performed on each of these "
+                "signatures:\n  - The cosign claims were validated\n"
+                "  - The signatures were verified against the specified public key")
+            for c in r.checks:
+                if not c.ok:
+                    err(f"  (ignored a layer that did not verify: {c.reason})")
+        else:
+            err(f"Error: {r.image}: {r.reason()}")
+    if st.output == OutputFormat.json:
+        emit(st, [{"image": r.image, "digest": r.digest, "verified": r.ok, "reason": "" if r.ok else r.reason(),
+                   "signatures": [{"layer": c.layer_digest, "ok": c.ok, "reason": c.reason, "keyId": c.key_id,
+                                   "payload": c.payload} for c in r.checks]} for r in results], "")
+    elif not failed:
+        sys.stdout.write(cosign_output(results) + "\n")
+    if failed:
+        raise typer.Exit(EXIT_VERIFY)
+
+
+# ---- entry point ---------------------------------------------------------------------------------
+
+
+def run() -> None:
+    """Console entry point: expected failures print one line and exit with their code."""
+    try:
+        app(standalone_mode=False)
+    except VouchError as exc:
+        err(f"Error: {exc}")
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err("Aborted.")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err("Interrupted.")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and real bugs
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(EXIT_USAGE)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        err(f"vouch: internal error: {type(exc).__name__}: {exc}. This is a bug; run with -v for details.")
+        if logging.getLogger().isEnabledFor(logging.INFO):
+            traceback.print_exc()
+        sys.exit(70)
+
+
+_ = json  # keep json imported for future structured output helpers

@@ -1,0 +1,651 @@
+"""The registry client every command uses (OCI distribution API over httpx).
+
+- every manifest and blob fetched is checked against its digest;
+- timeouts on every call; retries with backoff on 429/5xx/dropped connections, only where safe;
+- auth: anonymous, Basic, Bearer token flow (tokens cached per scope), Docker config credentials;
+- redirects followed by hand: Authorization is never sent to another host;
+- TLS verified by default; plain HTTP only for loopback or registries named insecure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlparse
+
+import httpx
+
+from vouch.errors import DigestMismatchError, InputError, NotFoundError, RegistryError
+from vouch.oci import mediatypes as mt
+from vouch.oci.auth import Credentials, basic_header, lookup_credentials, parse_challenge
+from vouch.oci.digest import check_digest, hasher_for, sha256_digest
+from vouch.oci.reference import Reference
+
+log = logging.getLogger("vouch.registry")
+
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+CHUNK = 1024 * 1024
+
+BlobOpener = Callable[[], Iterator[bytes]]
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    annotations: dict[str, str] | None = None
+    platform: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        if self.annotations:
+            out["annotations"] = self.annotations
+        if self.platform:
+            out["platform"] = self.platform
+        return out
+
+    @staticmethod
+    def from_json(obj: dict[str, Any]) -> Descriptor:
+        try:
+            return Descriptor(
+                media_type=str(obj["mediaType"]),
+                digest=str(obj["digest"]),
+                size=int(obj["size"]),
+                annotations=obj.get("annotations"),
+                platform=obj.get("platform"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed OCI descriptor: {exc}") from exc
+
+
+@dataclass
+class Manifest:
+    """A fetched manifest: the exact bytes, its media type and its digest."""
+
+    raw: bytes
+    media_type: str
+    digest: str
+    _parsed: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def json(self) -> dict[str, Any]:
+        if self._parsed is None:
+            try:
+                parsed = json.loads(self.raw)
+            except ValueError as exc:
+                raise RegistryError(f"manifest {self.digest} is not valid JSON") from exc
+            if not isinstance(parsed, dict):
+                raise RegistryError(f"manifest {self.digest} is not a JSON object")
+            self._parsed = parsed
+        return self._parsed
+
+    @property
+    def is_index(self) -> bool:
+        return mt.is_index(self.media_type)
+
+    def layers(self) -> list[Descriptor]:
+        return [Descriptor.from_json(x) for x in self.json.get("layers") or []]
+
+    def children(self) -> list[Descriptor]:
+        return [Descriptor.from_json(x) for x in self.json.get("manifests") or []]
+
+    def config(self) -> Descriptor:
+        return Descriptor.from_json(self.json["config"])
+
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.raw))
+
+
+def is_loopback(host: str) -> bool:
+    hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class RegistryOptions:
+    insecure: frozenset[str] = frozenset()  # hosts where plain HTTP is allowed
+    ca_file: str | None = None
+    timeout: float = 60.0
+    retries: int = 4
+    backoff: float = 0.5
+    max_retry_after: float = 30.0
+    chunk_size: int = 8 * CHUNK
+    user_agent: str = "vouch"
+
+
+class RegistryClient:
+    """One client for all registries a command touches. Thread-safe for concurrent use."""
+
+    def __init__(self, options: RegistryOptions | None = None, transport: httpx.BaseTransport | None = None):
+        self.options = options or RegistryOptions()
+        verify: Any = ssl.create_default_context(cafile=self.options.ca_file) if self.options.ca_file else True
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(self.options.timeout, connect=10.0),
+            follow_redirects=False,
+            verify=verify,
+            transport=transport,
+            headers={"User-Agent": self.options.user_agent},
+        )
+        self._lock = threading.Lock()
+        self._schemes: dict[str, str] = {}
+        self._tokens: dict[tuple[str, str], str] = {}
+        self._basic: dict[str, str] = {}
+        self._creds: dict[str, Credentials | None] = {}
+        self.request_count = 0  # for tests and reports: how many HTTP requests were made
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def _scheme(self, host: str) -> str:
+        with self._lock:
+            if host in self._schemes:
+                return self._schemes[host]
+        scheme = "https"
+        if host in self.options.insecure or is_loopback(host):
+            # Try TLS first, as Docker does; fall back to plain HTTP only for these hosts.
+            try:
+                self._http.get(f"https://{host}/v2/", timeout=5.0)
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                # A certificate error proves the server speaks TLS: keep https (and report it later).
+                if not _is_cert_error(exc):
+                    scheme = "http"
+            except httpx.HTTPError:
+                scheme = "https"
+        with self._lock:
+            self._schemes[host] = scheme
+        return scheme
+
+    def _url(self, ref: Reference, path: str) -> str:
+        host = ref.api_host
+        return f"{self._scheme(host)}://{host}/v2/{ref.repository}/{path}"
+
+    def _credentials(self, host: str) -> Credentials | None:
+        with self._lock:
+            if host in self._creds:
+                return self._creds[host]
+        creds = lookup_credentials(host)
+        with self._lock:
+            self._creds[host] = creds
+        return creds
+
+    def _fetch_token(self, host: str, params: dict[str, str], scope: str) -> str:
+        realm = params.get("realm")
+        if not realm:
+            raise RegistryError(f"{host} asked for a bearer token but gave no realm")
+        creds = self._credentials(host)
+        query: dict[str, str] = {}
+        if params.get("service"):
+            query["service"] = params["service"]
+        if scope:
+            query["scope"] = scope
+        headers = {}
+        try:
+            if creds is not None and creds.is_identity_token:
+                form = {"grant_type": "refresh_token", "refresh_token": creds.password,
+                        "service": query.get("service", ""), "scope": scope, "client_id": "vouch"}
+                resp = self._http.post(realm, data=form)
+            else:
+                if creds is not None:
+                    headers["Authorization"] = basic_header(creds)
+                url = realm + ("&" if "?" in realm else "?") + urlencode(query)
+                resp = self._http.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"cannot reach the token service of {host} ({realm}): {exc}") from exc
+        if resp.status_code in (401, 403):
+            raise RegistryError(
+                f"{host} refused the credentials for scope {scope!r} (HTTP {resp.status_code}); "
+                "check `docker login` / VOUCH_REGISTRY_USERNAME and the account's permissions",
+                resp.status_code,
+            )
+        if resp.status_code != 200:
+            raise RegistryError(f"token service of {host} answered HTTP {resp.status_code}", resp.status_code)
+        try:
+            body = resp.json()
+            token = body.get("token") or body.get("access_token")
+        except ValueError:
+            token = None
+        if not token:
+            raise RegistryError(f"token service of {host} answered without a token")
+        return str(token)
+
+    def _auth_header(self, host: str, scope: str) -> str | None:
+        with self._lock:
+            tok = self._tokens.get((host, scope))
+            if tok:
+                return f"Bearer {tok}"
+            return self._basic.get(host)
+
+    def _handle_challenge(self, host: str, header: str, scope: str) -> bool:
+        """React to a 401. Return True if a retry with new credentials makes sense."""
+        challenge = parse_challenge(header)
+        if challenge is None:
+            return False
+        if challenge.scheme == "basic":
+            creds = self._credentials(host)
+            if creds is None:
+                raise RegistryError(
+                    f"{host} requires a login: run `docker login {host}` or set "
+                    "VOUCH_REGISTRY_USERNAME and VOUCH_REGISTRY_PASSWORD", 401)
+            value = basic_header(creds)
+            with self._lock:
+                if self._basic.get(host) == value:
+                    return False
+                self._basic[host] = value
+            return True
+        if challenge.scheme == "bearer":
+            token = self._fetch_token(host, challenge.params, challenge.params.get("scope") or scope)
+            with self._lock:
+                if self._tokens.get((host, scope)) == token:
+                    return False
+                self._tokens[(host, scope)] = token
+            return True
+        return False
+
+    def _sleep_for_retry(self, attempt: int, resp: httpx.Response | None) -> None:
+        delay = self.options.backoff * (2**attempt) * (0.5 + random.random())
+        if resp is not None:
+            ra = resp.headers.get("Retry-After")
+            if ra:
+                with contextlib.suppress(ValueError):
+                    delay = max(delay, min(float(ra), self.options.max_retry_after))
+        time.sleep(delay)
+
+    def request(
+        self,
+        method: str,
+        ref: Reference,
+        url: str,
+        *,
+        scope: str,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        stream: bool = False,
+        retry: bool = True,
+        ok: tuple[int, ...] = (200,),
+        what: str = "",
+    ) -> httpx.Response:
+        """Send one request with auth, retries (when `retry`), manual redirects. Raise on non-`ok` status."""
+        host = ref.api_host
+        attempts = self.options.retries + 1 if retry else 1
+        auth_rounds = 0
+        attempt = 0
+        last_error: str = ""
+        while True:
+            hdrs = dict(headers or {})
+            auth = self._auth_header(host, scope)
+            if auth:
+                hdrs["Authorization"] = auth
+            try:
+                resp = self._send(method, url, hdrs, content, stream, host)
+            except (httpx.TransportError, DigestMismatchError) as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                if _is_cert_error(exc):
+                    raise RegistryError(
+                        f"{host}: TLS certificate not trusted ({exc}); pass --ca-file with the registry's CA, "
+                        f"or --insecure-registry {host} only if it is a test registry") from exc
+                attempt += 1
+                if attempt >= attempts:
+                    raise RegistryError(
+                        f"{what or method + ' ' + url}: {host} failed after {attempt} attempt(s): {last_error}"
+                    ) from exc
+                log.info("retrying %s %s after %s", method, url, last_error)
+                self._sleep_for_retry(attempt - 1, None)
+                continue
+            self.request_count += 1
+            if resp.status_code == 401 and auth_rounds < 2:
+                challenge = resp.headers.get("WWW-Authenticate", "")
+                _close(resp)
+                auth_rounds += 1
+                if self._handle_challenge(host, challenge, scope):
+                    continue
+                raise RegistryError(
+                    f"{what or url}: {host} denied access (HTTP 401); check the credentials for {host}", 401)
+            if resp.status_code in RETRY_STATUSES and attempt + 1 < attempts:
+                attempt += 1
+                log.info("retrying %s %s after HTTP %s", method, url, resp.status_code)
+                _close(resp)
+                self._sleep_for_retry(attempt - 1, resp)
+                continue
+            if resp.status_code in ok:
+                return resp
+            body = _read_error(resp)
+            if resp.status_code == 404:
+                raise NotFoundError(f"{what or url}: not found on {host}{body}", 404)
+            if resp.status_code == 403:
+                raise RegistryError(
+                    f"{what or url}: {host} forbids this (HTTP 403){body}; check the account's permissions", 403)
+            if resp.status_code == 401:
+                raise RegistryError(f"{what or url}: {host} denied access (HTTP 401){body}", 401)
+            raise RegistryError(f"{what or url}: {host} answered HTTP {resp.status_code}{body}", resp.status_code)
+
+    def _send(self, method: str, url: str, headers: dict[str, str], content: bytes | None,
+              stream: bool, host: str) -> httpx.Response:
+        for _ in range(6):
+            req = self._http.build_request(method, url, headers=headers, content=content)
+            resp = self._http.send(req, stream=stream)
+            if resp.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
+                location = resp.headers.get("Location")
+                _close(resp)
+                if not location:
+                    raise RegistryError(f"{host} redirected without a Location")
+                new_url = urljoin(url, location)
+                new_host = urlparse(new_url).netloc
+                if new_host != urlparse(url).netloc:
+                    # Never forward credentials to another host (object storage, CDN, attacker).
+                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                    if urlparse(new_url).scheme != "https" and not (
+                        new_host in self.options.insecure or is_loopback(new_host)
+                    ):
+                        raise RegistryError(f"{host} redirected to plain HTTP at {new_host}; refusing")
+                url = new_url
+                continue
+            return resp
+        raise RegistryError(f"{host}: too many redirects")
+
+    # ---- manifests ------------------------------------------------------------------------
+
+    def get_manifest(self, ref: Reference, accept: str = mt.ACCEPT_MANIFESTS) -> Manifest:
+        """GET a manifest by tag or digest; the body is checked against the digest."""
+        url = self._url(ref, f"manifests/{ref.identifier}")
+        for attempt in range(self.options.retries + 1):
+            resp = self.request("GET", ref, url, scope=_pull(ref), headers={"Accept": accept},
+                                what=f"manifest {ref}", stream=True)
+            try:
+                raw = _read_capped(resp, MAX_MANIFEST_BYTES, f"manifest {ref}")
+            except httpx.TransportError as exc:
+                if attempt == self.options.retries:
+                    raise RegistryError(f"manifest {ref}: connection dropped: {exc}") from exc
+                continue
+            media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+            try:
+                if ref.digest:
+                    check_digest(raw, ref.digest, f"manifest {ref}")
+                    digest = ref.digest
+                else:
+                    digest = sha256_digest(raw)
+                    header = resp.headers.get("Docker-Content-Digest")
+                    if header and header.startswith("sha256:") and header != digest:
+                        raise DigestMismatchError(
+                            f"manifest {ref}: body digest {digest} differs from the registry's "
+                            f"Docker-Content-Digest {header}; refusing it")
+            except DigestMismatchError:
+                if attempt == self.options.retries:
+                    raise
+                log.info("manifest %s: digest mismatch, retrying", ref)
+                continue
+            if media_type not in mt.MANIFEST_TYPES:
+                with contextlib.suppress(ValueError):
+                    media_type = str(json.loads(raw).get("mediaType") or media_type)
+            return Manifest(raw, media_type, digest)
+        raise RegistryError(f"manifest {ref}: unreachable")  # pragma: no cover
+
+    def head_manifest(self, ref: Reference, accept: str = mt.ACCEPT_MANIFESTS) -> Descriptor | None:
+        """HEAD a manifest: its descriptor, or None when it does not exist."""
+        url = self._url(ref, f"manifests/{ref.identifier}")
+        try:
+            resp = self.request("HEAD", ref, url, scope=_pull(ref), headers={"Accept": accept},
+                                what=f"manifest {ref}")
+        except NotFoundError:
+            return None
+        digest = resp.headers.get("Docker-Content-Digest")
+        media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        size = int(resp.headers.get("Content-Length", "0") or 0)
+        if not digest:
+            m = self.get_manifest(ref, accept)
+            return m.descriptor()
+        if ref.digest and digest != ref.digest:
+            raise DigestMismatchError(f"manifest {ref}: registry reports digest {digest}")
+        return Descriptor(media_type, digest, size)
+
+    def resolve(self, ref: Reference) -> Descriptor:
+        """Tag (or digest) → descriptor of the top-level manifest; NotFoundError if absent."""
+        desc = self.head_manifest(ref)
+        if desc is None:
+            raise NotFoundError(f"image {ref} not found", 404)
+        return desc
+
+    def put_manifest(self, ref: Reference, raw: bytes, media_type: str) -> str:
+        """PUT a manifest under ref's tag (or digest). Returns its digest. Safe to retry (idempotent)."""
+        digest = sha256_digest(raw)
+        url = self._url(ref, f"manifests/{ref.tag or digest}")
+        self.request("PUT", ref, url, scope=_push(ref), headers={"Content-Type": media_type},
+                     content=raw, ok=(200, 201, 202), what=f"push manifest {ref}")
+        return digest
+
+    def delete_manifest(self, ref: Reference, digest: str) -> None:
+        url = self._url(ref, f"manifests/{digest}")
+        self.request("DELETE", ref, url, scope=_push(ref, delete=True), ok=(200, 202),
+                     what=f"delete {ref.name}@{digest}")
+
+    def list_tags(self, ref: Reference, page_size: int = 1000) -> list[str]:
+        """Every tag of the repository, following `Link` pagination."""
+        url: str | None = self._url(ref, f"tags/list?n={page_size}")
+        tags: list[str] = []
+        while url:
+            try:
+                resp = self.request("GET", ref, url, scope=_pull(ref), what=f"tags of {ref.name}")
+            except NotFoundError:
+                return tags
+            try:
+                tags.extend(resp.json().get("tags") or [])
+            except ValueError as exc:
+                raise RegistryError(f"tags of {ref.name}: the registry answered invalid JSON") from exc
+            link = resp.headers.get("Link")
+            url = None
+            if link and "rel=\"next\"" in link.replace("'", '"'):
+                target = link.split(";")[0].strip().strip("<>")
+                url = urljoin(self._url(ref, ""), target)
+        return tags
+
+    # ---- blobs ----------------------------------------------------------------------------
+
+    def blob_exists(self, ref: Reference, digest: str) -> bool:
+        url = self._url(ref, f"blobs/{digest}")
+        try:
+            self.request("HEAD", ref, url, scope=_pull(ref), what=f"blob {digest}")
+        except NotFoundError:
+            return False
+        return True
+
+    def get_blob(self, ref: Reference, digest: str, max_bytes: int = 64 * 1024 * 1024) -> bytes:
+        """A small blob (config, signature payload) read whole, digest-checked."""
+        out = bytearray()
+        for chunk in self.iter_blob(ref, digest):
+            out += chunk
+            if len(out) > max_bytes:
+                raise RegistryError(f"blob {digest} is larger than {max_bytes} bytes; refusing to read it whole")
+        return bytes(out)
+
+    def iter_blob(self, ref: Reference, digest: str) -> Iterator[bytes]:
+        """Stream a blob. Resumes dropped connections with Range; the digest is checked at the end,
+        and a mismatch raises DigestMismatchError (consumers must not trust data before the end)."""
+        hasher = hasher_for(digest)
+        url = self._url(ref, f"blobs/{digest}")
+        offset = 0
+        failures = 0
+        while True:
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            resp = self.request("GET", ref, url, scope=_pull(ref), headers=headers, stream=True,
+                                ok=(200, 206), what=f"blob {digest} of {ref.name}")
+            skip = offset if resp.status_code == 200 else 0
+            try:
+                for chunk in resp.iter_bytes(CHUNK):
+                    if skip:
+                        if len(chunk) <= skip:
+                            skip -= len(chunk)
+                            continue
+                        chunk = chunk[skip:]
+                        skip = 0
+                    hasher.update(chunk)
+                    offset += len(chunk)
+                    yield chunk
+            except httpx.TransportError as exc:
+                failures += 1
+                if failures > self.options.retries:
+                    raise RegistryError(
+                        f"blob {digest} of {ref.name}: connection dropped {failures} times, giving up: {exc}"
+                    ) from exc
+                log.info("blob %s: connection dropped at %d bytes, resuming", digest, offset)
+                self._sleep_for_retry(failures - 1, None)
+                continue
+            finally:
+                resp.close()
+            break
+        got = f"{digest.split(':', 1)[0]}:{hasher.hexdigest()}"
+        if got != digest:
+            raise DigestMismatchError(
+                f"blob {digest} of {ref.name}: content digest is {got}; refusing it "
+                "(the registry or a proxy served wrong or tampered content)")
+
+    def mount_blob(self, ref: Reference, digest: str, from_repository: str) -> bool:
+        """Cross-repository mount. True if mounted; False if the registry started an upload instead."""
+        url = self._url(ref, "blobs/uploads/?" + urlencode({"mount": digest, "from": from_repository}))
+        scope = f"repository:{ref.repository}:pull,push repository:{from_repository}:pull"
+        resp = self.request("POST", ref, url, scope=scope, ok=(201, 202), what=f"mount {digest}")
+        if resp.status_code == 202:
+            loc = resp.headers.get("Location")
+            if loc:  # cancel the upload the registry started
+                with contextlib.suppress(RegistryError):
+                    self.request("DELETE", ref, urljoin(url, loc), scope=_push(ref), ok=(200, 202, 204, 404),
+                                 retry=False)
+            return False
+        return True
+
+    def push_blob(self, ref: Reference, data: bytes, digest: str | None = None) -> str:
+        """Monolithic upload of an in-memory blob (skipped if present). Returns its digest."""
+        digest = digest or sha256_digest(data)
+        if self.blob_exists(ref, digest):
+            return digest
+        for attempt in range(self.options.retries + 1):
+            try:
+                loc = self._start_upload(ref)
+                self.request("PUT", ref, _with_query(loc, {"digest": digest}), scope=_push(ref),
+                             headers={"Content-Type": "application/octet-stream"}, content=data,
+                             ok=(201, 204), retry=False, what=f"upload {digest}")
+                return digest
+            except RegistryError as exc:
+                if attempt == self.options.retries or not _retryable(exc):
+                    raise
+                self._sleep_for_retry(attempt, None)
+        return digest  # pragma: no cover
+
+    def push_blob_stream(self, ref: Reference, opener: BlobOpener, digest: str) -> str:
+        """Chunked upload from a re-openable stream (PATCH per chunk, PUT to finish). A failure
+        restarts the whole upload from a fresh stream. The registry checks the digest at the end."""
+        if self.blob_exists(ref, digest):
+            return digest
+        for attempt in range(self.options.retries + 1):
+            try:
+                loc = self._start_upload(ref)
+                offset = 0
+                buf = bytearray()
+
+                def flush(loc: str, offset: int, buf: bytearray) -> tuple[str, int]:
+                    end = offset + len(buf) - 1
+                    resp = self.request(
+                        "PATCH", ref, loc, scope=_push(ref), content=bytes(buf), retry=False,
+                        headers={"Content-Type": "application/octet-stream",
+                                 "Content-Range": f"{offset}-{end}", "Content-Length": str(len(buf))},
+                        ok=(202, 204), what=f"upload chunk of {digest}")
+                    return urljoin(loc, resp.headers.get("Location", loc)), end + 1
+
+                for chunk in opener():
+                    buf += chunk
+                    if len(buf) >= self.options.chunk_size:
+                        loc, offset = flush(loc, offset, buf)
+                        buf = bytearray()
+                if buf:
+                    loc, offset = flush(loc, offset, buf)
+                self.request("PUT", ref, _with_query(loc, {"digest": digest}), scope=_push(ref),
+                             headers={"Content-Type": "application/octet-stream", "Content-Length": "0"},
+                             content=b"", ok=(201, 204), retry=False, what=f"finish upload of {digest}")
+                return digest
+            except RegistryError as exc:
+                if attempt == self.options.retries or not _retryable(exc):
+                    raise
+                log.info("upload of %s failed (%s), restarting", digest, exc)
+                self._sleep_for_retry(attempt, None)
+        return digest  # pragma: no cover
+
+    def _start_upload(self, ref: Reference) -> str:
+        url = self._url(ref, "blobs/uploads/")
+        resp = self.request("POST", ref, url, scope=_push(ref), ok=(202,), what=f"start upload to {ref.name}")
+        loc = resp.headers.get("Location")
+        if not loc:
+            raise RegistryError(f"{ref.api_host} started an upload without a Location")
+        return str(urljoin(url, loc))
+
+
+def _is_cert_error(exc: Exception) -> bool:
+    text = str(exc)
+    return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text
+
+
+def _retryable(exc: RegistryError) -> bool:
+    return exc.status is None or exc.status in RETRY_STATUSES
+
+
+def _with_query(url: str, params: dict[str, str]) -> str:
+    return url + ("&" if "?" in url else "?") + urlencode(params)
+
+
+def _pull(ref: Reference) -> str:
+    return f"repository:{ref.repository}:pull"
+
+
+def _push(ref: Reference, delete: bool = False) -> str:
+    return f"repository:{ref.repository}:{'delete,pull,push' if delete else 'pull,push'}"
+
+
+def _close(resp: httpx.Response) -> None:
+    with contextlib.suppress(Exception):
+        resp.close()
+
+
+def _read_capped(resp: httpx.Response, cap: int, what: str) -> bytes:
+    out = bytearray()
+    try:
+        for chunk in resp.iter_bytes():
+            out += chunk
+            if len(out) > cap:
+                raise RegistryError(f"{what}: larger than {cap} bytes; refusing it")
+    finally:
+        resp.close()
+    return bytes(out)
+
+
+def _read_error(resp: httpx.Response) -> str:
+    try:
+        resp.read()
+        data = resp.json()
+        errors = data.get("errors") or []
+        msgs = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)]
+        return f" ({'; '.join(msgs)})" if msgs else ""
+    except Exception:
+        return ""
+    finally:
+        _close(resp)

@@ -1,0 +1,51 @@
+"""Signers behind one small interface: key-based now, keyless later."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from vouch.keys.cosign import key_id, public_key_pem
+
+
+class Signer(Protocol):
+    def sign(self, data: bytes) -> bytes: ...
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey: ...
+
+
+class KeySigner:
+    """ECDSA P-256 over SHA-256, ASN.1 DER signatures (what cosign writes)."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey):
+        self._key = key
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._key.public_key()
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.public_key)
+
+    def public_pem(self) -> bytes:
+        return public_key_pem(self.public_key)
+
+
+def verify_with_any(keys: list[ec.EllipticCurvePublicKey], signature: bytes,
+                    data: bytes) -> ec.EllipticCurvePublicKey | None:
+    """The first key under which signature verifies over data, or None."""
+    for key in keys:
+        try:
+            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+            return key
+        except InvalidSignature:
+            continue
+    return None
