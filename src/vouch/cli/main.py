@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import traceback
@@ -255,7 +254,8 @@ def verify(
 def run() -> None:
     """Console entry point: expected failures print one line and exit with their code."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except VouchError as exc:
         err(f"Error: {exc}")
         sys.exit(exc.exit_code)
@@ -280,5 +280,3 @@ def run() -> None:
             traceback.print_exc()
         sys.exit(70)
 
-
-_ = json  # keep json imported for future structured output helpers
