@@ -17,6 +17,10 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+if [ "${1:-}" = "--system-only" ]; then
+  exit 0
+fi
+
 build_go_tool() {  # name module version
   local name=$1 module=$2 version=$3
   local out="$CACHE/bin/$name"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -19,6 +21,9 @@ from vouch.keys.password import read_password
 from vouch.oci.client import RegistryClient, RegistryOptions
 from vouch.oci.reference import Reference, parse_reference
 from vouch.signing.signer import KeySigner
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class OutputFormat(StrEnum):
@@ -88,6 +93,14 @@ def load_verifier_keys(key_refs: list[str]) -> list[ec.EllipticCurvePublicKey]:
     for ref in key_refs:
         keys.extend(load_public_keys(read_key_file(ref), what=ref))
     return keys
+
+
+def parallel_map(fn: Callable[[T], R], items: list[T], concurrency: int) -> list[R]:
+    """fn over items in a thread pool, results in input order; the first error is raised."""
+    if len(items) <= 1 or concurrency <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 def parse_annotations(values: list[str] | None) -> dict[str, str] | None:

@@ -18,6 +18,7 @@ from vouch.cli.common import (
     err,
     load_signer,
     load_verifier_keys,
+    parallel_map,
     parse_annotations,
     ref_arg,
     setup_logging,
@@ -195,17 +196,18 @@ def sign(
                                                           help="key=value added to the payload.")] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r",
                                             help="For an index, sign every child too.")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Images handled in parallel.")] = 4,
 ) -> None:
     """Sign images in cosign's tag layout (sha256-<hex>.sig). Re-signing is a no-op."""
     st = state(ctx)
     ann = parse_annotations(annotations)
     refs = [ref_arg(i) for i in images]
     signer = load_signer(key)
-    results = []
-    for ref in refs:
-        for r in sign_image(st.client(), signer, ref, ann, recursive, warn=err):
-            results.append(r)
-            err(("Pushing signature to: " if r.signed else "Already signed (no change): ") + r.signature_tag)
+    per_image = parallel_map(lambda ref: sign_image(st.client(), signer, ref, ann, recursive, warn=err),
+                             refs, concurrency)
+    results = [r for rs in per_image for r in rs]
+    for r in results:
+        err(("Pushing signature to: " if r.signed else "Already signed (no change): ") + r.signature_tag)
     emit(st, [r.to_json() for r in results], "")
 
 
@@ -220,13 +222,17 @@ def verify(
         help="Also require docker-reference to equal the image's repository (as containers/image does).")] = False,
     insecure_ignore_tlog: Annotated[bool, typer.Option(
         "--insecure-ignore-tlog", help="Accepted for cosign compatibility; vouch never contacts Rekor.")] = False,
+    offline: Annotated[bool, typer.Option(help="Accepted for cosign compatibility; vouch is always offline "
+                                               "(it talks to the registry only).")] = True,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Images verified in parallel.")] = 4,
 ) -> None:
     """Verify cosign signatures; stdout is cosign's JSON array of verified payloads."""
     st = state(ctx)
     ann = parse_annotations(annotations)
     refs = [ref_arg(i) for i in images]
     keys = load_verifier_keys(key)
-    results = [verify_image(st.client(), ref, keys, ann, check_reference) for ref in refs]
+    results = parallel_map(lambda ref: verify_image(st.client(), ref, keys, ann, check_reference), refs,
+                           concurrency)
     failed = [r for r in results if not r.ok]
     for r in results:
         if r.ok:
@@ -267,14 +273,11 @@ def run() -> None:
     except KeyboardInterrupt:
         err("Interrupted.")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and real bugs
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
+    except Exception as exc:  # usage errors from the parser, and real bugs
+        show = getattr(exc, "show", None)
+        if isinstance(exc, typer.exceptions.TyperException) and callable(show):
+            show()
             sys.exit(EXIT_USAGE)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
         err(f"vouch: internal error: {type(exc).__name__}: {exc}. This is a bug; run with -v for details.")
         if logging.getLogger().isEnabledFor(logging.INFO):
             traceback.print_exc()

@@ -144,6 +144,7 @@ class RegistryClient:
         )
         self._lock = threading.Lock()
         self._schemes: dict[str, str] = {}
+        self._probe_locks: dict[str, threading.Lock] = {}
         self._tokens: dict[tuple[str, str], str] = {}
         self._basic: dict[str, str] = {}
         self._creds: dict[str, Credentials | None] = {}
@@ -164,20 +165,25 @@ class RegistryClient:
         with self._lock:
             if host in self._schemes:
                 return self._schemes[host]
-        scheme = "https"
-        if host in self.options.insecure or is_loopback(host):
-            # Try TLS first, as Docker does; fall back to plain HTTP only for these hosts.
-            try:
-                self._http.get(f"https://{host}/v2/", timeout=5.0)
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-                # A certificate error proves the server speaks TLS: keep https (and report it later).
-                if not _is_cert_error(exc):
-                    scheme = "http"
-            except httpx.HTTPError:
-                scheme = "https"
-        with self._lock:
-            self._schemes[host] = scheme
-        return scheme
+            probe_lock = self._probe_locks.setdefault(host, threading.Lock())
+        with probe_lock:  # one probe per host, however many threads ask at once
+            with self._lock:
+                if host in self._schemes:
+                    return self._schemes[host]
+            scheme = "https"
+            if host in self.options.insecure or is_loopback(host):
+                # Try TLS first, as Docker does; fall back to plain HTTP only for these hosts.
+                try:
+                    self._http.get(f"https://{host}/v2/", timeout=5.0)
+                except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                    # A certificate error proves the server speaks TLS: keep https (and report it later).
+                    if not _is_cert_error(exc):
+                        scheme = "http"
+                except httpx.HTTPError:
+                    scheme = "https"
+            with self._lock:
+                self._schemes[host] = scheme
+            return scheme
 
     def _url(self, ref: Reference, path: str) -> str:
         host = ref.api_host

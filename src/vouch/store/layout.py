@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vouch.errors import InputError, NotFoundError, RegistryError, VerificationError
+from vouch.errors import NotFoundError, RegistryError, VerificationError
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, Manifest, RegistryClient
 from vouch.oci.digest import sha256_digest
@@ -140,25 +140,33 @@ class UpdateResult:
 
 def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Planner,
                blobs: list[bytes] | None = None, max_attempts: int = 8,
-               settle: float = 0.25) -> UpdateResult:
+               settle: float | None = None) -> UpdateResult:
     """Read-modify-write of a signature tag, safe against concurrent writers.
 
     The planner says what the layer list should become, or None when the tag already holds what
     we want. After a write the tag is read back (planner must now say None), and once more after
-    `settle` seconds, to catch a concurrent writer that put a manifest built from an older read;
+    a settle delay, to catch a concurrent writer that put a manifest built from an older read;
     on a lost update the whole cycle runs again. Blobs are pushed first.
+
+    The settle delay defaults to twice our own read→put window, between 20 ms and 2 s: a
+    concurrent writer puts at most one such window after its read, which came before our put.
     """
     for blob in blobs or []:
         client.push_blob(repo, blob)
     wrote = False
     last_digest: str | None = None
+    window = 0.0
     for attempt in range(1, max_attempts + 1):
+        if attempt > 2:  # a lost update already happened: back off with jitter before re-reading
+            time.sleep(random.uniform(0.0, 0.05) * attempt)
+        started = time.monotonic()
         state = read_tag(client, repo, tag)
         new = planner(state)
         if new is None:
-            if wrote and settle > 0:
+            delay = settle if settle is not None else min(2.0, max(0.02, 2 * window))
+            if wrote and delay > 0:
                 # Our write is in place; check it is still there after a concurrent writer's window.
-                time.sleep(settle * (0.5 + random.random()))
+                time.sleep(delay * (0.75 + 0.5 * random.random()))
                 again = read_tag(client, repo, tag)
                 if planner(again) is None:
                     return UpdateResult(True, again.manifest.digest if again.manifest else None, attempt)
@@ -167,13 +175,8 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
             return UpdateResult(wrote, state.manifest.digest if state.manifest else None, attempt)
         raw = build_manifest(client, repo, new)
         last_digest = client.put_manifest(repo.with_tag(tag), raw, mt.OCI_MANIFEST)
+        window = max(window, time.monotonic() - started)
         wrote = True
-        time.sleep(random.uniform(0.0, 0.02) * attempt)
     raise RegistryError(f"{repo.name}:{tag}: could not apply the update after {max_attempts} attempts "
                         f"(concurrent writers?); last manifest {last_digest}; nothing was removed, run again")
 
-
-def check_layer_media_types(state: TagState, tag: str) -> None:
-    if state.manifest is not None and state.manifest.media_type != mt.OCI_MANIFEST:
-        raise InputError(f"{tag} is stored with media type {state.manifest.media_type}; "
-                         "cosign signature manifests must be OCI (containers/image refuses Docker media types)")

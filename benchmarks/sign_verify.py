@@ -1,0 +1,111 @@
+"""Benchmark: sign then verify a 14-image release, vouch vs real cosign, side by side in one run.
+
+    python benchmarks/sign_verify.py [--rounds 3] [--json benchmarks/results/sign_verify.json]
+
+Each tool gets its own copy of the same release (same digests, different repositories) in one real
+docker-registry on loopback. Timed per tool: first sign run, idempotent re-run, verify of all
+images. Both tools are driven through their CLIs, all 14 images in one invocation, key-based,
+no transparency log (cosign: --tlog-upload=false / --insecure-ignore-tlog --offline).
+Reports wall times and vouch/cosign ratios (below 1 means vouch is faster). Not a test: nothing
+here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from vouch.keys.cosign import encrypt_private_key, generate_private_key, public_key_pem
+from vouch.oci.build import push_image
+from vouch.oci.client import RegistryClient
+from vouch.oci.reference import Reference
+from vouch.testbed.registry import start_registry
+from vouch.testbed.samples import sample_release
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=900)
+    elapsed = time.perf_counter() - t
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:3])} failed: {r.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3, help="fresh repositories per round; medians reported")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+
+    peers_dir = Path(os.environ.get("VOUCH_PEERS_DIR", Path.home() / ".cache" / "vouch-peers")) / "bin"
+    cosigns = {n: shutil.which(n) or str(peers_dir / n) for n in ("cosign2", "cosign3")}
+    cosigns = {n: p for n, p in cosigns.items() if Path(p).exists()}
+    if not cosigns:
+        print("no cosign found: run scripts/install-peers.sh first", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="vouch-bench-"))
+    key = generate_private_key()
+    (work / "k.key").write_bytes(encrypt_private_key(key, b"pw"))
+    (work / "k.pub").write_bytes(public_key_pem(key))
+    env = {**os.environ, "COSIGN_PASSWORD": "pw", "HOME": str(work), "TUF_ROOT": str(work / "tuf")}
+    vouch = [sys.executable, "-m", "vouch"]
+    server = start_registry("plain")
+    results: dict[str, dict[str, list[float]]] = {}
+    try:
+        client = RegistryClient()
+        release = sample_release()
+        tools = ["vouch", *cosigns]
+        for rnd in range(args.rounds):
+            images: dict[str, list[str]] = {}
+            for tool in tools:
+                images[tool] = []
+                for name, img in release.items():
+                    ref = Reference(server.host, f"r{rnd}-{tool}/{name}", "2026.04")
+                    d = push_image(client, ref, img)
+                    images[tool].append(f"{ref.name}@{d}")
+            for tool in tools:
+                if tool == "vouch":
+                    sign = [*vouch, "sign", "--recursive", "--key", str(work / "k.key")]
+                    verify = [*vouch, "verify", "--key", str(work / "k.pub")]
+                else:
+                    sign = [cosigns[tool], "sign", "--recursive", "--key", str(work / "k.key"), "--tlog-upload=false",
+                            "--yes", "--allow-http-registry=true"]
+                    if tool == "cosign3":
+                        sign += ["--new-bundle-format=false", "--use-signing-config=false"]
+                    verify = [cosigns[tool], "verify", "--key", str(work / "k.pub"), "--insecure-ignore-tlog=true",
+                              "--offline=true", "--allow-http-registry=true"]
+                r = results.setdefault(tool, {"sign_first": [], "sign_rerun": [], "verify": []})
+                r["sign_first"].append(timed(sign + images[tool], env))
+                r["sign_rerun"].append(timed(sign + images[tool], env))
+                r["verify"].append(timed(verify + images[tool], env))
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    med = {t: {k: statistics.median(v) for k, v in r.items()} for t, r in results.items()}
+    print(f"14-image release (20 digests incl. index children), {args.rounds} round(s), medians in seconds")
+    print(f"{'tool':10} {'sign 1st':>10} {'re-sign':>10} {'verify':>10}")
+    for t, m in med.items():
+        print(f"{t:10} {m['sign_first']:10.2f} {m['sign_rerun']:10.2f} {m['verify']:10.2f}")
+    ratios = {}
+    for t in cosigns:
+        ratios[t] = {k: med["vouch"][k] / med[t][k] for k in med["vouch"]}
+        print(f"vouch/{t}: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios[t].items()))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"medians": med, "ratios_vouch_over_peer": ratios, "raw": results},
+                                        indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

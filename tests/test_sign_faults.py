@@ -1,0 +1,97 @@
+"""Signing through the fault proxy: retried where safe, and never a lost signature."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.faultproxy import FaultProxy, Rule
+from tests.support.images import small_image
+from tests.support.keys import new_signer, write_keypair
+from tests.support.registry import RegistryServer
+from vouch.errors import RegistryError
+from vouch.oci.build import push_image
+from vouch.oci.client import RegistryClient, RegistryOptions
+from vouch.oci.reference import Reference
+from vouch.signing.sign import sign_image
+from vouch.verify.signatures import verify_image
+
+
+def _image(registry: RegistryServer, repo: str) -> str:
+    with RegistryClient() as c:
+        return push_image(c, Reference(registry.host, repo, "v1"), small_image("sf"))
+
+
+def test_sign_survives_transient_errors(registry: RegistryServer, proxy: FaultProxy, repo_name: str) -> None:
+    digest = _image(registry, repo_name)
+    proxy.add(Rule("status", "PUT", r"/manifests/sha256-.*\.sig", times=2, status=503))
+    proxy.add(Rule("status", "GET", r"/manifests/sha256-.*\.sig", times=1, status=500))
+    client = RegistryClient(RegistryOptions(backoff=0.01))
+    signer = new_signer()
+    [r] = sign_image(client, signer, Reference(proxy.host, repo_name, None, digest))
+    assert r.signed
+    with RegistryClient() as direct:
+        assert verify_image(direct, Reference(registry.host, repo_name, None, digest), [signer.public_key]).ok
+
+
+def test_failed_push_never_removes_existing_signature(registry: RegistryServer, proxy: FaultProxy,
+                                                      repo_name: str) -> None:
+    digest = _image(registry, repo_name)
+    first, second = new_signer(), new_signer()
+    with RegistryClient() as direct:
+        sign_image(direct, first, Reference(registry.host, repo_name, None, digest))
+    proxy.add(Rule("status", "PUT", r"/manifests/sha256-.*\.sig", times=1000, status=500))
+    client = RegistryClient(RegistryOptions(backoff=0.01, retries=2))
+    try:
+        sign_image(client, second, Reference(proxy.host, repo_name, None, digest))
+        raise AssertionError("signing should have failed")
+    except RegistryError as exc:
+        assert "HTTP 500" in str(exc)
+    with RegistryClient() as direct:
+        ref = Reference(registry.host, repo_name, None, digest)
+        assert verify_image(direct, ref, [first.public_key]).ok
+        assert not verify_image(direct, ref, [second.public_key]).ok
+
+
+def test_cli_registry_failure_is_one_line_exit_3(registry: RegistryServer, proxy: FaultProxy, repo_name: str,
+                                                 tmp_path: Path) -> None:
+    digest = _image(registry, repo_name)
+    priv, _, _ = write_keypair(tmp_path, "k")
+    proxy.add(Rule("status", "PUT", r"/manifests/", times=1000, status=500))
+    env = {**os.environ, "COSIGN_PASSWORD": "pw"}
+    image = f"{proxy.host}/{repo_name}@{digest}"
+    r = subprocess.run([sys.executable, "-m", "vouch", "sign", "--key", str(priv), image],
+                       capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 3
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "HTTP 500" in errors[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_cli_exit_codes(registry: RegistryServer, repo_name: str, tmp_path: Path) -> None:
+    digest = _image(registry, repo_name)
+    priv, pub, _ = write_keypair(tmp_path, "k")
+    env = {**os.environ, "COSIGN_PASSWORD": "pw"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vouch", *args], capture_output=True, text=True, env=env,
+                              timeout=120, stdin=subprocess.DEVNULL)
+
+    image = f"{registry.host}/{repo_name}@{digest}"
+    assert run("verify", "--key", str(pub), image).returncode == 1  # unsigned: verification said no
+    assert run("verify", "--key", str(pub), "NOT A REF").returncode == 2  # bad input
+    assert run("sign", "--key", str(priv), "-a", "novalue", image).returncode == 2
+    assert run("verify", "--key", str(pub), "127.0.0.1:1/x:y").returncode == 3  # nothing listens there
+    assert run("sign", "--key", str(priv), image).returncode == 0
+    r = run("verify", "--key", str(pub), image)
+    assert r.returncode == 0 and r.stdout.startswith("[{")
+    r = run("--output", "json", "verify", "--key", str(pub), image)
+    assert r.returncode == 0 and '"verified": true' in r.stdout
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.startswith("vouch ")
+    r = run("no-such-command")
+    assert r.returncode == 2
+    for line in (r.stderr or "").splitlines():
+        assert "Traceback" not in line
