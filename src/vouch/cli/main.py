@@ -254,6 +254,42 @@ def verify(
         raise typer.Exit(EXIT_VERIFY)
 
 
+# ---- SBOM -----------------------------------------------------------------------------------------
+
+
+@app.command()
+def sbom(
+    ctx: typer.Context,
+    image: Annotated[str, typer.Argument(help="REF, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE.")],
+    platform: Annotated[str | None, typer.Option(help="os/arch[/variant] to pick from an index.")] = None,
+    output_file: Annotated[str | None, typer.Option("--output-file",
+                                                    help="Write the BOM here (default stdout).")] = None,
+    timestamp: Annotated[str | None, typer.Option(
+        help="Pin metadata.timestamp (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now).")] = None,
+    files: Annotated[bool, typer.Option(help="List every file each package owns (larger BOM).")] = False,
+    max_layer_bytes: Annotated[int, typer.Option(help="Refuse a layer that decompresses to more than this.")]
+    = 64 * 1024**3,
+) -> None:
+    """Generate a CycloneDX 1.5 JSON SBOM for an image (OS packages), reading each layer once."""
+    from vouch.sbom.fsview import ViewOptions
+    from vouch.sbom.generate import generate_sbom
+
+    st = state(ctx)
+    src = open_source(image, st.client())
+    progress = (lambda m: err(f"  {m}")) if st.verbose else None
+    result = generate_sbom(src, platform, timestamp, options=ViewOptions(max_layer_bytes=max_layer_bytes),
+                           progress=progress)
+    for w in result.warnings:
+        err(f"warning: {w}")
+    text = result.to_json(indent=2, files_detail=files)
+    if output_file:
+        write_new_file(Path(output_file), text.encode() + b"\n", 0o644, force=True)
+        err(f"SBOM for {result.subject.name}@{result.subject.digest}: {len(result.packages)} packages "
+            f"-> {output_file}")
+    else:
+        sys.stdout.write(text + "\n")
+
+
 # ---- entry point ---------------------------------------------------------------------------------
 
 

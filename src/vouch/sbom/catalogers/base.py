@@ -1,0 +1,55 @@
+"""What every cataloger shares: path claims, the purl builder, evidence locations."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+from packageurl import PackageURL
+
+from vouch.sbom.fsview import ImageView
+from vouch.sbom.model import Distro, Location, Package
+
+
+class Cataloger(Protocol):
+    """One ecosystem: which paths it claims, how one file is reduced, how packages are assembled."""
+
+    name: str
+    max_file_bytes: int
+
+    def claims(self, path: str) -> bool: ...
+
+    def reduce(self, path: str, data: bytes) -> Any: ...
+
+    def catalog(self, view: ImageView, distro: Distro | None) -> list[Package]: ...
+
+
+def purl(ptype: str, namespace: str | None, name: str, version: str | None,
+         qualifiers: dict[str, str | None] | None = None, subpath: str | None = None) -> str:
+    q = {k: v for k, v in (qualifiers or {}).items() if v}
+    return str(PackageURL(type=ptype, namespace=namespace, name=name, version=version or None,
+                          qualifiers=dict(sorted(q.items())) or None, subpath=subpath))
+
+
+def location(view: ImageView, path: str, layer: int | None = None) -> Location:
+    if layer is None:
+        node = view.nodes.get(path)
+        layer = node.first_layer if node is not None else 0
+    info = view.layers[layer] if 0 <= layer < len(view.layers) else None
+    return Location("/" + path, info.diff_id if info else "", layer)
+
+
+def owned_layer(view: ImageView, files: list[str]) -> int | None:
+    """The layer that brought a package: the lowest first-layer among its files still present."""
+    layers = [n.first_layer for f in files
+              if (n := view.nodes.get(view.resolve(f.lstrip("/")))) is not None and n.kind == "f"]
+    return min(layers) if layers else None
+
+
+def compile_globs(*patterns: str) -> re.Pattern[str]:
+    """fnmatch-like globs (`*` within a path segment, `**/` any depth) as one regex."""
+    out = []
+    for p in patterns:
+        rx = re.escape(p).replace(r"\*\*/", "(?:.*/)?").replace(r"\*", "[^/]*")
+        out.append(f"(?:{rx})")
+    return re.compile("^(?:" + "|".join(out) + ")$")

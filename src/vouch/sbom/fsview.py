@@ -1,0 +1,230 @@
+"""The image's merged filesystem, built by streaming each layer once, bottom-up.
+
+- whiteouts (`.wh.NAME`) and opaque directories (`.wh..wh..opq`) hide what lower layers had;
+- every path remembers the layer that introduced it and the last layer that changed it;
+- catalogers claim paths by pattern; a claimed file's bytes are handed to the cataloger's
+  `reduce` at once and only the reduced (small) form is kept, so memory holds the path index and
+  parsed records, never file contents or layers;
+- hostile tars: absolute paths and `..` are clamped to the root, links never leave it, hard links
+  to missing targets and device files are recorded without content, duplicate entries keep the
+  last, oversize claimed files are skipped with a warning, truncated or corrupt streams and
+  decompression bombs stop with an error naming the layer.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from vouch.errors import InputError, VouchError
+from vouch.sbom.streams import open_layer_stream
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+
+
+class Claimer(Protocol):
+    name: str
+    max_file_bytes: int
+
+    def claims(self, path: str) -> bool: ...
+
+    def reduce(self, path: str, data: bytes) -> Any: ...
+
+
+@dataclass(slots=True)
+class Node:
+    kind: str  # f file, d dir, l symlink, o other (device, fifo)
+    first_layer: int
+    last_layer: int
+    size: int = 0
+    link: str | None = None
+    mode: int = 0
+
+
+@dataclass
+class LayerInfo:
+    index: int
+    digest: str
+    diff_id: str
+    media_type: str
+    size: int
+
+
+@dataclass
+class Parsed:
+    cataloger: str
+    value: Any
+    layer: int
+
+
+@dataclass
+class ImageView:
+    layers: list[LayerInfo] = field(default_factory=list)
+    nodes: dict[str, Node] = field(default_factory=dict)
+    parsed: dict[str, Parsed] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    _children: dict[str, set[str]] = field(default_factory=dict)
+
+    # ---- queries for catalogers ----------------------------------------------------------
+
+    def exists(self, path: str) -> bool:
+        return self.resolve(path) in self.nodes
+
+    def resolve(self, path: str, max_hops: int = 40) -> str:
+        """Follow symlinks (in any component) without ever leaving the root."""
+        path = clean_path(path)
+        for _ in range(max_hops):
+            parts = path.split("/")
+            changed = False
+            for i in range(1, len(parts) + 1):
+                prefix = "/".join(parts[:i])
+                node = self.nodes.get(prefix)
+                if node is not None and node.kind == "l" and node.link is not None:
+                    target = node.link
+                    base = target if target.startswith("/") else posixpath.join(posixpath.dirname(prefix), target)
+                    path = clean_path("/".join([base, *parts[i:]]))
+                    changed = True
+                    break
+            if not changed:
+                return path
+        return path
+
+    def get(self, path: str) -> Parsed | None:
+        """The parsed record of a claimed file, following symlinks."""
+        return self.parsed.get(self.resolve(path)) or self.parsed.get(clean_path(path))
+
+    def parsed_by(self, cataloger: str) -> Iterator[tuple[str, Parsed]]:
+        for path, p in self.parsed.items():
+            if p.cataloger == cataloger:
+                yield path, p
+
+    def layer_of(self, path: str) -> LayerInfo | None:
+        node = self.nodes.get(self.resolve(path))
+        return self.layers[node.first_layer] if node is not None else None
+
+    # ---- building --------------------------------------------------------------------------
+
+    def _add(self, path: str, node: Node) -> None:
+        old = self.nodes.get(path)
+        if old is not None:
+            node.first_layer = old.first_layer
+            if old.kind == "d" and node.kind != "d":
+                self._remove_tree(path, below_layer=None, keep_self=False)
+        self.nodes[path] = node
+        parent = posixpath.dirname(path)
+        self._children.setdefault(parent, set()).add(path)
+
+    def _remove_tree(self, path: str, below_layer: int | None, keep_self: bool) -> None:
+        stack = [path]
+        while stack:
+            p = stack.pop()
+            stack.extend(self._children.get(p, ()))
+            if keep_self and p == path:
+                continue
+            node = self.nodes.get(p)
+            if node is None:
+                continue
+            if below_layer is not None and node.last_layer >= below_layer:
+                if node.first_layer < below_layer:
+                    node.first_layer = below_layer  # recreated above the whiteout: new from here on
+                continue
+            del self.nodes[p]
+            self.parsed.pop(p, None)
+            kids = self._children.pop(p, None)
+            if kids is not None and below_layer is not None:
+                # keep the children index for survivors
+                survivors = {k for k in kids if k in self.nodes}
+                if survivors:
+                    self._children[p] = survivors
+
+
+def clean_path(name: str) -> str:
+    """A tar member name as a root-relative path: no leading /, no `..` escaping the root."""
+    return posixpath.normpath("/" + name).lstrip("/")
+
+
+@dataclass
+class ViewOptions:
+    max_layer_bytes: int = 64 * 1024**3
+    max_ratio: float = 1000.0
+
+
+def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claimers: list[Claimer],
+              options: ViewOptions | None = None, on_progress: Callable[[int], None] | None = None) -> None:
+    """Stream one layer (the next one up) into the view."""
+    options = options or ViewOptions()
+    what = f"layer {layer.index + 1} ({layer.digest[:19]})"
+    i = layer.index
+    whiteouts: list[str] = []
+    opaques: list[str] = []
+    raw, stream = open_layer_stream(chunks, what, options.max_layer_bytes, options.max_ratio)
+    try:
+        with tarfile.open(fileobj=stream, mode="r|", errorlevel=1) as tf:
+            for member in tf:
+                name = member.name
+                path = clean_path(name)
+                if not path:
+                    continue
+                if ".." in name.split("/"):
+                    view.warnings.append(f"{what}: entry {name!r} has '..' components; clamped to /{path}")
+                base = posixpath.basename(path)
+                if base.startswith(WHITEOUT):
+                    parent = posixpath.dirname(path)
+                    if base == OPAQUE:
+                        opaques.append(parent)
+                    else:
+                        whiteouts.append(posixpath.join(parent, base[len(WHITEOUT):]))
+                    continue
+                if member.isdir():
+                    view._add(path, Node("d", i, i, 0, None, member.mode))
+                elif member.issym():
+                    view._add(path, Node("l", i, i, 0, member.linkname, member.mode))
+                elif member.islnk():
+                    target = clean_path(member.linkname)
+                    tnode = view.nodes.get(target)
+                    if tnode is None:
+                        view.warnings.append(f"{what}: hard link {path!r} points to missing {member.linkname!r}")
+                        view._add(path, Node("f", i, i, 0, None, member.mode))
+                        continue
+                    view._add(path, Node(tnode.kind, i, i, tnode.size, tnode.link, member.mode))
+                    if target in view.parsed:
+                        view.parsed[path] = view.parsed[target]
+                    elif tnode.kind == "f":
+                        view.parsed.pop(path, None)
+                elif member.isreg():
+                    view._add(path, Node("f", i, i, member.size, None, member.mode))
+                    view.parsed.pop(path, None)
+                    for c in claimers:
+                        if not c.claims(path):
+                            continue
+                        if member.size > c.max_file_bytes:
+                            view.warnings.append(f"{what}: {path} is {member.size} bytes, over the "
+                                                 f"{c.name} limit of {c.max_file_bytes}; skipped")
+                            break
+                        f = tf.extractfile(member)
+                        data = f.read() if f is not None else b""
+                        if len(data) != member.size:
+                            raise InputError(f"{what}: {path} is truncated")
+                        try:
+                            view.parsed[path] = Parsed(c.name, c.reduce(path, data), i)
+                        except VouchError:
+                            raise
+                        except Exception as exc:  # a cataloger's parse error never stops the scan
+                            view.warnings.append(f"{what}: {c.name} could not parse {path}: {exc}")
+                        break
+                else:  # device, fifo, ...
+                    view._add(path, Node("o", i, i, 0, None, member.mode))
+                if on_progress is not None:
+                    on_progress(raw.consumed)
+        raw.drain()
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise InputError(f"{what}: not a readable tar stream, truncated or corrupt ({exc})") from exc
+    # Whiteouts hide what the lower layers had (entries of this layer stay).
+    for path in whiteouts:
+        view._remove_tree(path, below_layer=i, keep_self=False)
+    for path in opaques:
+        view._remove_tree(path, below_layer=i, keep_self=True)

@@ -1,0 +1,112 @@
+"""Generate an image's SBOM: source → merged filesystem view → catalogers → CycloneDX."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vouch.errors import InputError
+from vouch.oci.source import ImageSource, RegistrySource, select_platform
+from vouch.sbom.catalogers.apk import ApkCataloger
+from vouch.sbom.catalogers.base import Cataloger
+from vouch.sbom.catalogers.dpkg import DpkgCataloger
+from vouch.sbom.catalogers.rpmdb import RpmCataloger
+from vouch.sbom.cdx import ImageSubject, bom_json, build_bom
+from vouch.sbom.distro import DistroFiles, detect_distro
+from vouch.sbom.fsview import Claimer, ImageView, LayerInfo, ViewOptions, add_layer
+from vouch.sbom.model import Distro, Package
+
+
+def default_catalogers() -> list[Cataloger]:
+    return [DpkgCataloger(), ApkCataloger(), RpmCataloger()]
+
+
+@dataclass
+class SbomResult:
+    subject: ImageSubject
+    distro: Distro | None
+    packages: list[Package]
+    view: ImageView
+    timestamp: dt.datetime
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self, indent: int | None = None, files_detail: bool = False) -> str:
+        return bom_json(build_bom(self.subject, self.distro, self.packages, self.timestamp, files_detail), indent)
+
+
+def pinned_timestamp(value: str | None) -> dt.datetime:
+    """--timestamp (RFC 3339 or epoch seconds), else SOURCE_DATE_EPOCH, else now (UTC, whole seconds)."""
+    raw = value or os.environ.get("SOURCE_DATE_EPOCH")
+    if raw:
+        try:
+            if raw.isdigit():
+                return dt.datetime.fromtimestamp(int(raw), tz=dt.UTC)
+            parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        except (ValueError, OverflowError) as exc:
+            raise InputError(f"invalid timestamp {raw!r}: use RFC 3339 (2026-04-25T10:00:00Z) or epoch seconds") \
+                from exc
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def generate_sbom(source: ImageSource, platform: str | None = None, timestamp: str | None = None,
+                  catalogers: list[Cataloger] | None = None, options: ViewOptions | None = None,
+                  progress: Callable[[str], None] | None = None, name: str | None = None,
+                  digest: str | None = None) -> SbomResult:
+    """Read the image once, layer by layer, and catalog it. `digest` pins the manifest to read."""
+    catalogers = catalogers if catalogers is not None else default_catalogers()
+    desc = source.resolve() if digest is None else None
+    top_digest = digest or (desc.digest if desc else "")
+    manifest = source.manifest(top_digest)
+    platform_str = platform
+    if manifest.is_index:
+        child = select_platform(manifest, platform)
+        manifest = source.manifest(child.digest)
+        p = child.platform or {}
+        platform_str = "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
+    config_desc = manifest.config()
+    try:
+        config = json.loads(source.get_blob(config_desc.digest, 16 * 1024 * 1024))
+    except ValueError as exc:
+        raise InputError(f"image config {config_desc.digest} is not valid JSON") from exc
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    layers = manifest.layers()
+    if len(diff_ids) != len(layers):
+        raise InputError(f"image config lists {len(diff_ids)} diff_ids for {len(layers)} layers")
+    if not platform_str and config.get("os"):
+        platform_str = f"{config.get('os')}/{config.get('architecture')}"
+    claimers: list[Claimer] = [DistroFiles(), *catalogers]
+    view = ImageView()
+    for i, (layer, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
+        info = LayerInfo(i, layer.digest, diff_id, layer.media_type, layer.size)
+        view.layers.append(info)
+        if progress:
+            progress(f"layer {i + 1}/{len(layers)} {layer.digest[:19]} ({layer.size} bytes)")
+        add_layer(view, info, source.iter_blob(layer.digest), claimers, options)
+    distro = detect_distro(view)
+    packages: list[Package] = []
+    for c in catalogers:
+        packages.extend(c.catalog(view, distro))
+    packages = dedupe(packages)
+    subject_name = name or (source.ref.name if isinstance(source, RegistrySource) else source.name)
+    subject = ImageSubject(subject_name, top_digest, platform_str, list(diff_ids), manifest.digest)
+    return SbomResult(subject, distro, packages, view, pinned_timestamp(timestamp), list(view.warnings))
+
+
+def dedupe(packages: list[Package]) -> list[Package]:
+    """One component per purl: evidence from several places is merged, never listed twice."""
+    out: dict[str, Package] = {}
+    for p in packages:
+        prev = out.get(p.purl)
+        if prev is None:
+            out[p.purl] = p
+            continue
+        for loc in p.locations:
+            if loc not in prev.locations:
+                prev.locations.append(loc)
+        prev.files = prev.files or p.files
+        prev.licenses = prev.licenses or p.licenses
+    return sorted(out.values(), key=lambda p: (p.type, p.name, p.version, p.purl))
