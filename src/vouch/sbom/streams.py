@@ -64,8 +64,10 @@ class BombError(InputError):
 class DecompressReader(io.RawIOBase):
     """gzip (multi-member) or zstd decompression with an output bound."""
 
-    def __init__(self, raw: ChunkReader, kind: str, max_bytes: int, max_ratio: float, what: str):
+    def __init__(self, raw: ChunkReader, kind: str, max_bytes: int, max_ratio: float, what: str,
+                 ratio_floor: int = 256 * 1024 * 1024):
         self._raw = raw
+        self._ratio_floor = ratio_floor
         self._kind = kind
         self._max = max_bytes
         self._max_ratio = max_ratio
@@ -104,7 +106,7 @@ class DecompressReader(io.RawIOBase):
             if self.produced > self._max:
                 raise BombError(f"{self._what}: decompresses to more than {self._max} bytes; refusing it "
                                 "(raise --max-layer-bytes if this image is really that large)")
-            if self.produced > 256 * 1024 * 1024 and self.produced > self._max_ratio * max(1, self._raw.consumed):
+            if self.produced > self._ratio_floor and self.produced > self._max_ratio * max(1, self._raw.consumed):
                 raise BombError(f"{self._what}: expands more than {self._max_ratio:.0f}x (a decompression bomb?); "
                                 "refusing it")
 
@@ -119,16 +121,16 @@ class DecompressReader(io.RawIOBase):
         return n
 
 
-def open_layer_stream(chunks: Iterator[bytes], what: str, max_bytes: int,
-                      max_ratio: float) -> tuple[ChunkReader, io.BufferedReader]:
+def open_layer_stream(chunks: Iterator[bytes], what: str, max_bytes: int, max_ratio: float,
+                      ratio_floor: int = 256 * 1024 * 1024) -> tuple[ChunkReader, io.BufferedReader]:
     """(raw reader, decompressed buffered reader) for a layer blob, compression sniffed by magic."""
     raw = ChunkReader(chunks)
     magic = raw.peek_magic()
     inner: io.RawIOBase
     if magic.startswith(GZIP_MAGIC):
-        inner = DecompressReader(raw, "gzip", max_bytes, max_ratio, what)
+        inner = DecompressReader(raw, "gzip", max_bytes, max_ratio, what, ratio_floor)
     elif magic.startswith(ZSTD_MAGIC):
-        inner = DecompressReader(raw, "zstd", max_bytes, max_ratio, what)
+        inner = DecompressReader(raw, "zstd", max_bytes, max_ratio, what, ratio_floor)
     else:
         inner = raw
     return raw, io.BufferedReader(inner, buffer_size=1024 * 1024)

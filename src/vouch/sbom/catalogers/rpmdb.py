@@ -23,6 +23,10 @@ _CLAIM = compile_globs("var/lib/rpm/rpmdb.sqlite", "var/lib/rpm/Packages", "var/
 
 
 def sqlite_blobs(data: bytes) -> Iterator[bytes]:
+    if len(data) >= 100 and data[:16] == b"SQLite format 3\x00" and data[18:20] == b"\x02\x02":
+        # rpm keeps its sqlite db in WAL mode, which an in-memory copy cannot open: read it as a
+        # rollback-journal database (bytes 18-19 of the header; the pages themselves are the same).
+        data = data[:18] + b"\x01\x01" + data[20:]
     conn = sqlite3.connect(":memory:")
     try:
         conn.deserialize(data)
@@ -199,7 +203,8 @@ class RpmCataloger:
                                "distro": distro.qualifier if distro else None,
                                "upstream": h.sourcerpm}),
                     licenses=licenses, source=_source_name(h.sourcerpm), supplier=h.vendor,
-                    description=h.summary, files=h.files, depends=h.requires, provides=h.provides,
+                    description=h.summary, files=h.files,
+                    depends=[r for r in h.requires if not r.startswith("rpmlib(")], provides=h.provides,
                 )
                 if h.modularity_label:
                     pkg.properties["vouch:rpm:modularity-label"] = h.modularity_label

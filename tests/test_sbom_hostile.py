@@ -1,0 +1,198 @@
+"""Hostile and broken layers: handled safely, each with a clear one-line error or a warning."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+import zlib
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from vouch.errors import InputError
+from vouch.oci import mediatypes as mt
+from vouch.oci.build import Image, Layer, TarEntry, make_tar, write_layout
+from vouch.oci.source import LayoutSource
+from vouch.sbom.catalogers.dpkg import DpkgCataloger
+from vouch.sbom.fsview import ViewOptions
+from vouch.sbom.generate import SbomResult, generate_sbom
+
+STATUS = b"""Package: zlib1g
+Status: install ok installed
+Architecture: amd64
+Source: zlib
+Version: 1:1.2.13.dfsg-1
+
+Package: oldpkg
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 1.0
+"""
+OS = b'ID=debian\nVERSION_ID="12"\nNAME="Debian GNU/Linux"\n'
+
+
+def raw_tar(entries: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for info, data in entries:
+            info.size = len(data) if info.isreg() else 0
+            tf.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buf.getvalue()
+
+
+def entry(name: str, data: bytes = b"", type: bytes = tarfile.REGTYPE,
+          linkname: str = "") -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type = type
+    info.linkname = linkname
+    return info, data
+
+
+def sbom_of(tmp_path: Path, layers: list[Layer], options: ViewOptions | None = None,
+            catalogers: list[DpkgCataloger] | None = None) -> SbomResult:
+    write_layout(tmp_path / "img", Image(layers))
+    return generate_sbom(LayoutSource(tmp_path / "img", None), timestamp="2026-04-25T10:00:00Z", options=options,
+                         catalogers=catalogers)  # type: ignore[arg-type]
+
+
+def gz_layer(tar: bytes) -> Layer:
+    return Layer(tar, gzip.compress(tar, mtime=0), mt.OCI_LAYER_GZIP)
+
+
+def test_absolute_and_dotdot_paths_are_clamped(tmp_path: Path) -> None:
+    tar = raw_tar([entry("/etc/os-release", OS), entry("../../var/lib/dpkg/status", STATUS)])
+    r = sbom_of(tmp_path, [gz_layer(tar)])
+    assert [p.name for p in r.packages] == ["zlib1g"]  # deinstalled 'oldpkg' skipped
+    assert any("'..' components" in w for w in r.warnings)
+    assert "var/lib/dpkg/status" in r.view.nodes and not any(k.startswith("..") for k in r.view.nodes)
+
+
+def test_links_never_leave_the_root(tmp_path: Path) -> None:
+    tar = raw_tar([
+        entry("etc/os-release", OS),
+        entry("var/lib/dpkg/status", b"", tarfile.SYMTYPE, "../../../../../../etc/shadow"),
+        entry("loop/a", b"", tarfile.SYMTYPE, "b"), entry("loop/b", b"", tarfile.SYMTYPE, "a"),
+        entry("usr/share/doc/zlib1g/copyright", b"", tarfile.SYMTYPE, "/../../../etc/passwd"),
+    ])
+    r = sbom_of(tmp_path, [gz_layer(tar)])
+    assert r.view.resolve("var/lib/dpkg/status") == "etc/shadow"  # inside the image, never the host
+    assert r.view.resolve("loop/a") in ("loop/a", "loop/b")  # a loop terminates
+    assert r.packages == []
+
+
+def test_hardlink_to_missing_target_and_device_files(tmp_path: Path) -> None:
+    tar = raw_tar([
+        entry("etc/os-release", OS),
+        entry("var/lib/dpkg/status", b"", tarfile.LNKTYPE, "nowhere/status"),
+        entry("dev/sda", b"", tarfile.BLKTYPE), entry("dev/null", b"", tarfile.CHRTYPE),
+        entry("run/fifo", b"", tarfile.FIFOTYPE),
+    ])
+    r = sbom_of(tmp_path, [gz_layer(tar)])
+    assert any("hard link" in w and "missing" in w for w in r.warnings)
+    assert r.view.nodes["dev/sda"].kind == "o"
+
+
+def test_hardlink_to_claimed_file_keeps_content(tmp_path: Path) -> None:
+    tar = raw_tar([entry("etc/os-release", OS), entry("var/lib/dpkg/status.real", STATUS),
+                   entry("var/lib/dpkg/status", b"", tarfile.LNKTYPE, "var/lib/dpkg/status.real")])
+    # status.real is not claimed, so the hard link has no parsed content; a claimed target does:
+    tar2 = raw_tar([entry("etc/os-release", OS), entry("var/lib/dpkg/status", STATUS),
+                    entry("var/lib/dpkg/status.d/zlib1g", b"", tarfile.LNKTYPE, "var/lib/dpkg/status")])
+    assert sbom_of(tmp_path / "a", [gz_layer(tar)]).packages == []
+    r = sbom_of(tmp_path / "b", [gz_layer(tar2)])
+    assert [p.name for p in r.packages] == ["zlib1g"]  # same package via two paths: listed once
+
+
+def test_duplicate_entries_last_wins(tmp_path: Path) -> None:
+    tar = raw_tar([entry("etc/os-release", b"ID=alpine\nVERSION_ID=3.19.0\n"), entry("etc/os-release", OS),
+                   entry("var/lib/dpkg/status", STATUS)])
+    r = sbom_of(tmp_path, [gz_layer(tar)])
+    assert r.distro is not None and r.distro.id == "debian"
+
+
+def test_giant_claimed_entry_is_skipped(tmp_path: Path) -> None:
+    class Small(DpkgCataloger):
+        max_file_bytes = 100
+
+    tar = raw_tar([entry("etc/os-release", OS), entry("var/lib/dpkg/status", STATUS)])
+    r = sbom_of(tmp_path, [gz_layer(tar)], catalogers=[Small()])
+    assert r.packages == []
+    assert any("over the dpkg limit" in w for w in r.warnings)
+
+
+def _zero_bomb(size: int) -> bytes:
+    tar_head = make_tar({"bomb": b""})[:512]
+    info = tarfile.TarInfo("bomb")
+    info.size = size
+    header = info.tobuf(format=tarfile.GNU_FORMAT)
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = z.compress(header)
+    chunk = b"\0" * (1 << 20)
+    for _ in range(size // len(chunk)):
+        out += z.compress(chunk)
+    out += z.flush()
+    assert tar_head
+    return out
+
+
+def test_gzip_bomb_refused(tmp_path: Path) -> None:
+    blob = _zero_bomb(64 * 1024 * 1024)  # 64 MiB of zeros in ~64 KiB
+    layer = Layer(b"", blob, mt.OCI_LAYER_GZIP)
+    with pytest.raises(InputError) as info:
+        sbom_of(tmp_path, [layer], options=ViewOptions(ratio_floor=8 * 1024 * 1024))
+    assert "decompression bomb" in str(info.value) and "layer 1" in str(info.value)
+    with pytest.raises(InputError, match="decompresses to more than"):
+        sbom_of(tmp_path / "b", [layer], options=ViewOptions(max_layer_bytes=16 * 1024 * 1024))
+
+
+def test_truncated_stream_names_the_layer(tmp_path: Path) -> None:
+    tar = raw_tar([entry("etc/os-release", OS), entry("var/lib/dpkg/status", STATUS * 200)])
+    good = gz_layer(raw_tar([entry("etc/hostname", b"x\n")]))
+    blob = gzip.compress(tar, mtime=0)
+    cut = Layer(b"", blob[: len(blob) // 2], mt.OCI_LAYER_GZIP)  # the digest is of the cut blob
+    with pytest.raises(InputError) as info:
+        sbom_of(tmp_path, [good, cut])
+    msg = str(info.value)
+    assert "layer 2" in msg and ("truncated" in msg or "corrupt" in msg) and "\n" not in msg
+
+
+def test_not_a_tar(tmp_path: Path) -> None:
+    layer = Layer(b"", gzip.compress(b"this is not a tar archive" * 100, mtime=0), mt.OCI_LAYER_GZIP)
+    with pytest.raises(InputError, match="layer 1"):
+        sbom_of(tmp_path, [layer])
+
+
+def test_zstd_and_plain_layers(tmp_path: Path) -> None:
+    t1 = raw_tar([entry("etc/os-release", OS)])
+    t2 = raw_tar([entry("var/lib/dpkg/status", STATUS)])
+    layers = [Layer(t1, t1, mt.OCI_LAYER), Layer(t2, zstandard.ZstdCompressor().compress(t2), mt.OCI_LAYER_ZSTD)]
+    r = sbom_of(tmp_path, layers)
+    assert [p.name for p in r.packages] == ["zlib1g"] and r.distro is not None
+
+
+def test_whiteouts_and_opaque_dirs(tmp_path: Path) -> None:
+    l1 = gz_layer(raw_tar([entry("etc/os-release", OS), entry("var/lib/dpkg/status", STATUS),
+                           entry("opt/a/keep", b"1"), entry("opt/a/sub/x", b"2"), entry("opt/b/y", b"3")]))
+    l2 = gz_layer(raw_tar([entry("var/lib/dpkg/.wh.status"), entry("opt/a/.wh..wh..opq"), entry("opt/a/new", b"4"),
+                           entry("opt/.wh.b")]))
+    l3 = gz_layer(raw_tar([entry("var/lib/dpkg/status", STATUS.replace(b"1:1.2.13", b"1:1.3.1"))]))
+    r = sbom_of(tmp_path, [l1, l2, l3])
+    nodes = set(r.view.nodes)
+    assert "opt/a/new" in nodes and "opt/a/keep" not in nodes and "opt/a/sub/x" not in nodes
+    assert not any(n.startswith("opt/b") for n in nodes)
+    [pkg] = r.packages
+    assert pkg.version == "1:1.3.1.dfsg-1"  # the status of layer 3, not layer 1
+    node = r.view.nodes["var/lib/dpkg/status"]
+    assert (node.first_layer, node.last_layer) == (2, 2)  # re-created above its whiteout
+    assert r.view.nodes["opt/a/new"].first_layer == 1
+
+
+def test_first_and_last_layer_recorded(tmp_path: Path) -> None:
+    l1 = gz_layer(raw_tar([entry("etc/os-release", OS), entry("usr/bin/tool", b"v1")]))
+    l2 = gz_layer(raw_tar([entry("usr/bin/tool", b"v2")]))
+    r = sbom_of(tmp_path, [l1, l2])
+    node = r.view.nodes["usr/bin/tool"]
+    assert (node.first_layer, node.last_layer) == (0, 1)
+    _ = TarEntry
