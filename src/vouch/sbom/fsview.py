@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import posixpath
-import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from vouch.errors import InputError, VouchError
 from vouch.sbom.streams import open_layer_stream
+from vouch.sbom.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarFormatError, TarReader
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -166,66 +166,68 @@ def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claime
     opaques: list[str] = []
     raw, stream = open_layer_stream(chunks, what, options.max_layer_bytes, options.max_ratio, options.ratio_floor)
     try:
-        with tarfile.open(fileobj=stream, mode="r|", errorlevel=1) as tf:
-            for member in tf:
-                name = member.name
-                path = clean_path(name)
-                if not path:
+        reader = TarReader(stream)
+        for member in reader:
+            name = member.name
+            path = clean_path(name)
+            if not path:
+                continue
+            if ".." in name.split("/"):
+                view.warnings.append(f"{what}: entry {name!r} has '..' components; clamped to /{path}")
+            base = posixpath.basename(path)
+            if base.startswith(WHITEOUT):
+                parent = posixpath.dirname(path)
+                if base == OPAQUE:
+                    opaques.append(parent)
+                else:
+                    whiteouts.append(posixpath.join(parent, base[len(WHITEOUT):]))
+                continue
+            t = member.type
+            if t == DIR:
+                view._add(path, Node("d", i, i, 0, None, member.mode))
+            elif t == SYM:
+                view._add(path, Node("l", i, i, 0, member.linkname, member.mode))
+            elif t == LNK:
+                target = clean_path(member.linkname)
+                tnode = view.nodes.get(target)
+                if tnode is None:
+                    view.warnings.append(f"{what}: hard link {path!r} points to missing {member.linkname!r}")
+                    view._add(path, Node("f", i, i, 0, None, member.mode))
                     continue
-                if ".." in name.split("/"):
-                    view.warnings.append(f"{what}: entry {name!r} has '..' components; clamped to /{path}")
-                base = posixpath.basename(path)
-                if base.startswith(WHITEOUT):
-                    parent = posixpath.dirname(path)
-                    if base == OPAQUE:
-                        opaques.append(parent)
-                    else:
-                        whiteouts.append(posixpath.join(parent, base[len(WHITEOUT):]))
-                    continue
-                if member.isdir():
-                    view._add(path, Node("d", i, i, 0, None, member.mode))
-                elif member.issym():
-                    view._add(path, Node("l", i, i, 0, member.linkname, member.mode))
-                elif member.islnk():
-                    target = clean_path(member.linkname)
-                    tnode = view.nodes.get(target)
-                    if tnode is None:
-                        view.warnings.append(f"{what}: hard link {path!r} points to missing {member.linkname!r}")
-                        view._add(path, Node("f", i, i, 0, None, member.mode))
-                        continue
-                    view._add(path, Node(tnode.kind, i, i, tnode.size, tnode.link, member.mode))
-                    if target in view.parsed:
-                        view.parsed[path] = view.parsed[target]
-                    elif tnode.kind == "f":
-                        view.parsed.pop(path, None)
-                elif member.isreg():
-                    view._add(path, Node("f", i, i, member.size, None, member.mode))
+                view._add(path, Node(tnode.kind, i, i, tnode.size, tnode.link, member.mode))
+                if target in view.parsed:
+                    view.parsed[path] = view.parsed[target]
+                else:
                     view.parsed.pop(path, None)
-                    for c in claimers:
-                        if not c.claims(path):
-                            continue
-                        if member.size > c.max_file_bytes:
-                            view.warnings.append(f"{what}: {path} is {member.size} bytes, over the "
-                                                 f"{c.name} limit of {c.max_file_bytes}; skipped")
-                            break
-                        f = tf.extractfile(member)
-                        data = f.read() if f is not None else b""
-                        if len(data) != member.size:
-                            raise InputError(f"{what}: {path} is truncated")
-                        try:
-                            view.parsed[path] = Parsed(c.name, c.reduce(path, data), i)
-                        except VouchError:
-                            raise
-                        except Exception as exc:  # a cataloger's parse error never stops the scan
-                            view.warnings.append(f"{what}: {c.name} could not parse {path}: {exc}")
+            elif t == REG:
+                view._add(path, Node("f", i, i, member.size, None, member.mode))
+                view.parsed.pop(path, None)
+                for c in claimers:
+                    if not c.claims(path):
+                        continue
+                    if member.size > c.max_file_bytes:
+                        view.warnings.append(f"{what}: {path} is {member.size} bytes, over the "
+                                             f"{c.name} limit of {c.max_file_bytes}; skipped")
                         break
-                else:  # device, fifo, ...
-                    view._add(path, Node("o", i, i, 0, None, member.mode))
-                if on_progress is not None:
-                    on_progress(raw.consumed)
+                    data = reader.read_data(c.max_file_bytes)
+                    try:
+                        view.parsed[path] = Parsed(c.name, c.reduce(path, data), i)
+                    except VouchError:
+                        raise
+                    except Exception as exc:  # a cataloger's parse error never stops the scan
+                        view.warnings.append(f"{what}: {c.name} could not parse {path}: {exc}")
+                    break
+            elif t in (CHR, BLK, FIFO):
+                view._add(path, Node("o", i, i, 0, None, member.mode))
+            else:  # sparse files, volume labels, unknown types: present, content not read
+                view._add(path, Node("f", i, i, member.size, None, member.mode))
+            if on_progress is not None:
+                on_progress(raw.consumed)
         raw.drain()
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise InputError(f"{what}: not a readable tar stream, truncated or corrupt ({exc})") from exc
+    except TarFormatError as exc:
+        raise InputError(f"{what}: not a readable tar stream ({exc})") from exc
+    except (EOFError, OSError) as exc:
+        raise InputError(f"{what}: truncated or corrupt ({exc})") from exc
     # Whiteouts hide what the lower layers had (entries of this layer stay).
     for path in whiteouts:
         view._remove_tree(path, below_layer=i, keep_self=False)

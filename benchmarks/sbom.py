@@ -1,0 +1,149 @@
+"""Benchmark: `vouch sbom` vs trivy (and syft when built) on the same images, with the decompression floor.
+
+    bash scripts/make-testdata.sh && VOUCH_WITH_SYFT=1 bash scripts/install-peers.sh   # once
+    python benchmarks/sbom.py [--rounds 3] [--json benchmarks/results/sbom.json]
+
+Images (built once from the debootstrap tree, cached under ~/.cache/vouch-testdata):
+  debian  1 layer: debootstrap --variant=minbase bookworm (~175 MB, ~6.7k files, 88 packages)
+  big     12 layers: debian + 11 layers each holding a copy of its /usr under /opt/stackN
+          (~1.5 GB uncompressed, ~72k files)
+Measured per tool, medians of --rounds runs, wall time and peak RSS (GNU time):
+  vouch   `vouch sbom oci:LAYOUT` (reads every layer blob once, streaming)
+  syft    `syft scan oci-dir:LAYOUT -o cyclonedx-json` (if ~/.cache/vouch-peers/bin/syft exists)
+  trivy   `trivy rootfs` on the unpacked tree (its `image` command cannot run here)
+  floor   decompress every layer blob and nothing else (python zlib, the same streaming reader)
+Not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.testdata import IMAGES, debian_minbase_image, require_minbase
+
+from vouch.testbed.rootfs import LayoutWriter, tar_tree
+
+PEERS = Path(os.environ.get("VOUCH_PEERS_DIR", Path.home() / ".cache" / "vouch-peers")) / "bin"
+FLOOR = """
+import json, sys, zlib
+from pathlib import Path
+layout = Path(sys.argv[1])
+index = json.loads((layout / "index.json").read_text())
+m = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"].split(":")[1]).read_bytes())
+total = 0
+for layer in m["layers"]:
+    d = zlib.decompressobj(wbits=31)
+    with open(layout / "blobs/sha256" / layer["digest"].split(":")[1], "rb") as f:
+        while chunk := f.read(1 << 20):
+            total += len(d.decompress(chunk))
+print(total)
+"""
+
+
+def big_image() -> tuple[Path, Path]:
+    """(layout, unpacked root) of the big image."""
+    base = require_minbase()
+    out, root = IMAGES / "bench-big", IMAGES / "bench-big-root"
+    if not (out / "index.json").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix="vouch-big-", dir=IMAGES))
+        writer = LayoutWriter(out)
+        tar_tree(base, work / "l0.tar", exclude=[".complete", "dev", "proc", "sys"])
+        writer.add_layer_tar(work / "l0.tar")
+        (work / "l0.tar").unlink()
+        subprocess.run(["cp", "-a", "--no-dereference", str(base), str(root)], check=True)
+        for n in range(1, 12):
+            stage = work / f"s{n}"
+            (stage / "opt" / f"stack{n}").mkdir(parents=True)
+            subprocess.run(["cp", "-al", str(base / "usr"), str(stage / "opt" / f"stack{n}" / "usr")], check=True)
+            tar_tree(stage, work / f"l{n}.tar")
+            writer.add_layer_tar(work / f"l{n}.tar")
+            (work / f"l{n}.tar").unlink()
+            (root / "opt" / f"stack{n}").mkdir(parents=True, exist_ok=True)
+            subprocess.run(["cp", "-al", str(base / "usr"), str(root / "opt" / f"stack{n}" / "usr")], check=True)
+            shutil.rmtree(stage)
+        writer.finish("big")
+        shutil.rmtree(work)
+    return out, root
+
+
+def measure(cmd: list[str]) -> tuple[float, int]:
+    """(wall seconds, peak RSS KiB) of one run, by GNU time."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+        r = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", tf.name, *cmd], capture_output=True, text=True,
+                           timeout=3600)
+        if r.returncode != 0:
+            raise SystemExit(f"{cmd[0]} failed ({r.returncode}): {r.stderr[-1500:]}")
+        wall, rss = tf.read().split()[-2:]
+    return float(wall), int(rss)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    if not Path("/usr/bin/time").exists():
+        print("GNU time is missing: apt-get install time", file=sys.stderr)
+        return 2
+    debian = debian_minbase_image()
+    big, big_root = big_image()
+    images = {"debian": (debian, require_minbase()), "big": (big, big_root)}
+    out = Path(tempfile.mkdtemp(prefix="vouch-bench-sbom-"))
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    try:
+        for name, (layout, root) in images.items():
+            tools: dict[str, list[str]] = {
+                "floor": [sys.executable, "-c", FLOOR, str(layout)],
+                "vouch": [sys.executable, "-m", "vouch", "sbom", f"oci:{layout}", "--output-file",
+                          str(out / f"{name}.vouch.json")],
+                "trivy": [str(PEERS / "trivy"), "rootfs", "--offline-scan", "--skip-db-update", "--cache-dir",
+                          str(out / "trivy-cache"), "--format", "cyclonedx", "-o", str(out / f"{name}.trivy.json"),
+                          str(root)],
+            }
+            if (PEERS / "syft").exists():
+                tools["syft"] = [str(PEERS / "syft"), "scan", f"oci-dir:{layout}", "-q", "-o",
+                                 f"cyclonedx-json={out / f'{name}.syft.json'}"]
+            for tool, cmd in tools.items():
+                runs = [measure(cmd) for _ in range(args.rounds)]
+                results.setdefault(name, {})[tool] = {
+                    "seconds": statistics.median(r[0] for r in runs),
+                    "peak_rss_mib": statistics.median(r[1] for r in runs) / 1024,
+                }
+            for tool in ("vouch", "trivy", "syft"):
+                f = out / f"{name}.{tool}.json"
+                if f.exists():
+                    doc = json.loads(f.read_text())
+                    results[name][tool]["components"] = len(doc.get("components", []))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+    for name, tools_r in results.items():
+        size = sum(f.stat().st_size for f in images[name][0].rglob("*") if f.is_file())
+        print(f"\n{name}: layout {size / 1e6:.0f} MB compressed; medians of {args.rounds} run(s)")
+        print(f"  {'tool':6} {'seconds':>8} {'peak RSS MiB':>13} {'components':>11}")
+        for tool, m in tools_r.items():
+            print(f"  {tool:6} {m['seconds']:8.2f} {m['peak_rss_mib']:13.0f} {int(m.get('components', 0)):>11}")
+        v = tools_r["vouch"]
+        ratios = {f"vouch/{t}": v["seconds"] / m["seconds"] for t, m in tools_r.items() if t != "vouch"}
+        print("  time ratios: " + ", ".join(f"{k} {r:.2f}x" for k, r in ratios.items()))
+        tools_r["ratios"] = ratios  # type: ignore[assignment]
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
