@@ -164,7 +164,9 @@ def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claime
     i = layer.index
     whiteouts: list[str] = []
     opaques: list[str] = []
-    raw, stream = open_layer_stream(chunks, what, options.max_layer_bytes, options.max_ratio, options.ratio_floor)
+    producer, stream = open_layer_stream(chunks, what, options.max_layer_bytes, options.max_ratio,
+                                         options.ratio_floor)
+    consumed = 0
     try:
         reader = TarReader(stream)
         for member in reader:
@@ -222,12 +224,15 @@ def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claime
             else:  # sparse files, volume labels, unknown types: present, content not read
                 view._add(path, Node("f", i, i, member.size, None, member.mode))
             if on_progress is not None:
-                on_progress(raw.consumed)
-        raw.drain()
+                consumed += member.size
+                on_progress(consumed)
+        producer.finish()  # the rest of the blob is read, so its digest is checked
     except TarFormatError as exc:
         raise InputError(f"{what}: not a readable tar stream ({exc})") from exc
     except (EOFError, OSError) as exc:
         raise InputError(f"{what}: truncated or corrupt ({exc})") from exc
+    finally:
+        producer.close()
     # Whiteouts hide what the lower layers had (entries of this layer stay).
     for path in whiteouts:
         view._remove_tree(path, below_layer=i, keep_self=False)

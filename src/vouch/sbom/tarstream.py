@@ -117,7 +117,7 @@ class TarReader:
             if header.count(0) == BLOCK:
                 return  # end of archive
             stored = _octal(header[148:156], "checksum")
-            unsigned = sum(header[:148]) + 256 + sum(header[156:])
+            unsigned = sum(header) - sum(header[148:156]) + 256  # the checksum field counts as spaces
             if stored != unsigned:  # some old tars summed signed chars
                 rest = header[:148] + header[156:]
                 signed = unsigned - 256 * sum(1 for b in rest if b > 127)
