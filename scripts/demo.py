@@ -1,7 +1,8 @@
 """vouch demo: the ADR's job on a self-contained default.
 
 Starts a real docker-registry on loopback, pushes a 14-image sample release, generates a cosign key
-pair, signs every image by digest (index children too), re-runs to show nothing is added, verifies
+pair, signs every image by digest (index children too), generates each image's CycloneDX SBOM from
+the registry, re-runs the signing to show nothing is added, verifies
 with vouch (and with real cosign when installed), checks that the CI gate refuses an unsigned
 image, and prints a report (also written as JSON).
 """
@@ -23,6 +24,8 @@ from vouch.keys.cosign import encrypt_private_key, generate_private_key, public_
 from vouch.oci.build import Image, push_image
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
+from vouch.oci.source import RegistrySource
+from vouch.sbom.generate import generate_sbom
 from vouch.signing.sign import sign_image
 from vouch.signing.signer import KeySigner
 from vouch.testbed.registry import start_registry
@@ -72,6 +75,19 @@ def main() -> int:
         rerun = time.perf_counter() - t1
         rerun_requests = client.request_count - requests_before
 
+        # SBOMs: every image read once, layer by layer, straight from the registry
+        sbom_dir = out_dir / "sbom"
+        sbom_dir.mkdir(exist_ok=True)
+        t2 = time.perf_counter()
+        for row in rows:
+            ref = Reference.parse(str(row["image"]))
+            result = generate_sbom(RegistrySource(client, ref.with_digest(str(row["digest"]))))
+            name = ref.repository.split("/")[-1]
+            (sbom_dir / f"{name}.cdx.json").write_text(result.to_json(indent=2))
+            row["distro"] = result.distro.qualifier if result.distro else "unknown"
+            row["packages"] = len(result.packages)
+        sbom_seconds = time.perf_counter() - t2
+
         cosigns = [c for c in ("cosign2", "cosign3") if shutil.which(c)]
         for row in rows:
             ref = Reference.parse(str(row["image"]))
@@ -92,22 +108,26 @@ def main() -> int:
         table = Table(title="Release 2026.04")
         table.add_column("image")
         table.add_column("digest")
+        table.add_column("distro")
+        table.add_column("pkgs")
         table.add_column("signed (1st run)")
         table.add_column("vouch verify")
         for c in cosigns:
             table.add_column(f"{c} verify")
         for row in rows:
-            table.add_row(str(row["image"]).split("/", 1)[1], str(row["digest"])[:19],
+            table.add_row(str(row["image"]).split("/", 1)[1].split(":")[0].removeprefix("akko/"),
+                          str(row["digest"])[7:19], str(row["distro"]), str(row["packages"]),
                           f"{row['signed']}/{row['targets']}", str(row["vouch_verify"]),
                           *[str(row[c]) for c in cosigns])
         console.print(table)
         console.print(f"first run: signed {sum(int(str(r['signed'])) for r in rows)} digests in {first:.2f} s")
+        console.print(f"SBOMs: {len(rows)} CycloneDX 1.5 documents in {sbom_seconds:.2f} s -> {sbom_dir}/")
         console.print(f"re-run: {rerun_signed} new signatures, {rerun_requests} registry requests, {rerun:.2f} s "
                       "(idempotent: nothing written)")
         console.print(f"CI gate on an unsigned image: {'REFUSED' if not gate.ok else 'ACCEPTED'} ({gate.reason()})")
         if not cosigns:
             console.print("real cosign not installed: run `bash scripts/demo.sh --with-peers` for its second opinion")
-        report.update({"images": rows, "first_run_seconds": first, "rerun_seconds": rerun,
+        report.update({"sbom_seconds": sbom_seconds, "images": rows, "first_run_seconds": first, "rerun_seconds": rerun,
                        "rerun_new_signatures": rerun_signed, "rerun_requests": rerun_requests,
                        "unsigned_gate_refused": not gate.ok, "peers": cosigns})
         (out_dir / "report.json").write_text(json.dumps(report, indent=2))

@@ -37,6 +37,135 @@ OS_RELEASE = {
 }
 
 
+# Small package databases in the real formats, with the metadata of real Debian 12 / Alpine 3.20
+# packages (the demo needs no network; the SBOM tests use full databases made by real tools).
+DPKG_STATUS = b"""Package: base-files
+Essential: yes
+Status: install ok installed
+Priority: required
+Section: admin
+Installed-Size: 341
+Maintainer: Santiago Vila <sanvila@debian.org>
+Architecture: amd64
+Version: 12.4+deb12u10
+Description: Debian base system miscellaneous files
+
+Package: libc6
+Status: install ok installed
+Priority: optional
+Section: libs
+Installed-Size: 12986
+Maintainer: GNU Libc Maintainers <debian-glibc@lists.debian.org>
+Architecture: amd64
+Multi-Arch: same
+Source: glibc
+Version: 2.36-9+deb12u10
+Depends: libgcc-s1
+Description: GNU C Library: Shared libraries
+
+Package: libgcc-s1
+Status: install ok installed
+Priority: optional
+Section: libs
+Installed-Size: 140
+Maintainer: Debian GCC Maintainers <debian-gcc@lists.debian.org>
+Architecture: amd64
+Multi-Arch: same
+Source: gcc-12
+Version: 12.2.0-14
+Depends: gcc-12-base (= 12.2.0-14), libc6 (>= 2.35)
+Description: GCC support library
+
+Package: gcc-12-base
+Status: install ok installed
+Priority: optional
+Section: libs
+Installed-Size: 71
+Maintainer: Debian GCC Maintainers <debian-gcc@lists.debian.org>
+Architecture: amd64
+Multi-Arch: same
+Source: gcc-12
+Version: 12.2.0-14
+Description: GCC, the GNU Compiler Collection (base package)
+
+Package: libssl3
+Status: install ok installed
+Priority: optional
+Section: libs
+Installed-Size: 6171
+Maintainer: Debian OpenSSL Team <pkg-openssl-devel@alioth-lists.debian.net>
+Architecture: amd64
+Multi-Arch: same
+Source: openssl
+Version: 3.0.15-1~deb12u1
+Depends: libc6 (>= 2.34)
+Description: Secure Sockets Layer toolkit - shared libraries
+
+Package: zlib1g
+Status: install ok installed
+Priority: optional
+Section: libs
+Installed-Size: 168
+Maintainer: Mark Brown <broonie@debian.org>
+Architecture: amd64
+Multi-Arch: same
+Source: zlib
+Version: 1:1.2.13.dfsg-1
+Provides: libz1
+Depends: libc6 (>= 2.14)
+Description: compression library - runtime
+"""
+
+APK_INSTALLED = b"""P:musl
+V:1.2.5-r0
+A:x86_64
+L:MIT
+o:musl
+T:the musl c library (libc) implementation
+p:so:libc.musl-x86_64.so.1=1
+
+P:busybox
+V:1.36.1-r29
+A:x86_64
+L:GPL-2.0-only
+o:busybox
+T:Size optimized toolbox of many common UNIX utilities
+D:so:libc.musl-x86_64.so.1
+
+P:libcrypto3
+V:3.3.2-r0
+A:x86_64
+L:Apache-2.0
+o:openssl
+T:Crypto library from openssl
+D:so:libc.musl-x86_64.so.1
+p:so:libcrypto.so.3=3
+
+P:zlib
+V:1.3.1-r1
+A:x86_64
+L:Zlib
+o:zlib
+T:A compression/decompression Library
+D:so:libc.musl-x86_64.so.1
+"""
+
+
+def _package_db(distro: str) -> dict[str, bytes]:
+    if distro == "debian":
+        return {"var/lib/dpkg/status": DPKG_STATUS}
+    if distro == "distroless":
+        out = {}
+        for block in DPKG_STATUS.decode().split("\n\n"):
+            name = block.split("\n", 1)[0].removeprefix("Package: ").strip()
+            if name in ("base-files", "libc6", "libssl3", "zlib1g"):
+                out[f"var/lib/dpkg/status.d/{name}"] = (block.strip() + "\n").encode()
+        return out
+    if distro == "alpine":
+        return {"lib/apk/db/installed": APK_INSTALLED, "etc/alpine-release": b"3.20.3\n"}
+    return {}
+
+
 def _filler(seed: str, size: int) -> bytes:
     out = bytearray()
     counter = 0
@@ -48,6 +177,7 @@ def _filler(seed: str, size: int) -> bytes:
 
 def sample_image(name: str, distro: str, arch: str = "amd64", release: str = "2026.04") -> Image:
     base = Layer.from_files({
+        **_package_db(distro),
         "etc/os-release": OS_RELEASE[distro],
         "etc/hostname": b"akko\n",
         "usr/lib/libdemo.so.1": _filler(f"{distro}-lib-{arch}", 64 * 1024),
