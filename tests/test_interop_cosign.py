@@ -150,3 +150,27 @@ def test_cosign_rejects_tampered_vouch_signature(cosign: str, image: str, client
     assert r.returncode != 0
     r2 = vouch("verify", "--key", str(tmp_path / "other.pub"), image)
     assert r2.returncode == 1 and "does not verify" in r2.stderr
+
+
+@pytest.mark.parametrize("cosign", COSIGNS)
+def test_cosign_repository_override(cosign: str, image: str, client: RegistryClient, tmp_path: Path,
+                                    registry: RegistryServer) -> None:
+    """COSIGN_REPOSITORY stores signatures in another repository; both tools agree on where."""
+    binary = peer(cosign)
+    ok(vouch("generate-key-pair", "--output-key-prefix", "vouch", cwd=tmp_path))
+    sigrepo = f"{registry.host}/signatures/{tmp_path.name[-12:].lower().replace('_', '-')}"
+    env = {**os.environ, "COSIGN_PASSWORD": "pw", "COSIGN_REPOSITORY": sigrepo}
+    r = subprocess.run([sys.executable, "-m", "vouch", "sign", "--key", str(tmp_path / "vouch.key"), image],
+                       capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    ref = Reference.parse(image)
+    assert ref.digest
+    assert sig_layers(client, image) == 0  # nothing in the image's own repository
+    sig_repo_ref = Reference.parse(sigrepo)
+    assert len(read_tag(client, Reference(sig_repo_ref.registry, sig_repo_ref.repository),
+                        tag_for(ref.digest, SIG_SUFFIX)).layers) == 1
+    run_peer(binary, "verify", "--key", str(tmp_path / "vouch.pub"), *VERIFY_OFFLINE, image, home=tmp_path,
+             env={"COSIGN_REPOSITORY": sigrepo})
+    r = subprocess.run([sys.executable, "-m", "vouch", "verify", "--key", str(tmp_path / "vouch.pub"), image],
+                       capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr

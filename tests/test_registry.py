@@ -232,3 +232,29 @@ def test_manifest_digest_mismatch_refused(registry: RegistryServer, client: Regi
     wrong = "sha256:" + "1" * 64
     with pytest.raises((NotFoundError, DigestMismatchError)):
         client.get_manifest(ref.with_digest(wrong))
+
+
+def test_cli_copy_digest_manifest(registry: RegistryServer, registry2: RegistryServer, client: RegistryClient,
+                                  repo_name: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    index = two_platform_index("cli")
+    write_layout(tmp_path / "layout", index, tag="2026.04")
+
+    def vouch(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vouch", *args], capture_output=True, text=True, timeout=120)
+
+    dst = f"{registry.host}/{repo_name}:2026.04"
+    r = vouch("copy", f"oci:{tmp_path / 'layout'}:2026.04", dst)
+    assert r.returncode == 0 and r.stdout.strip() == f"{registry.host}/{repo_name}@{index.digest}", r.stderr
+    r = vouch("copy", dst, f"{registry2.host}/{repo_name}:2026.04")
+    assert r.returncode == 0, r.stderr
+    r = vouch("--output", "json", "digest", f"{registry2.host}/{repo_name}:2026.04")
+    assert json.loads(r.stdout)["digest"] == index.digest
+    r = vouch("digest", "--platform", "linux/arm64", f"{registry2.host}/{repo_name}:2026.04")
+    assert r.stdout.strip() == index.images[1].digest
+    r = vouch("manifest", f"{registry2.host}/{repo_name}@{index.images[0].digest}")
+    assert r.stdout.strip().encode() == index.images[0].manifest_bytes()
+    r = vouch("digest", f"{registry2.host}/{repo_name}:missing")
+    assert r.returncode == 3 and "not found" in r.stderr

@@ -72,7 +72,9 @@ class RegistryServer:
         return (self.root / "registry.log").read_text(errors="replace")
 
 
-def start_registry(mode: str = "plain") -> RegistryServer:
+def start_registry(mode: str = "plain", token: dict[str, str] | None = None) -> RegistryServer:
+    """mode: plain | basic | tls | token. For token, `token` gives realm, service, issuer and
+    rootcertbundle (the certificate whose key signs the tokens)."""
     exe = shutil.which("docker-registry")
     if exe is None:
         raise RuntimeError("docker-registry is not installed: run scripts/install-peers.sh (apt docker-registry)")
@@ -91,6 +93,10 @@ def start_registry(mode: str = "plain") -> RegistryServer:
         http += f", tls: {{certificate: {crt}, key: {key}}}"
     http += "}"
     lines.append(http)
+    if mode == "token":
+        assert token is not None
+        lines.append(f"auth: {{token: {{realm: '{token['realm']}', service: {token['service']}, "
+                     f"issuer: {token['issuer']}, rootcertbundle: {token['rootcertbundle']}}}}}")
     if mode == "basic":
         htfile = root / "htpasswd"
         out = subprocess.run(["htpasswd", "-Bbn", server.username, server.password], check=True,
@@ -113,7 +119,7 @@ def start_registry(mode: str = "plain") -> RegistryServer:
             urllib.request.urlopen(f"{server.url}/v2/", timeout=1, context=ctx)
             return server
         except urllib.error.HTTPError as exc:
-            if exc.code == 401:
+            if exc.code == 401:  # auth modes answer /v2/ with a challenge once ready
                 return server
         except (urllib.error.URLError, ConnectionError, OSError):
             pass
