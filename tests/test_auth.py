@@ -86,7 +86,8 @@ server = sys.stdin.read().strip()
 open({str(log)!r}, "a").write(server + "\\n")
 if server != {basic_registry.host!r}:
     print("credentials not found in native keychain"); sys.exit(1)
-print(json.dumps({{"ServerURL": server, "Username": {basic_registry.username!r}, "Secret": {basic_registry.password!r}}}))
+user, secret = {basic_registry.username!r}, {basic_registry.password!r}
+print(json.dumps({{"ServerURL": server, "Username": user, "Secret": secret}}))
 """)
     helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
