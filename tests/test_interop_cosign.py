@@ -174,3 +174,105 @@ def test_cosign_repository_override(cosign: str, image: str, client: RegistryCli
     r = subprocess.run([sys.executable, "-m", "vouch", "verify", "--key", str(tmp_path / "vouch.pub"), image],
                        capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
+
+
+# ---- attestations ---------------------------------------------------------------------------------
+
+BOM = {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+       "metadata": {"timestamp": "2026-11-20T10:00:00Z"},
+       "components": [{"type": "library", "name": "zlib1g", "version": "1:1.2.13.dfsg-1",
+                       "purl": "pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?arch=amd64&distro=debian-12"}]}
+
+
+def att_count(client: RegistryClient, image_ref: str, predicate_type: str | None = None) -> int:
+    from vouch.store.attest import read_attestations, statement_info
+
+    ref = Reference.parse(image_ref)
+    assert ref.digest
+    repo, layers = read_attestations(client, ref, ref.digest)
+    if predicate_type is None:
+        return len(layers)
+    return sum(1 for x in layers if statement_info(client, repo, x)[0] == predicate_type)
+
+
+@pytest.mark.parametrize("cosign", COSIGNS)
+def test_cosign_verifies_vouch_attestation(cosign: str, image: str, tmp_path: Path) -> None:
+    binary = peer(cosign)
+    ok(vouch("generate-key-pair", "--output-key-prefix", "vouch", cwd=tmp_path))
+    (tmp_path / "bom.json").write_text(json.dumps(BOM))
+    ok(vouch("attest", "--key", str(tmp_path / "vouch.key"), "--type", "cyclonedx", "--predicate",
+             str(tmp_path / "bom.json"), image))
+    r = run_peer(binary, "verify-attestation", "--key", str(tmp_path / "vouch.pub"), "--type", "cyclonedx",
+                 *VERIFY_OFFLINE, image, home=tmp_path)
+    env = json.loads(r.stdout.splitlines()[0])
+    import base64
+
+    assert json.loads(base64.b64decode(env["payload"]))["predicate"] == BOM
+    # a wrong key fails in cosign too (the peer really checks)
+    ok(vouch("generate-key-pair", "--output-key-prefix", "other", cwd=tmp_path))
+    bad = run_peer(binary, "verify-attestation", "--key", str(tmp_path / "other.pub"), "--type", "cyclonedx",
+                   *VERIFY_OFFLINE, image, home=tmp_path, check=False)
+    assert bad.returncode != 0
+
+
+def attest_flags(name: str) -> list[str]:
+    return sign_flags(name)
+
+
+@pytest.mark.parametrize("cosign", COSIGNS)
+def test_vouch_verifies_cosign_attestation_and_download_matches(cosign: str, image: str, tmp_path: Path) -> None:
+    binary = peer(cosign)
+    run_peer(binary, "generate-key-pair", home=tmp_path, cwd=tmp_path, env={"COSIGN_PASSWORD": "pw"})
+    (tmp_path / "bom.json").write_text(json.dumps(BOM))
+    run_peer(binary, "attest", "--key", str(tmp_path / "cosign.key"), "--type", "cyclonedx", "--predicate",
+             str(tmp_path / "bom.json"), *attest_flags(cosign), image, home=tmp_path, env={"COSIGN_PASSWORD": "pw"})
+    r = ok(vouch("verify-attestation", "--key", str(tmp_path / "cosign.pub"), "--type", "cyclonedx",
+                 "--max-age", "3650d", image))
+    assert len(r.stdout.splitlines()) == 1
+    ours = ok(vouch("download", "attestation", image)).stdout
+    theirs = run_peer(binary, "download", "attestation", "--allow-http-registry=true", image, home=tmp_path).stdout
+    assert ours.strip()
+    if cosign == "cosign2":
+        assert ours == theirs  # both print the stored envelope bytes
+    else:
+        # cosign 3 stores its envelope without the empty `keyid` and re-serialises it on download (payloadType
+        # first, `"keyid": ""` added): the same envelope, payload and signature byte for byte.
+        def norm(text: str) -> list[dict[str, object]]:
+            out = []
+            for line in text.splitlines():
+                env = json.loads(line)
+                env["signatures"] = [{"keyid": s.get("keyid", ""), "sig": s["sig"]} for s in env["signatures"]]
+                out.append(env)
+            return out
+
+        assert norm(ours) == norm(theirs)
+
+
+@pytest.mark.parametrize("cosign", COSIGNS)
+def test_replace_across_tools_leaves_one_statement(cosign: str, registry: RegistryServer, client: RegistryClient,
+                                                   repo_name: str, tmp_path: Path) -> None:
+    binary = peer(cosign)
+    ok(vouch("generate-key-pair", "--output-key-prefix", "k", cwd=tmp_path))
+    key = str(tmp_path / "k.key")
+    cdx = "https://cyclonedx.org/bom"
+    a = f"{registry.host}/{repo_name}@{push_image(client, Reference(registry.host, repo_name, 'a'), small_image())}"
+    b = f"{registry.host}/{repo_name}@{push_image(client, Reference(registry.host, repo_name, 'b'), small_image())}"
+    newer = dict(BOM, metadata={"timestamp": "2026-11-25T10:00:00Z"})
+    (tmp_path / "old.json").write_text(json.dumps(BOM))
+    (tmp_path / "new.json").write_text(json.dumps(newer))
+    # vouch first, then cosign --replace
+    ok(vouch("attest", "--key", key, "--type", "cyclonedx", "--predicate", str(tmp_path / "old.json"), a))
+    run_peer(binary, "attest", "--key", key, "--type", "cyclonedx", "--predicate", str(tmp_path / "new.json"),
+             "--replace", *attest_flags(cosign), a, home=tmp_path, env={"COSIGN_PASSWORD": "pw"})
+    assert att_count(client, a, cdx) == 1
+    # cosign first, then vouch --replace
+    run_peer(binary, "attest", "--key", key, "--type", "cyclonedx", "--predicate", str(tmp_path / "old.json"),
+             *attest_flags(cosign), b, home=tmp_path, env={"COSIGN_PASSWORD": "pw"})
+    ok(vouch("attest", "--key", key, "--type", "cyclonedx", "--predicate", str(tmp_path / "new.json"),
+             "--replace", b))
+    assert att_count(client, b, cdx) == 1
+    r = ok(vouch("verify-attestation", "--key", str(tmp_path / "k.pub"), "--type", "cyclonedx", b))
+    import base64
+
+    stmt = json.loads(base64.b64decode(json.loads(r.stdout.splitlines()[0])["payload"]))
+    assert stmt["predicate"]["metadata"]["timestamp"] == "2026-11-25T10:00:00Z"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import traceback
@@ -24,7 +25,7 @@ from vouch.cli.common import (
     setup_logging,
     state,
 )
-from vouch.errors import EXIT_USAGE, EXIT_VERIFY, InputError, VouchError
+from vouch.errors import EXIT_USAGE, EXIT_VERIFY, InputError, NotFoundError, VouchError
 from vouch.keys.cosign import (
     encrypt_private_key,
     generate_private_key,
@@ -35,8 +36,10 @@ from vouch.keys.cosign import (
 from vouch.keys.files import read_key_file, write_new_file
 from vouch.keys.password import read_password
 from vouch.oci.copy import copy_image
-from vouch.oci.source import open_source, select_platform
+from vouch.oci.reference import Reference
+from vouch.oci.source import RegistrySource, open_source, select_platform
 from vouch.signing.sign import sign_image
+from vouch.signing.signer import KeySigner
 from vouch.verify.signatures import cosign_output, verify_image
 
 EXIT_CODES_HELP = """
@@ -288,6 +291,213 @@ def sbom(
             f"-> {output_file}")
     else:
         sys.stdout.write(text + "\n")
+
+
+# ---- attestations --------------------------------------------------------------------------------
+
+
+def _attest(st: State, signer: KeySigner, ref: Reference, predicate: object, type_uri: str,
+            replace: bool) -> dict[str, object]:
+    from vouch.signing.attestation import envelope, statement
+    from vouch.store.attest import attach
+
+    digest = st.client().resolve(ref).digest
+    stmt = statement(type_uri, ref.docker_reference, digest, predicate)
+    env = envelope(signer, stmt)
+    r = attach(st.client(), ref, digest, env, stmt, type_uri, signer.public_key, replace)
+    err(("Pushing attestation to: " if r.attached else "Identical attestation already attached: ") + r.tag
+        + (f" (replaced {r.replaced})" if r.replaced else ""))
+    return {"image": f"{ref.name}@{digest}", "digest": digest, "predicateType": type_uri,
+            "status": "attested" if r.attached else "already-attested", "replaced": r.replaced, "tag": r.tag}
+
+
+@app.command()
+def attest(
+    ctx: typer.Context,
+    image: Annotated[str, typer.Argument(help="Image to attest (digest preferred).")],
+    key: KeyOpt,
+    predicate: Annotated[str, typer.Option("--predicate", help="Predicate JSON file ('-' for stdin).")],
+    type_: Annotated[str, typer.Option("--type", help="cyclonedx, spdxjson, slsaprovenance, slsaprovenance1, "
+                                                      "openvex, vuln, custom, or a URI.")] = "custom",
+    replace: Annotated[bool, typer.Option(help="Drop older attestations of the same predicate type.")] = False,
+) -> None:
+    """Attach a signed in-toto attestation in cosign's layout (sha256-<hex>.att)."""
+    from vouch.signing.attestation import predicate_type_uri
+
+    st = state(ctx)
+    ref = ref_arg(image)
+    type_uri = predicate_type_uri(type_)
+    data = sys.stdin.buffer.read() if predicate == "-" else read_key_file(predicate)
+    try:
+        pred = json.loads(data)
+    except ValueError as exc:
+        raise InputError(f"predicate {predicate} is not valid JSON") from exc
+    signer = load_signer(key)
+    if ref.digest is None:
+        err(f"WARNING: {ref} uses a tag, not a digest; attesting the digest it resolves to now")
+    emit(st, _attest(st, signer, ref, pred, type_uri, replace), "")
+
+
+@app.command("attest-sbom")
+def attest_sbom(
+    ctx: typer.Context,
+    images: Annotated[list[str], typer.Argument(help="Images to SBOM and attest.")],
+    key: KeyOpt,
+    platform: Annotated[str | None, typer.Option(help="os/arch for an index (default linux/amd64).")] = None,
+    replace: Annotated[bool, typer.Option(help="Replace older CycloneDX attestations (default).")] = True,
+    files: Annotated[bool, typer.Option(help="Include per-package file lists (larger).")] = False,
+) -> None:
+    """Generate the CycloneDX SBOM of each image's exact digest and attach it as an attestation."""
+    from vouch.sbom.generate import generate_sbom
+    from vouch.signing.attestation import PREDICATE_TYPES
+
+    st = state(ctx)
+    refs = [ref_arg(i) for i in images]
+    signer = load_signer(key)
+    out = []
+    for ref in refs:
+        digest = st.client().resolve(ref).digest
+        pinned = ref.with_digest(digest)
+        result = generate_sbom(RegistrySource(st.client(), pinned), platform, digest=digest)
+        bom = json.loads(result.to_json(files_detail=files))
+        out.append({**_attest(st, signer, pinned, bom, PREDICATE_TYPES["cyclonedx"], replace),
+                    "packages": len(result.packages)})
+    emit(st, out, "")
+
+
+@app.command("verify-attestation")
+def verify_attestation(
+    ctx: typer.Context,
+    images: Annotated[list[str], typer.Argument(help="Images to check.")],
+    key: Annotated[list[str], typer.Option("--key", help="Public key PEM (repeatable; a file may hold several).")],
+    type_: Annotated[str | None, typer.Option("--type", help="Predicate type to require (short name or URI).")]
+    = "custom",
+    max_age: Annotated[str | None, typer.Option(
+        help="Refuse CycloneDX SBOMs older than this (90d, 2160h) by their metadata.timestamp.")] = None,
+    insecure_ignore_tlog: Annotated[bool, typer.Option(
+        "--insecure-ignore-tlog", help="Accepted for cosign compatibility; vouch never contacts Rekor.")] = False,
+    offline: Annotated[bool, typer.Option(help="Accepted for cosign compatibility.")] = True,
+) -> None:
+    """Verify attestations: DSSE signature, payload type, subject digest, and SBOM freshness.
+    stdout: each verified envelope, one JSON per line, as cosign prints them."""
+    from vouch.signing.attestation import predicate_type_uri
+    from vouch.verify.attestations import parse_age, verify_attestations
+
+    st = state(ctx)
+    refs = [ref_arg(i) for i in images]
+    keys = load_verifier_keys(key)
+    type_uri = predicate_type_uri(type_) if type_ else None
+    age = parse_age(max_age) if max_age else None
+    results = [verify_attestations(st.client(), ref, keys, type_uri, age) for ref in refs]
+    for r in results:
+        for p in r.problems():
+            err(f"  refused {p}")
+        if r.ok:
+            err(f"Verification for {r.image} --\nThe following checks were performed on each of these "
+                "attestations:\n  - The signatures were verified against the specified public key\n"
+                "  - The statement subject matches the image digest" + ("\n  - The SBOM is younger than "
+                                                                       f"{max_age}" if max_age else ""))
+        else:
+            err(f"Error: {r.image}: {r.reason()}")
+    if st.output == OutputFormat.json:
+        emit(st, [{"image": r.image, "verified": r.ok, "reason": "" if r.ok else r.reason(),
+                   "attestations": [{"layer": c.layer_digest, "ok": c.ok, "reason": c.reason,
+                                     "predicateType": c.predicate_type, "keyId": c.key_id,
+                                     "ageSeconds": c.age.total_seconds() if c.age else None}
+                                    for c in r.checks]} for r in results], "")
+    else:
+        for r in results:
+            for c in r.verified:
+                assert c.envelope is not None
+                sys.stdout.write(c.envelope.decode().strip() + "\n")
+    if any(not r.ok for r in results):
+        raise typer.Exit(EXIT_VERIFY)
+
+
+download_app = typer.Typer(help="Download attestations or the attached SBOM.", no_args_is_help=True)
+app.add_typer(download_app, name="download")
+
+
+@download_app.command("attestation")
+def download_attestation(
+    ctx: typer.Context,
+    image: Annotated[str, typer.Argument()],
+    predicate_type: Annotated[str | None, typer.Option(help="Only this predicate type (short name or URI).")]
+    = None,
+) -> None:
+    """Print every attestation envelope of IMAGE, one JSON per line (as cosign does)."""
+    from vouch.signing.attestation import predicate_type_uri
+    from vouch.store.attest import read_attestations, statement_info
+
+    st = state(ctx)
+    ref = ref_arg(image)
+    digest = st.client().resolve(ref).digest
+    repo, layers = read_attestations(st.client(), ref, digest)
+    want = predicate_type_uri(predicate_type) if predicate_type else None
+    found = 0
+    for layer in layers:
+        ptype, _, raw = statement_info(st.client(), repo, layer)
+        if raw is None or (want is not None and ptype != want):
+            continue
+        sys.stdout.write(raw.decode().strip() + "\n")
+        found += 1
+    if not found:
+        raise NotFoundError(f"no attestation{' of type ' + want if want else ''} on {ref.name}@{digest}")
+
+
+@download_app.command("sbom")
+def download_sbom(ctx: typer.Context, image: Annotated[str, typer.Argument()]) -> None:
+    """Print the CycloneDX BOM attested on IMAGE (the predicate of its newest CycloneDX attestation)."""
+    from vouch.signing.attestation import PREDICATE_TYPES, open_envelope
+    from vouch.store.attest import read_attestations, statement_info
+
+    st = state(ctx)
+    ref = ref_arg(image)
+    digest = st.client().resolve(ref).digest
+    repo, layers = read_attestations(st.client(), ref, digest)
+    for layer in layers:
+        ptype, _, raw = statement_info(st.client(), repo, layer)
+        if raw is not None and ptype == PREDICATE_TYPES["cyclonedx"]:
+            predicate = open_envelope(raw).statement().get("predicate")
+            sys.stdout.write(json.dumps(predicate, indent=2) + "\n")
+            return
+    raise NotFoundError(f"no CycloneDX attestation on {ref.name}@{digest}")
+
+
+dtrack_app = typer.Typer(help="Dependency-Track.", no_args_is_help=True)
+app.add_typer(dtrack_app, name="dtrack")
+
+
+@dtrack_app.command("upload")
+def dtrack_upload(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="A BOM file, or an image (its attested SBOM, else a fresh one).")],
+    url: Annotated[str, typer.Option(help="Dependency-Track base URL.")],
+    project: Annotated[str, typer.Option(help="Project name.")],
+    version: Annotated[str, typer.Option(help="Project version.")],
+    auto_create: Annotated[bool, typer.Option(help="Create the project if it does not exist.")] = False,
+    wait: Annotated[bool, typer.Option(help="Wait until Dependency-Track has processed the BOM.")] = True,
+) -> None:
+    """Upload a CycloneDX BOM to Dependency-Track (API key from DTRACK_API_KEY)."""
+    import os
+
+    from vouch.dtrack import upload_bom
+
+    st = state(ctx)
+    path = Path(source)
+    if path.is_file():
+        bom = path.read_bytes()
+    else:
+        from vouch.sbom.generate import generate_sbom
+
+        ref = ref_arg(source)
+        bom = generate_sbom(RegistrySource(st.client(), ref)).to_json().encode()
+    status = (lambda m: err(f"  {m}")) if sys.stderr.isatty() or st.verbose else None
+    result = upload_bom(url, os.environ.get("DTRACK_API_KEY", ""), project, version, bom, auto_create, wait,
+                        progress=status)
+    err(f"Uploaded to Dependency-Track: {project} {version} (token {result['token']}"
+        + (", processed)" if result["processed"] else ")"))
+    emit(st, result, "")
 
 
 # ---- entry point ---------------------------------------------------------------------------------

@@ -1,0 +1,94 @@
+"""Attaching attestations to `sha256-<hex>.att`: dedup of identical statements, `--replace` by type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from vouch.errors import VouchError
+from vouch.oci import mediatypes as mt
+from vouch.oci.client import Descriptor, RegistryClient
+from vouch.oci.reference import Reference
+from vouch.signing.attestation import open_envelope
+from vouch.store.layout import (
+    ANN_SIGNATURE,
+    ATT_SUFFIX,
+    NewLayer,
+    StoredLayer,
+    TagState,
+    fetch_payload,
+    tag_for,
+    target_repository,
+    update_tag,
+)
+
+ANN_PREDICATE_TYPE = "predicateType"
+
+
+@dataclass
+class AttachResult:
+    digest: str
+    attached: bool  # False: an identical statement by this key was already there
+    replaced: int  # layers of the same type dropped
+    tag: str
+
+
+def statement_info(client: RegistryClient, repo: Reference, layer: StoredLayer) -> tuple[str | None, bytes | None,
+                                                                                          bytes | None]:
+    """(predicateType from the statement itself, statement bytes, envelope bytes) or Nones if unreadable."""
+    if layer.descriptor.media_type != mt.DSSE_ENVELOPE:
+        return None, None, None
+    try:
+        raw = fetch_payload(client, repo, layer, ATT_SUFFIX)
+        env = open_envelope(raw)
+        ptype = env.statement().get("predicateType")
+        return (str(ptype) if ptype is not None else None), env.payload, raw
+    except VouchError:
+        return None, None, None
+
+
+def attach(client: RegistryClient, image: Reference, digest: str, envelope_bytes: bytes, statement_bytes: bytes,
+           predicate_type: str, public_key: ec.EllipticCurvePublicKey, replace: bool) -> AttachResult:
+    repo = target_repository(image)
+    tag = tag_for(digest, ATT_SUFFIX)
+    layer = NewLayer(mt.DSSE_ENVELOPE, envelope_bytes, {ANN_PREDICATE_TYPE: predicate_type, ANN_SIGNATURE: ""})
+    dropped = 0
+    cache: dict[str, tuple[str | None, bytes | None, bytes | None]] = {}
+
+    def info(x: StoredLayer) -> tuple[str | None, bytes | None, bytes | None]:
+        key = x.descriptor.digest
+        if key not in cache:
+            cache[key] = statement_info(client, repo, x)
+        return cache[key]
+
+    def same_statement_by_us(x: StoredLayer) -> bool:
+        _, stmt, raw = info(x)
+        if stmt != statement_bytes or raw is None:
+            return False
+        return open_envelope(raw).verify([public_key]) is not None
+
+    def planner(state: TagState) -> list[Descriptor] | None:
+        nonlocal dropped
+        ours = [x for x in state.layers if x.descriptor.digest == layer.digest or same_statement_by_us(x)]
+        same_type = [x for x in state.layers if x not in ours and info(x)[0] == predicate_type]
+        if ours and (not replace or not same_type):
+            return None  # identical statement already attached (and, with replace, alone of its type)
+        keep = [x.descriptor for x in state.layers if not (replace and x in same_type) and x not in ours]
+        dropped = len(same_type) if replace else 0
+        first = ours[0].descriptor if ours else layer.descriptor()
+        return [first, *keep] if replace else [*keep, first]
+
+    result = update_tag(client, repo, tag, planner, blobs=[envelope_bytes])
+    return AttachResult(digest, result.changed, dropped, f"{repo.name}:{tag}")
+
+
+def read_attestations(client: RegistryClient, image: Reference, digest: str) -> tuple[Reference, list[StoredLayer]]:
+    from vouch.store.layout import read_tag
+
+    repo = target_repository(image)
+    state = read_tag(client, repo, tag_for(digest, ATT_SUFFIX))
+    return repo, state.layers
+
+
+__all__ = ["ANN_PREDICATE_TYPE", "AttachResult", "attach", "read_attestations", "statement_info"]
