@@ -204,3 +204,32 @@ def test_large_bom_roundtrips(registry: RegistryServer, client: RegistryClient, 
     assert res.ok
     assert res.verified[0].statement is not None and res.verified[0].statement["predicate"] == \
         json.loads(json.dumps(full, sort_keys=True))
+
+
+def test_replace_never_shows_a_half_state(registry: RegistryServer, client: RegistryClient, repo_name: str) -> None:
+    """While SBOM attestations are replaced again and again, a reader polling the tag always finds
+    exactly one valid CycloneDX statement: the tag is never empty and never holds two."""
+    import threading
+
+    ref, digest = _image(registry, client, repo_name)
+    signer = new_signer()
+    _attest(client, signer, ref, digest, bom("2026-11-01T00:00:00Z"), replace=True)
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        with RegistryClient() as c:
+            while not stop.is_set():
+                res = verify_attestations(c, ref, [signer.public_key], CDX)
+                seen.append(len(res.verified) if all(ch.ok for ch in res.checks) else -1)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for day in range(2, 12):
+            _attest(client, signer, ref, digest, bom(f"2026-11-{day:02d}T00:00:00Z"), replace=True)
+    finally:
+        stop.set()
+        t.join()
+    assert len(seen) > 5
+    assert set(seen) == {1}, seen
