@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,6 +40,7 @@ from vouch.keys.password import read_password
 from vouch.oci.copy import copy_image
 from vouch.oci.reference import Reference
 from vouch.oci.source import RegistrySource, open_source, select_platform
+from vouch.release.plan import ReleaseImage
 from vouch.signing.sign import sign_image
 from vouch.signing.signer import KeySigner
 from vouch.verify.signatures import cosign_output, verify_image
@@ -498,6 +501,137 @@ def dtrack_upload(
     err(f"Uploaded to Dependency-Track: {project} {version} (token {result['token']}"
         + (", processed)" if result["processed"] else ")"))
     emit(st, result, "")
+
+
+# ---- release -------------------------------------------------------------------------------------
+
+
+def _release_images(manifest: str | None, images: list[str] | None) -> list[ReleaseImage]:
+    from vouch.release.plan import ReleaseImage, load_manifest
+
+    if manifest and images:
+        raise InputError("give either --manifest or images, not both")
+    if manifest:
+        return load_manifest(manifest).images
+    if not images:
+        raise InputError("nothing to do: give --manifest release.yaml or image references")
+    return [ReleaseImage(ref_arg(i)) for i in images]
+
+
+@app.command()
+def release(
+    ctx: typer.Context,
+    images: Annotated[list[str] | None, typer.Argument(help="Images (or use --manifest).")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="cosign private key.")] = None,
+    manifest: Annotated[str | None, typer.Option(help="release.yaml: `images:` list of references.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Images handled in parallel.")] = 4,
+    refresh_after: Annotated[str, typer.Option(
+        help="Regenerate an attached SBOM older than this (it must stay inside the admission limit).")] = "30d",
+    max_age: Annotated[str, typer.Option(help="The admission limit the read-back check applies.")] = "90d",
+    report: Annotated[str | None, typer.Option(help="Write the JSON report here.")] = None,
+    sign_images: Annotated[bool | None, typer.Option(
+        "--sign-images/--no-sign-images",
+        help="Kill switch; default from VOUCH_SIGN_IMAGES or AKKO_SIGN_IMAGES (true).")] = None,
+    keyless: Annotated[bool | None, typer.Option(
+        "--keyless/--no-keyless", help="Keyless signing; default from VOUCH_SIGN_KEYLESS or AKKO_SIGN_KEYLESS.")]
+    = None,
+) -> None:
+    """Sign every image of a release by digest and attach a current CycloneDX SBOM attestation.
+    Idempotent: unchanged digests with a current SBOM cost a few registry reads and no write."""
+    from vouch.release.plan import KEYLESS_SWITCH, SIGN_SWITCH, switch
+    from vouch.release.run import exit_code, run_release
+    from vouch.verify.attestations import parse_age
+
+    st = state(ctx)
+    if not switch(sign_images, SIGN_SWITCH, True):
+        err("vouch release: signing disabled (AKKO_SIGN_IMAGES/VOUCH_SIGN_IMAGES=false); nothing done")
+        emit(st, {"skipped": True}, "")
+        return
+    if switch(keyless, KEYLESS_SWITCH, False):
+        raise InputError("keyless signing (AKKO_SIGN_KEYLESS/VOUCH_SIGN_KEYLESS=true) is not available in this "
+                         "version of vouch: unset it to sign with --key, or AKKO_SIGN_IMAGES=false to skip signing")
+    if not key:
+        raise InputError("--key is required (a cosign private key)")
+    plan = _release_images(manifest, images)
+    refresh, limit = parse_age(refresh_after), parse_age(max_age)
+    signer = load_signer(key)
+    started = time.perf_counter()
+    reports = _run_with_progress(st, lambda done: run_release(st.client(), signer, plan, concurrency, refresh,
+                                                              limit, done), len(plan))
+    elapsed = time.perf_counter() - started
+    _release_table(reports, elapsed, st.client().request_count)
+    doc = {"seconds": round(elapsed, 3), "requests": st.client().request_count,
+           "images": [r.to_json() for r in reports]}
+    if report:
+        write_new_file(Path(report), json.dumps(doc, indent=2).encode() + b"\n", 0o644, force=True)
+    emit(st, doc, "")
+    failed = [r for r in reports if r.error]
+    if failed:
+        for r in failed:
+            err(f"Error: {r.image}: {r.error}")
+        raise typer.Exit(exit_code(reports))
+
+
+def _run_with_progress(st: State, work: Callable[[Callable[[Any], None]], list[Any]], total: int) -> list[Any]:
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      transient=True) as bar:
+            task = bar.add_task("release", total=total)
+            return work(lambda r: bar.advance(task))
+
+    def line(r: Any) -> None:
+        status = "FAILED" if r.error else f"{r.signature}, sbom {r.sbom}"
+        err(f"vouch release: {r.image}@{r.digest[:19]}: {status}")
+
+    return work(line)
+
+
+def _release_table(reports: list[Any], elapsed: float, requests: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"release: {len(reports)} images in {elapsed:.2f} s, {requests} registry requests")
+    for col in ("image", "digest", "signature", "sbom", "packages", "seconds"):
+        table.add_column(col)
+    for r in reports:
+        table.add_row(r.image, r.digest[7:19], r.signature or "-", (r.error and "FAILED") or r.sbom,
+                      "" if r.packages is None else str(r.packages), f"{sum(r.seconds.values()):.2f}")
+    Console(stderr=True, width=max(100, Console(stderr=True).width)).print(table)
+
+
+@app.command("verify-release")
+def verify_release_cmd(
+    ctx: typer.Context,
+    images: Annotated[list[str] | None, typer.Argument(help="Images (or use --manifest).")] = None,
+    key: Annotated[list[str] | None, typer.Option("--key", help="Public key PEM (repeatable, bundles ok).")]
+    = None,
+    manifest: Annotated[str | None, typer.Option(help="release.yaml.")] = None,
+    max_age: Annotated[str, typer.Option(help="Oldest acceptable SBOM.")] = "90d",
+    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 4,
+) -> None:
+    """The CI gate: every image signed and with a fresh SBOM attestation; else exit 1 and what is missing."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from vouch.release.run import verify_release
+    from vouch.verify.attestations import parse_age
+
+    st = state(ctx)
+    plan = _release_images(manifest, images)
+    keys = load_verifier_keys(key or [])
+    gates = verify_release(st.client(), keys, plan, parse_age(max_age), concurrency)
+    bad = [g for g in gates if not g.ok]
+    table = Table(title=f"verify-release: {len(gates) - len(bad)}/{len(gates)} images pass")
+    for col in ("image", "digest", "signature", "sbom"):
+        table.add_column(col, overflow="fold")
+    for g in gates:
+        table.add_row(g.image, g.digest[7:19], g.signature, g.sbom)
+    Console(stderr=True, width=max(120, Console(stderr=True).width)).print(table)
+    emit(st, [g.__dict__ for g in gates], "")
+    if bad:
+        raise typer.Exit(max(g.exit_code for g in bad))
 
 
 # ---- entry point ---------------------------------------------------------------------------------

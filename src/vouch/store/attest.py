@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -91,4 +92,50 @@ def read_attestations(client: RegistryClient, image: Reference, digest: str) -> 
     return repo, state.layers
 
 
-__all__ = ["ANN_PREDICATE_TYPE", "AttachResult", "attach", "read_attestations", "statement_info"]
+
+
+# Sort key of a layer that holds a valid, current statement (newer sorts higher), or None.
+CurrentKey = Callable[[StoredLayer, bytes], tuple[str, str] | None]
+
+
+def attach_one_current(client: RegistryClient, image: Reference, digest: str, envelope_bytes: bytes,
+                       predicate_type: str, current_key: CurrentKey) -> AttachResult:
+    """Leave exactly one current statement of predicate_type: the newest valid current one (ours if none).
+
+    Unlike plain --replace this converges when several writers race: every writer picks the same
+    winner (newest, ties by layer digest), so no two releases undo each other."""
+    repo = target_repository(image)
+    tag = tag_for(digest, ATT_SUFFIX)
+    layer = NewLayer(mt.DSSE_ENVELOPE, envelope_bytes, {ANN_PREDICATE_TYPE: predicate_type, ANN_SIGNATURE: ""})
+    ours_key = current_key(StoredLayer(layer.descriptor(), envelope_bytes), envelope_bytes)
+    cache: dict[str, tuple[str | None, bytes | None, bytes | None]] = {}
+    dropped = 0
+
+    def info(x: StoredLayer) -> tuple[str | None, bytes | None, bytes | None]:
+        if x.descriptor.digest not in cache:
+            cache[x.descriptor.digest] = statement_info(client, repo, x)
+        return cache[x.descriptor.digest]
+
+    def planner(state: TagState) -> list[Descriptor] | None:
+        nonlocal dropped
+        same = [x for x in state.layers if info(x)[0] == predicate_type]
+        others = [x.descriptor for x in state.layers if x not in same]
+        scored = []
+        for x in same:
+            raw = info(x)[2]
+            k = current_key(x, raw) if raw is not None else None
+            if k is not None:
+                scored.append((k, x.descriptor.digest, x.descriptor))
+        if len(same) == 1 and scored:
+            return None
+        if scored:
+            winner = max(scored, key=lambda s: (s[0], s[1]))[2]
+        else:
+            winner = layer.descriptor()
+            if ours_key is None:
+                raise VouchError("the new attestation is not itself current; refusing to attach it")
+        dropped = len([x for x in same if x.descriptor.digest != winner.digest])
+        return [winner, *others]
+
+    result = update_tag(client, repo, tag, planner, blobs=[envelope_bytes])
+    return AttachResult(digest, result.changed, dropped, f"{repo.name}:{tag}")

@@ -1,0 +1,70 @@
+"""What a release is: the images (a manifest file or arguments) and the switches from the ADR."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from vouch.errors import InputError
+from vouch.oci.reference import Reference, parse_reference
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass
+class ReleaseImage:
+    ref: Reference
+    platform: str | None = None
+
+
+@dataclass
+class Release:
+    name: str | None
+    images: list[ReleaseImage]
+
+
+def load_manifest(path: str) -> Release:
+    """release.yaml:  release: 2026.04 / images: [REF, {ref: REF, platform: linux/amd64}, ...]"""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise InputError(f"cannot read release manifest {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise InputError(f"release manifest {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not data["images"]:
+        raise InputError(f"release manifest {path} needs a non-empty `images:` list")
+    images = []
+    for i, item in enumerate(data["images"]):
+        if isinstance(item, str):
+            images.append(ReleaseImage(parse_reference(item)))
+        elif isinstance(item, dict) and isinstance(item.get("ref"), str):
+            images.append(ReleaseImage(parse_reference(item["ref"]), item.get("platform")))
+        else:
+            raise InputError(f"release manifest {path}: images[{i}] must be a reference or {{ref: ..., platform: ...}}")
+    name = data.get("release")
+    return Release(str(name) if name is not None else None, images)
+
+
+def switch(flag: bool | None, names: tuple[str, ...], default: bool) -> bool:
+    """A flag wins; else the first of the environment variables that is set (true/false); else default."""
+    if flag is not None:
+        return flag
+    for name in names:
+        raw = os.environ.get(name)
+        if raw is None or raw.strip() == "":
+            continue
+        value = raw.strip().lower()
+        if value in TRUE:
+            return True
+        if value in FALSE:
+            return False
+        raise InputError(f"{name}={raw!r} is neither true nor false")
+    return default
+
+
+SIGN_SWITCH = ("VOUCH_SIGN_IMAGES", "AKKO_SIGN_IMAGES")
+KEYLESS_SWITCH = ("VOUCH_SIGN_KEYLESS", "AKKO_SIGN_KEYLESS")
