@@ -1,10 +1,16 @@
-"""vouch demo: the ADR's job on a self-contained default.
+"""vouch demo: the ADR's whole job on a self-contained default.
 
-Starts a real docker-registry on loopback, pushes a 14-image sample release, generates a cosign key
-pair, signs every image by digest (index children too), generates each image's CycloneDX SBOM from
-the registry, re-runs the signing to show nothing is added, verifies
-with vouch (and with real cosign when installed), checks that the CI gate refuses an unsigned
-image, and prints a report (also written as JSON).
+Starts a real docker-registry on loopback and pushes a 14-image sample release (Debian, distroless,
+Alpine and rpm-based images, three of them multi-arch), writes its release.yaml, generates a cosign
+key pair, then runs what the Woodpecker pipeline runs:
+
+  vouch release         sign every digest, attach a CycloneDX SBOM attestation (first run)
+  vouch release         again: nothing to do, nothing written (idempotent re-run)
+  vouch verify-release  the CI gate (06-trivy.yml)
+  cosign verify / verify-attestation   stock cosign's second opinion, when it is installed
+  the gate on an unsigned image        refused
+
+and prints a report (also written as .demo/report.json).
 """
 
 from __future__ import annotations
@@ -17,123 +23,118 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from vouch.keys.cosign import encrypt_private_key, generate_private_key, public_key_pem
-from vouch.oci.build import Image, push_image
+from vouch.oci.build import push_image
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
-from vouch.oci.source import RegistrySource
-from vouch.sbom.generate import generate_sbom
-from vouch.signing.sign import sign_image
-from vouch.signing.signer import KeySigner
 from vouch.testbed.registry import start_registry
-from vouch.testbed.samples import sample_release
-from vouch.verify.signatures import verify_image
+from vouch.testbed.samples import sample_image, sample_release
 
-console = Console(stderr=True)
+console = Console(stderr=True, width=max(110, Console(stderr=True).width))
+
+
+def vouch(*args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "vouch", *args], capture_output=True, text=True, env=env,
+                       stdin=subprocess.DEVNULL, timeout=900)
+    return r, time.perf_counter() - t
 
 
 def main() -> int:
-    out_dir = Path(os.environ.get("VOUCH_DEMO_DIR", ".demo"))
+    out_dir = Path(os.environ.get("VOUCH_DEMO_DIR", ".demo")).resolve()
     out_dir.mkdir(exist_ok=True)
-    console.rule("[bold]vouch demo: sign and verify a 14-image release")
+    console.rule("[bold]vouch demo: ADR-032 on a 14-image release")
     server = start_registry("plain")
     console.print(f"registry: docker-registry on {server.host} (real CNCF distribution, loopback only)")
-    report: dict[str, object] = {"registry": server.host, "images": []}
     try:
         client = RegistryClient()
-        release = sample_release()
-        refs: dict[str, Reference] = {}
-        for name, img in release.items():
+        refs = []
+        for name, img in sample_release().items():
             ref = Reference(server.host, f"akko/{name}", "2026.04")
             push_image(client, ref, img)
-            refs[name] = ref
-        console.print(f"pushed {len(refs)} sample images as {server.host}/akko/<name>:2026.04")
+            refs.append(str(ref))
+        manifest = out_dir / "release.yaml"
+        manifest.write_text(yaml.safe_dump({"release": "2026.04", "images": refs}))
+        console.print(f"pushed {len(refs)} sample images; release manifest {manifest}")
 
         password = os.environ.get("COSIGN_PASSWORD", "demo")
         key = generate_private_key()
         (out_dir / "cosign.key").write_bytes(encrypt_private_key(key, password.encode()))
         os.chmod(out_dir / "cosign.key", 0o600)
         (out_dir / "cosign.pub").write_bytes(public_key_pem(key))
-        signer = KeySigner(key)
-        console.print(f"key pair: {out_dir}/cosign.key (encrypted, 0600) and {out_dir}/cosign.pub")
+        env = {**os.environ, "COSIGN_PASSWORD": password}
+        env.pop("AKKO_SIGN_IMAGES", None)
+        env.pop("VOUCH_SIGN_IMAGES", None)
 
-        rows = []
-        t0 = time.perf_counter()
-        for ref in refs.values():
-            results = sign_image(client, signer, ref, recursive=True)
-            rows.append({"image": str(ref), "digest": results[0].digest,
-                         "signed": sum(r.signed for r in results), "targets": len(results)})
-        first = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        requests_before = client.request_count
-        rerun_signed = 0
-        for ref in refs.values():
-            rerun_signed += sum(r.signed for r in sign_image(client, signer, ref, recursive=True))
-        rerun = time.perf_counter() - t1
-        rerun_requests = client.request_count - requests_before
-
-        # SBOMs: every image read once, layer by layer, straight from the registry
-        sbom_dir = out_dir / "sbom"
-        sbom_dir.mkdir(exist_ok=True)
-        t2 = time.perf_counter()
-        for row in rows:
-            ref = Reference.parse(str(row["image"]))
-            result = generate_sbom(RegistrySource(client, ref.with_digest(str(row["digest"]))))
-            name = ref.repository.split("/")[-1]
-            (sbom_dir / f"{name}.cdx.json").write_text(result.to_json(indent=2))
-            row["distro"] = result.distro.qualifier if result.distro else "unknown"
-            row["packages"] = len(result.packages)
-        sbom_seconds = time.perf_counter() - t2
+        first, t_first = vouch("release", "--key", str(out_dir / "cosign.key"), "--manifest", str(manifest),
+                               "--report", str(out_dir / "release-1.json"), env=env)
+        rerun, t_rerun = vouch("release", "--key", str(out_dir / "cosign.key"), "--manifest", str(manifest),
+                               "--report", str(out_dir / "release-2.json"), env=env)
+        gate, t_gate = vouch("verify-release", "--key", str(out_dir / "cosign.pub"), "--manifest", str(manifest),
+                             "--max-age", "90d", env=env)
+        if first.returncode != 0:
+            console.print(first.stderr)
+            return 1
+        r1 = json.loads((out_dir / "release-1.json").read_text())
+        r2 = json.loads((out_dir / "release-2.json").read_text())
 
         cosigns = [c for c in ("cosign2", "cosign3") if shutil.which(c)]
-        for row in rows:
-            ref = Reference.parse(str(row["image"]))
-            res = verify_image(client, ref, [signer.public_key])
-            row["vouch_verify"] = "ok" if res.ok else res.reason()
-            for c in cosigns:
-                r = subprocess.run([c, "verify", "--key", str(out_dir / "cosign.pub"), "--insecure-ignore-tlog=true",
-                                    "--offline=true", f"{ref.name}@{row['digest']}"],
-                                   capture_output=True, text=True, timeout=120,
-                                   env={**os.environ, "HOME": str(out_dir / "cosign-home")})
-                row[c] = "ok" if r.returncode == 0 else f"FAILED: {r.stderr.strip().splitlines()[-1:]}"
+        peer: dict[str, dict[str, str]] = {}
+        for c in cosigns:
+            cenv = {**os.environ, "HOME": str(out_dir / "cosign-home")}
+            for img in r1["images"]:
+                pinned = f"{img['image']}@{img['digest']}"
+                flags = ["--key", str(out_dir / "cosign.pub"), "--insecure-ignore-tlog=true", "--offline=true",
+                         "--allow-http-registry=true"]
+                sig = subprocess.run([c, "verify", *flags, pinned], capture_output=True, env=cenv, timeout=120)
+                att = subprocess.run([c, "verify-attestation", *flags, "--type", "cyclonedx", pinned],
+                                     capture_output=True, env=cenv, timeout=120)
+                peer.setdefault(img["image"], {})[c] = (
+                    "ok" if sig.returncode == 0 and att.returncode == 0 else
+                    f"FAILED (verify {sig.returncode}, verify-attestation {att.returncode})")
 
-        unsigned = Reference(server.host, "akko/unsigned-intruder", "2026.04")
-        push_image(client, unsigned, Image(release["api-gateway"].layers[:1]  # type: ignore[union-attr]
-                                           if isinstance(release["api-gateway"], Image) else []))
-        gate = verify_image(client, unsigned, [signer.public_key])
+        intruder = Reference(server.host, "akko/unsigned-intruder", "2026.04")
+        push_image(client, intruder, sample_image("intruder", "debian"))
+        refused, _ = vouch("verify-release", "--key", str(out_dir / "cosign.pub"), str(intruder), env=env)
 
         table = Table(title="Release 2026.04")
-        table.add_column("image")
-        table.add_column("digest")
-        table.add_column("distro")
-        table.add_column("pkgs")
-        table.add_column("signed (1st run)")
-        table.add_column("vouch verify")
-        for c in cosigns:
-            table.add_column(f"{c} verify")
-        for row in rows:
-            table.add_row(str(row["image"]).split("/", 1)[1].split(":")[0].removeprefix("akko/"),
-                          str(row["digest"])[7:19], str(row["distro"]), str(row["packages"]),
-                          f"{row['signed']}/{row['targets']}", str(row["vouch_verify"]),
-                          *[str(row[c]) for c in cosigns])
+        for col in ("image", "digest", "signature", "SBOM", "pkgs", "re-run", *[f"{c} check" for c in cosigns]):
+            table.add_column(col)
+        rerun_by_image = {i["image"]: i for i in r2["images"]}
+        for img in r1["images"]:
+            again = rerun_by_image[img["image"]]
+            table.add_row(img["image"].split("/", 1)[1].removeprefix("akko/"), img["digest"][7:19],
+                          img["signature"], img["sbom"], str(img["packages"]),
+                          "no-op" if (again["signature"], again["sbom"]) == ("already-signed", "current")
+                          else f"{again['signature']}, sbom {again['sbom']}",
+                          *[peer[img["image"]][c] for c in cosigns])
         console.print(table)
-        console.print(f"first run: signed {sum(int(str(r['signed'])) for r in rows)} digests in {first:.2f} s")
-        console.print(f"SBOMs: {len(rows)} CycloneDX 1.5 documents in {sbom_seconds:.2f} s -> {sbom_dir}/")
-        console.print(f"re-run: {rerun_signed} new signatures, {rerun_requests} registry requests, {rerun:.2f} s "
-                      "(idempotent: nothing written)")
-        console.print(f"CI gate on an unsigned image: {'REFUSED' if not gate.ok else 'ACCEPTED'} ({gate.reason()})")
-        if not cosigns:
-            console.print("real cosign not installed: run `bash scripts/demo.sh --with-peers` for its second opinion")
-        report.update({"sbom_seconds": sbom_seconds, "images": rows, "first_run_seconds": first, "rerun_seconds": rerun,
-                       "rerun_new_signatures": rerun_signed, "rerun_requests": rerun_requests,
-                       "unsigned_gate_refused": not gate.ok, "peers": cosigns})
+        console.print(f"first run: {len(r1['images'])} images signed and attested in {t_first:.2f} s "
+                      f"({r1['requests']} registry requests)")
+        console.print(f"re-run:    {t_rerun:.2f} s including start-up, {r2['requests']} registry requests, "
+                      "nothing written")
+        console.print(f"gate (verify-release --max-age 90d): {'PASS' if gate.returncode == 0 else 'FAIL'} "
+                      f"in {t_gate:.2f} s")
+        console.print(f"gate on an unsigned image: {'REFUSED' if refused.returncode == 1 else 'ACCEPTED'} "
+                      f"(exit {refused.returncode})")
+        if cosigns:
+            console.print(f"stock {' and '.join(cosigns)}: verify + verify-attestation on every digest")
+        else:
+            console.print("real cosign not installed: `bash scripts/demo.sh --with-peers` adds its second opinion")
+        console.print(f"operator pipeline: vouch download attestation IMAGE | jq -r .payload | base64 -d | "
+                      f"jq .predicate  (keys and reports in {out_dir})")
+        report = {"registry": server.host, "first_run": r1, "rerun": r2, "first_seconds": t_first,
+                  "rerun_seconds": t_rerun, "gate_pass": gate.returncode == 0,
+                  "unsigned_refused": refused.returncode == 1, "peers": peer}
         (out_dir / "report.json").write_text(json.dumps(report, indent=2))
-        console.print(f"report: {out_dir}/report.json")
-        all_ok = all(r["vouch_verify"] == "ok" and all(r[c] == "ok" for c in cosigns) for r in rows)
-        return 0 if all_ok and rerun_signed == 0 and not gate.ok else 1
+        ok = (gate.returncode == 0 and refused.returncode == 1 and rerun.returncode == 0
+              and all(i["signature"] == "already-signed" and i["sbom"] == "current" for i in r2["images"])
+              and all(v == "ok" for p in peer.values() for v in p.values()))
+        return 0 if ok else 1
     finally:
         server.stop()
 

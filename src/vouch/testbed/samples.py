@@ -176,6 +176,7 @@ def _filler(seed: str, size: int) -> bytes:
 
 
 def sample_image(name: str, distro: str, arch: str = "amd64", release: str = "2026.04") -> Image:
+    """One sample image: a base layer (os-release, a package database, a library) and an app layer."""
     base = Layer.from_files({
         **_package_db(distro),
         "etc/os-release": OS_RELEASE[distro],
