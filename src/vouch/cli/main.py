@@ -37,9 +37,10 @@ from vouch.keys.cosign import (
 )
 from vouch.keys.files import read_key_file, write_new_file
 from vouch.keys.password import read_password
+from vouch.oci.client import Descriptor
 from vouch.oci.copy import copy_image
 from vouch.oci.reference import Reference
-from vouch.oci.source import RegistrySource, open_source, select_platform
+from vouch.oci.source import ImageSource, RegistrySource, open_source, select_platform
 from vouch.release.plan import ReleaseImage
 from vouch.signing.sign import sign_image
 from vouch.signing.signer import KeySigner
@@ -90,31 +91,31 @@ def main(
 # ---- registry basics ------------------------------------------------------------------------
 
 
-@app.command()
-def digest(ctx: typer.Context, image: Annotated[str, typer.Argument(help="Image reference or source spec.")],
-           platform: Annotated[str | None, typer.Option(help="os/arch[/variant] to pick from an index.")] = None,
-           ) -> None:
-    """Print the digest an image reference resolves to."""
-    st = state(ctx)
+ImageArg = Annotated[str, typer.Argument(help="Image reference or source spec.")]
+PlatformOpt = Annotated[str | None, typer.Option(help="os/arch[/variant] to pick from an index.")]
+
+
+def _resolve(st: State, image: str, platform: str | None) -> tuple[ImageSource, Descriptor]:
     src = open_source(image, st.client())
     desc = src.resolve()
     if platform:
         desc = select_platform(src.manifest(desc.digest), platform)
+    return src, desc
+
+
+@app.command()
+def digest(ctx: typer.Context, image: ImageArg, platform: PlatformOpt = None) -> None:
+    """Print the digest an image reference resolves to."""
+    st = state(ctx)
+    _, desc = _resolve(st, image, platform)
     emit(st, {"digest": desc.digest, "mediaType": desc.media_type, "size": desc.size}, desc.digest)
 
 
 @app.command()
-def manifest(ctx: typer.Context, image: Annotated[str, typer.Argument(help="Image reference or source spec.")],
-             platform: Annotated[str | None, typer.Option(help="os/arch[/variant] to pick from an index.")] = None,
-             ) -> None:
+def manifest(ctx: typer.Context, image: ImageArg, platform: PlatformOpt = None) -> None:
     """Print an image's manifest exactly as stored (digest-checked)."""
-    st = state(ctx)
-    src = open_source(image, st.client())
-    desc = src.resolve()
-    if platform:
-        desc = select_platform(src.manifest(desc.digest), platform)
-    m = src.manifest(desc.digest)
-    sys.stdout.write(m.raw.decode() + "\n")
+    src, desc = _resolve(state(ctx), image, platform)
+    sys.stdout.write(src.manifest(desc.digest).raw.decode() + "\n")
 
 
 @app.command()
@@ -143,17 +144,23 @@ def generate_key_pair(
     """Generate an ECDSA P-256 key pair in cosign's encrypted format (password: COSIGN_PASSWORD,
     else prompted, else stdin)."""
     st = state(ctx)
-    priv_path, pub_path = Path(f"{output_key_prefix}.key"), Path(f"{output_key_prefix}.pub")
+    priv_path, pub_path = _write_key_pair(output_key_prefix, generate_private_key, force)
+    emit(st, {"privateKey": str(priv_path), "publicKey": str(pub_path)}, "")
+
+
+def _write_key_pair(prefix: str, make_key: Callable[[], Any], force: bool) -> tuple[Path, Path]:
+    """PREFIX.key (encrypted, 0600) and PREFIX.pub; refuses to overwrite either without force."""
+    priv_path, pub_path = Path(f"{prefix}.key"), Path(f"{prefix}.pub")
     if not force:
         for p in (priv_path, pub_path):
             if p.exists():
                 raise InputError(f"{p} already exists; pass --force to overwrite it")
+    key = make_key()
     password = read_password(confirm=True)
-    key = generate_private_key()
     write_new_file(priv_path, encrypt_private_key(key, password), 0o600, force)
     write_new_file(pub_path, public_key_pem(key), 0o644, force)
     err(f"Private key written to {priv_path}\nPublic key written to {pub_path}")
-    emit(st, {"privateKey": str(priv_path), "publicKey": str(pub_path)}, "")
+    return priv_path, pub_path
 
 
 @app.command("public-key")
@@ -179,15 +186,7 @@ def import_key_pair(
 ) -> None:
     """Import a plain PEM EC key and write it in cosign's encrypted format."""
     priv = import_plain_private_key(read_key_file(key))
-    priv_path, pub_path = Path(f"{output_key_prefix}.key"), Path(f"{output_key_prefix}.pub")
-    if not force:
-        for p in (priv_path, pub_path):
-            if p.exists():
-                raise InputError(f"{p} already exists; pass --force to overwrite it")
-    password = read_password(confirm=True)
-    write_new_file(priv_path, encrypt_private_key(priv, password), 0o600, force)
-    write_new_file(pub_path, public_key_pem(priv), 0o644, force)
-    err(f"Private key written to {priv_path}\nPublic key written to {pub_path}")
+    _write_key_pair(output_key_prefix, lambda: priv, force)
 
 
 # ---- sign / verify ------------------------------------------------------------------------------

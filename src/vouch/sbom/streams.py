@@ -167,17 +167,23 @@ class PrefetchReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def _next(self) -> bytes | None:
+        """The producer's next chunk; None at its end; its error re-raised here."""
+        item = self._q.get()
+        if item is _END:
+            self._done = True
+            return None
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        assert isinstance(item, bytes)
+        return item
+
     def readinto(self, b: Any) -> int:
         while not self._buf and not self._done:
-            item = self._q.get()
-            if item is _END:
-                self._done = True
-            elif isinstance(item, BaseException):
-                self._done = True
-                raise item
-            else:
-                assert isinstance(item, bytes)
-                self._buf = memoryview(item)
+            chunk = self._next()
+            if chunk is not None:
+                self._buf = memoryview(chunk)
         n = min(len(b), len(self._buf))
         b[:n] = self._buf[:n]
         self._buf = self._buf[n:]
@@ -186,12 +192,7 @@ class PrefetchReader(io.RawIOBase):
     def finish(self) -> None:
         """Consume to the producer's end, so that a digest mismatch at the end of the blob surfaces."""
         while not self._done:
-            item = self._q.get()
-            if item is _END:
-                self._done = True
-            elif isinstance(item, BaseException):
-                self._done = True
-                raise item
+            self._next()
 
     def close(self) -> None:
         self._stop.set()
