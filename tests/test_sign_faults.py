@@ -36,6 +36,21 @@ def test_sign_survives_transient_errors(registry: RegistryServer, proxy: FaultPr
         assert verify_image(direct, Reference(registry.host, repo_name, None, digest), [signer.public_key]).ok
 
 
+def test_manifest_blob_unknown_is_retried(registry: RegistryServer, proxy: FaultProxy, repo_name: str) -> None:
+    """distribution can briefly not see a blob that a concurrent writer is committing (it rewrites the
+    repository link in place); the manifest PUT then fails with 400 BLOB_UNKNOWN: retried, not fatal."""
+    digest = _image(registry, repo_name)
+    body = (b'{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"},'
+            b'{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}')
+    proxy.add(Rule("status", "PUT", r"/manifests/sha256-.*\.sig", times=2, status=400, body=body))
+    signer = new_signer()
+    [r] = sign_image(RegistryClient(RegistryOptions(backoff=0.01)), signer, Reference(proxy.host, repo_name, None,
+                                                                                          digest))
+    assert r.signed
+    with RegistryClient() as direct:
+        assert verify_image(direct, Reference(registry.host, repo_name, None, digest), [signer.public_key]).ok
+
+
 def test_failed_push_never_removes_existing_signature(registry: RegistryServer, proxy: FaultProxy,
                                                       repo_name: str) -> None:
     digest = _image(registry, repo_name)

@@ -30,6 +30,7 @@ class Rule:
     retry_after: str | None = None
     after: int = 100
     seconds: float = 0.0
+    body: bytes = b'{"errors":[{"code":"INJECTED","message":"fault proxy"}]}'
     fired: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -81,7 +82,7 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 rule = proxy._take(self.command, self.path)
                 if rule and rule.kind == "status":
-                    payload = b'{"errors":[{"code":"INJECTED","message":"fault proxy"}]}'
+                    payload = rule.body
                     self.send_response(rule.status)
                     if rule.retry_after is not None:
                         self.send_header("Retry-After", rule.retry_after)

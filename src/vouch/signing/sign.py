@@ -69,15 +69,12 @@ def sign_digest(client: RegistryClient, signer: KeySigner, image: Reference, dig
             layer = NewLayer(mt.COSIGN_SIMPLESIGNING, payload, {ANN_SIGNATURE: sig})
         return [x.descriptor for x in state.layers] + [layer.descriptor()]
 
-    # The payload blob is pushed only if a write turns out to be needed (push_blob skips existing).
-    class _Lazy:
-        pushed = False
-
     def planner_with_blob(state: TagState) -> list[Descriptor] | None:
+        # The payload blob is pushed only when a write is needed, and made sure of before every
+        # write attempt (push_blob is a HEAD when the blob is there).
         new = planner(state)
-        if new is not None and not _Lazy.pushed:
+        if new is not None:
             client.push_blob(repo, payload)
-            _Lazy.pushed = True
         return new
 
     result = update_tag(client, repo, tag, planner_with_blob)

@@ -173,8 +173,20 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
                 log.info("%s:%s changed under us; re-applying", repo.name, tag)
                 continue
             return UpdateResult(wrote, state.manifest.digest if state.manifest else None, attempt)
-        raw = build_manifest(client, repo, new)
-        last_digest = client.put_manifest(repo.with_tag(tag), raw, mt.OCI_MANIFEST)
+        try:
+            raw = build_manifest(client, repo, new)
+            last_digest = client.put_manifest(repo.with_tag(tag), raw, mt.OCI_MANIFEST)
+        except RegistryError as exc:
+            # A registry may briefly not see a blob another writer is committing at the same moment
+            # (distribution's filesystem driver rewrites the repository link in place): make sure our
+            # blobs are there and try the whole read-modify-write again.
+            if exc.status != 400 or "BLOB_UNKNOWN" not in str(exc) or attempt == max_attempts:
+                raise
+            log.info("%s:%s: registry did not see a blob yet (%s); retrying", repo.name, tag, exc)
+            for blob in blobs or []:
+                client.push_blob(repo, blob)
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+            continue
         window = max(window, time.monotonic() - started)
         wrote = True
     raise RegistryError(f"{repo.name}:{tag}: could not apply the update after {max_attempts} attempts "
