@@ -32,7 +32,7 @@ from vouch.oci.build import push_image
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
 from vouch.testbed.registry import start_registry
-from vouch.testbed.samples import sample_image, sample_release
+from vouch.testbed.samples import APP_KIND, RELEASE_IMAGES, sample_image, sample_release
 
 console = Console(stderr=True, width=max(110, Console(stderr=True).width))
 
@@ -102,12 +102,16 @@ def main() -> int:
         refused, _ = vouch("verify-release", "--key", str(out_dir / "cosign.pub"), str(intruder), env=env)
 
         table = Table(title="Release 2026.04")
-        for col in ("image", "digest", "signature", "SBOM", "pkgs", "re-run", *[f"{c} check" for c in cosigns]):
+        kinds = {n: d + (f"+{APP_KIND[n]}" if n in APP_KIND else "") + (" (index)" if multi else "")
+                 for n, d, multi in RELEASE_IMAGES}
+        for col in ("image", "kind", "digest", "signature", "SBOM", "pkgs", "re-run",
+                    *[f"{c} check" for c in cosigns]):
             table.add_column(col)
         rerun_by_image = {i["image"]: i for i in r2["images"]}
         for img in r1["images"]:
             again = rerun_by_image[img["image"]]
-            table.add_row(img["image"].split("/", 1)[1].removeprefix("akko/"), img["digest"][7:19],
+            short = img["image"].split("/", 1)[1].removeprefix("akko/")
+            table.add_row(short, kinds.get(short, ""), img["digest"][7:19],
                           img["signature"], img["sbom"], str(img["packages"]),
                           "no-op" if (again["signature"], again["sbom"]) == ("already-signed", "current")
                           else f"{again['signature']}, sbom {again['sbom']}",

@@ -633,6 +633,32 @@ def verify_release_cmd(
         raise typer.Exit(max(g.exit_code for g in bad))
 
 
+# ---- deploy renderers --------------------------------------------------------------------------------
+
+policy_app = typer.Typer(help="Admission policies.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("kyverno")
+def policy_kyverno(
+    key: Annotated[str, typer.Option("--key", help="Public key PEM (a bundle of several during a rotation).")],
+    images: Annotated[list[str] | None, typer.Option("--images", help="Image reference patterns (repeatable).")]
+    = None,
+    mode: Annotated[str, typer.Option(help="audit (report only) or enforce (refuse pods).")] = "audit",
+    max_age: Annotated[str, typer.Option(help="Oldest acceptable SBOM (90d = 2160h).")] = "90d",
+    name: Annotated[str, typer.Option(help="ClusterPolicy name.")] = "akko-require-signed-images",
+    mutate_digest: Annotated[bool, typer.Option(help="Enforce mode: pin images to digests (GitOps drift).")]
+    = False,
+) -> None:
+    """Print the Kyverno ClusterPolicy requiring a signature and a fresh CycloneDX SBOM attestation."""
+    from vouch.deploy.kyverno import cluster_policy, to_yaml
+    from vouch.verify.attestations import parse_age
+
+    policy = cluster_policy(read_key_file(key), images or ["harbor.akko-ai.com/akko/*"], mode,
+                            parse_age(max_age), name, mutate_digest)
+    sys.stdout.write(to_yaml(policy))
+
+
 # ---- entry point ---------------------------------------------------------------------------------
 
 

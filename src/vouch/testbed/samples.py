@@ -11,7 +11,7 @@ import hashlib
 from vouch.oci.build import Image, Index, Layer
 
 RELEASE_IMAGES: list[tuple[str, str, bool]] = [
-    # name, distro, multi-arch
+    # name, distro, multi-arch; the application layer's kind follows APP_KIND
     ("cockpit", "debian", True),
     ("api-gateway", "debian", False),
     ("auth", "distroless", False),
@@ -27,6 +27,11 @@ RELEASE_IMAGES: list[tuple[str, str, bool]] = [
     ("docs", "alpine", False),
     ("migrations", "rpm", False),
 ]
+# Application layers of the language ecosystems, with their real metadata files (installed Python
+# distribution, node_modules package, Go build info, a Maven jar). vouch catalogs OS packages today;
+# these are what the language catalogers will find.
+APP_KIND = {"notebook": "python", "worker": "python", "ui": "node", "docs": "node", "scheduler": "go",
+            "metrics": "go", "model-server": "java", "search": "java"}
 
 OS_RELEASE = {
     "debian": b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
@@ -166,6 +171,33 @@ def _package_db(distro: str) -> dict[str, bytes]:
     return {}
 
 
+def _app_files(name: str, kind: str | None) -> dict[str, bytes]:
+    if kind == "python":
+        meta = (b"Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nLicense: Apache 2.0\n"
+                b"Requires-Dist: urllib3 (<3,>=1.21.1)\n")
+        return {"usr/local/lib/python3.11/site-packages/requests-2.31.0.dist-info/METADATA": meta,
+                "usr/local/lib/python3.11/site-packages/requests/__init__.py": b"__version__ = '2.31.0'\n"}
+    if kind == "node":
+        pkg = b'{"name": "express", "version": "4.19.2", "license": "MIT"}\n'
+        return {f"opt/akko/{name}/node_modules/express/package.json": pkg,
+                f"opt/akko/{name}/package.json": f'{{"name": "{name}", "version": "2026.4.0"}}\n'.encode()}
+    if kind == "go":
+        info = (f"\xff Go buildinf:go1.22.5\npath\tgithub.com/akko/{name}\nmod\tgithub.com/akko/{name}\t(devel)\t\n"
+                "dep\tgolang.org/x/sys\tv0.21.0\th1:\n").encode("latin-1")
+        return {f"usr/local/bin/{name}-go": b"\x7fELF" + info}
+    if kind == "java":
+        import io
+        import zipfile
+
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nImplementation-Version: 2.17.1\n")
+            z.writestr("META-INF/maven/org.apache.logging.log4j/log4j-core/pom.properties",
+                       "groupId=org.apache.logging.log4j\nartifactId=log4j-core\nversion=2.17.1\n")
+        return {f"opt/akko/{name}/lib/log4j-core-2.17.1.jar": buf.getvalue()}
+    return {}
+
+
 def _filler(seed: str, size: int) -> bytes:
     out = bytearray()
     counter = 0
@@ -184,6 +216,7 @@ def sample_image(name: str, distro: str, arch: str = "amd64", release: str = "20
         "usr/lib/libdemo.so.1": _filler(f"{distro}-lib-{arch}", 64 * 1024),
     })
     app = Layer.from_files({
+        **_app_files(name, APP_KIND.get(name)),
         f"opt/akko/{name}/VERSION": f"{release}\n".encode(),
         f"opt/akko/{name}/bin/{name}": _filler(f"{name}-{release}-{arch}", 128 * 1024),
     })
