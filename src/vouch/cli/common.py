@@ -81,6 +81,19 @@ def ref_arg(text: str) -> Reference:
 
 
 def load_signer(key_ref: str) -> KeySigner:
+    """A private key from a file, or from a Kubernetes Secret (`k8s://NAMESPACE/NAME`, as cosign)."""
+    if key_ref.startswith("k8s://"):
+        import os
+
+        from vouch.keys.k8s import KubeClient, parse_ref
+
+        ns, name = parse_ref(key_ref)
+        data = KubeClient.from_kubeconfig().get_secret(ns, name)
+        if "cosign.key" not in data:
+            raise InputError(f"secret {ns}/{name} has no cosign.key")
+        env = os.environ.get("COSIGN_PASSWORD")
+        password = env.encode() if env is not None else data.get("cosign.password", b"")
+        return KeySigner(load_private_key(data["cosign.key"], password))
     pem = read_key_file(key_ref)
     password = read_password(confirm=False)
     return KeySigner(load_private_key(pem, password))
@@ -91,7 +104,16 @@ def load_verifier_keys(key_refs: list[str]) -> list[ec.EllipticCurvePublicKey]:
         raise InputError("give at least one --key (a public key PEM; a file may hold several)")
     keys: list[ec.EllipticCurvePublicKey] = []
     for ref in key_refs:
-        keys.extend(load_public_keys(read_key_file(ref), what=ref))
+        if ref.startswith("k8s://"):
+            from vouch.keys.k8s import KubeClient, parse_ref
+
+            ns, name = parse_ref(ref)
+            data = KubeClient.from_kubeconfig().get_secret(ns, name)
+            if "cosign.pub" not in data:
+                raise InputError(f"secret {ns}/{name} has no cosign.pub")
+            keys.extend(load_public_keys(data["cosign.pub"], what=ref))
+        else:
+            keys.extend(load_public_keys(read_key_file(ref), what=ref))
     return keys
 
 

@@ -633,6 +633,43 @@ def verify_release_cmd(
         raise typer.Exit(max(g.exit_code for g in bad))
 
 
+keys_app = typer.Typer(help="Signing keys in Kubernetes.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("init")
+def keys_init(
+    ctx: typer.Context,
+    namespace: Annotated[str, typer.Option(help="Namespace of the Secret.")] = "harbor",
+    secret: Annotated[str, typer.Option(help="Secret name.")] = "akko-cosign-keys",
+    apply: Annotated[bool, typer.Option(help="Create the Secret through the Kubernetes API (kubeconfig).")]
+    = False,
+    public_key_out: Annotated[str | None, typer.Option(help="Also write cosign.pub here (the Helm chart's copy).")]
+    = None,
+) -> None:
+    """Generate a key pair and print its Secret manifest (GitOps) or create the Secret (--apply).
+    Password: COSIGN_PASSWORD if set, else a random one stored in the Secret (as cosign.password)."""
+    import os
+    import secrets as pysecrets
+
+    import yaml
+
+    from vouch.keys.k8s import KubeClient, secret_manifest
+
+    env = os.environ.get("COSIGN_PASSWORD")
+    password = env.encode() if env is not None else pysecrets.token_urlsafe(32).encode()
+    key = generate_private_key()
+    manifest = secret_manifest(namespace, secret, encrypt_private_key(key, password), public_key_pem(key), password)
+    if apply:
+        KubeClient.from_kubeconfig().create_secret(manifest)
+        err(f"Secret {namespace}/{secret} created (immutable); sign with --key k8s://{namespace}/{secret}")
+    else:
+        sys.stdout.write(yaml.safe_dump(manifest, sort_keys=False))
+    if public_key_out:
+        write_new_file(Path(public_key_out), public_key_pem(key), 0o644, force=True)
+        err(f"Public key written to {public_key_out}")
+
+
 # ---- deploy renderers --------------------------------------------------------------------------------
 
 policy_app = typer.Typer(help="Admission policies.", no_args_is_help=True)
