@@ -72,6 +72,15 @@ class FakeKubeAPI:
                     return self._status(404, "NotFound", f'secrets "{route[1] if route else ""}" not found')
                 self._send(200, api.secrets[(route[0], route[1])])
 
+            def do_DELETE(self) -> None:
+                route = self._route()
+                if not self._auth():
+                    return
+                if route is None or route[1] is None or (route[0], route[1]) not in api.secrets:
+                    return self._status(404, "NotFound", "not found")
+                del api.secrets[(route[0], route[1])]
+                self._send(200, {"kind": "Status", "status": "Success"})
+
             def do_POST(self) -> None:
                 route = self._route()
                 if not self._auth():
@@ -159,3 +168,31 @@ def test_k8s_errors_are_one_line(kube: FakeKubeAPI, tmp_path: Path, monkeypatch:
     (tmp_path / "bad").write_text(yaml.safe_dump(cfg))
     r = vouch("keys", "init", "--apply", env={"KUBECONFIG": str(tmp_path / "bad")})
     assert r.returncode == 3 and "refused the credentials (HTTP 401)" in r.stderr and "wrong" not in r.stderr
+
+
+def test_rotate_keeps_previous_key_and_overlap(kube: FakeKubeAPI, registry: RegistryServer, client: RegistryClient,
+                                               repo_name: str, tmp_path: Path) -> None:
+    assert vouch("keys", "init", "--apply").returncode == 0
+    old_pub = base64.b64decode(kube.secrets[("harbor", "akko-cosign-keys")]["data"]["cosign.pub"])
+    digest = push_image(client, Reference(registry.host, repo_name, "v1"), small_image("rot"))
+    image = f"{registry.host}/{repo_name}@{digest}"
+    assert vouch("sign", "--key", "k8s://harbor/akko-cosign-keys", image).returncode == 0
+    (tmp_path / "release.yaml").write_text(yaml.safe_dump({"images": [image]}))
+    r = vouch("keys", "rotate", "--public-key-out", str(tmp_path / "bundle.pub"), "--resign",
+              str(tmp_path / "release.yaml"))
+    assert r.returncode == 0, r.stderr
+    live = kube.secrets[("harbor", "akko-cosign-keys")]["data"]
+    previous = kube.secrets[("harbor", "akko-cosign-keys-previous")]["data"]
+    assert base64.b64decode(previous["cosign.pub"]) == old_pub  # the old key is kept
+    bundle = load_public_keys(base64.b64decode(live["cosign.pub"]))
+    assert len(bundle) == 2 and public_key_pem(bundle[1]) == old_pub
+    assert (tmp_path / "bundle.pub").read_bytes() == base64.b64decode(live["cosign.pub"])
+    # during the overlap the image carries both signatures; each key alone verifies it
+    new_only = tmp_path / "new.pub"
+    new_only.write_bytes(public_key_pem(bundle[0]))
+    old_only = tmp_path / "old.pub"
+    old_only.write_bytes(old_pub)
+    for key in (str(new_only), str(old_only), "k8s://harbor/akko-cosign-keys"):
+        assert vouch("verify", "--key", key, image).returncode == 0, key
+    r = vouch("verify-attestation", "--key", str(new_only), "--type", "cyclonedx", image)
+    assert r.returncode == 0, r.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -668,6 +669,67 @@ def keys_init(
     if public_key_out:
         write_new_file(Path(public_key_out), public_key_pem(key), 0o644, force=True)
         err(f"Public key written to {public_key_out}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    ctx: typer.Context,
+    namespace: Annotated[str, typer.Option(help="Namespace of the Secret.")] = "harbor",
+    secret: Annotated[str, typer.Option(help="Secret name.")] = "akko-cosign-keys",
+    public_key_out: Annotated[str | None, typer.Option(
+        help="Write the overlap bundle (new + previous public key) here, e.g. the Helm chart's cosign.pub.")]
+    = None,
+    resign_manifest: Annotated[str | None, typer.Option(
+        "--resign", help="Then sign and attest this release manifest with the new key.")] = None,
+) -> None:
+    """Rotate the key pair in the Secret: the previous Secret is kept as NAME-previous, the new Secret's
+    cosign.pub holds the new and the previous public key (the overlap bundle vouch and Kyverno accept)."""
+    import os
+    import secrets as pysecrets
+
+    from vouch.keys.cosign import load_public_keys
+    from vouch.keys.k8s import KubeClient, secret_manifest
+    from vouch.release.plan import load_manifest
+    from vouch.release.run import run_release
+
+    st = state(ctx)
+    kube = KubeClient.from_kubeconfig()
+    old = kube.get_secret(namespace, secret)
+    if "cosign.pub" not in old:
+        raise InputError(f"secret {namespace}/{secret} has no cosign.pub; nothing to rotate")
+    previous = load_public_keys(old["cosign.pub"], f"secret {namespace}/{secret}")[0]  # the current key
+    env = os.environ.get("COSIGN_PASSWORD")
+    password = env.encode() if env is not None else pysecrets.token_urlsafe(32).encode()
+    key = generate_private_key()
+    bundle = public_key_pem(key) + public_key_pem(previous)
+    backup = secret_manifest(namespace, f"{secret}-previous", old.get("cosign.key", b""), old["cosign.pub"],
+                             old.get("cosign.password", b""))
+    with contextlib.suppress(NotFoundError):
+        kube.delete_secret(namespace, f"{secret}-previous")  # only the last previous key is kept
+    kube.create_secret(backup)  # the old key is safe before the live Secret changes
+    kube.delete_secret(namespace, secret)
+    try:
+        kube.create_secret(secret_manifest(namespace, secret, encrypt_private_key(key, password), bundle,
+                                           password))
+    except VouchError as exc:
+        raise type(exc)(f"{exc}; the previous key is safe in {namespace}/{secret}-previous: run the rotation "
+                        "again") from exc
+    err(f"Rotated {namespace}/{secret}; the previous key is kept in {namespace}/{secret}-previous")
+    if public_key_out:
+        write_new_file(Path(public_key_out), bundle, 0o644, force=True)
+        err(f"Overlap bundle (new + previous public key) written to {public_key_out}")
+    if resign_manifest:
+        plan = load_manifest(resign_manifest).images
+        from vouch.signing.signer import KeySigner as _Signer
+        from vouch.verify.attestations import parse_age
+
+        reports = run_release(st.client(), _Signer(key), plan, 4, parse_age("30d"), parse_age("90d"))
+        failed = [r for r in reports if r.error]
+        for r in failed:
+            err(f"Error: {r.image}: {r.error}")
+        err(f"Re-signed {len(reports) - len(failed)}/{len(reports)} images with the new key")
+        if failed:
+            raise typer.Exit(max(r.exit_code for r in failed))
 
 
 # ---- deploy renderers --------------------------------------------------------------------------------

@@ -130,6 +130,15 @@ class KubeClient:
         data = resp.json().get("data") or {}
         return {k: base64.b64decode(v) for k, v in data.items()}
 
+    def delete_secret(self, namespace: str, name: str) -> None:
+        what = f"secret {namespace}/{name}"
+        try:
+            with self._http() as http:
+                resp = http.delete(self._url(namespace, name))
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"{what}: cannot reach the Kubernetes API at {self.server}: {exc}") from exc
+        self._check(resp, what)
+
     def create_secret(self, manifest: dict[str, Any]) -> None:
         ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
         what = f"secret {ns}/{name}"
