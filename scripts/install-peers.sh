@@ -38,6 +38,7 @@ build_go_tool() {  # name module version
 
 build_go_tool cosign2 github.com/sigstore/cosign/v2/cmd/cosign v2.6.4
 build_go_tool cosign3 github.com/sigstore/cosign/v3/cmd/cosign v3.1.2
+build_go_tool helm helm.sh/helm/v3/cmd/helm v3.19.0
 if [ "${1:-}" = "--with-syft" ] || [ "${VOUCH_WITH_SYFT:-}" = "1" ]; then
   # only the benchmarks use syft (its build takes several minutes on 2 cores)
   build_go_tool syft github.com/anchore/syft/cmd/syft v1.57.1
