@@ -39,6 +39,21 @@ build_go_tool() {  # name module version
 build_go_tool cosign2 github.com/sigstore/cosign/v2/cmd/cosign v2.6.4
 build_go_tool cosign3 github.com/sigstore/cosign/v3/cmd/cosign v3.1.2
 build_go_tool helm helm.sh/helm/v3/cmd/helm v3.19.0
+# The Kyverno CLI: its go.mod has replace directives, so `go install pkg@version` refuses it; build it
+# as the main module from the source the Go module proxy serves.
+KYVERNO_VERSION=v1.19.0
+if [ ! -x "$CACHE/bin/kyverno" ] || [ "$(cat "$CACHE/bin/kyverno.version" 2>/dev/null)" != "$KYVERNO_VERSION" ]; then
+  echo "install-peers: building the Kyverno CLI $KYVERNO_VERSION from the module source (cached afterwards)"
+  src=$(GOFLAGS=-mod=mod go mod download -json "github.com/kyverno/kyverno@$KYVERNO_VERSION" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  tmp=$(mktemp -d)
+  cp -r "$src" "$tmp/src"
+  chmod -R u+w "$tmp/src"
+  (cd "$tmp/src" && GOFLAGS=-buildvcs=false go build -o "$CACHE/bin/kyverno" ./cmd/cli/kubectl-kyverno)
+  echo "$KYVERNO_VERSION" > "$CACHE/bin/kyverno.version"
+  rm -rf "$tmp"
+fi
+
 if [ "${1:-}" = "--with-syft" ] || [ "${VOUCH_WITH_SYFT:-}" = "1" ]; then
   # only the benchmarks use syft (its build takes several minutes on 2 cores)
   build_go_tool syft github.com/anchore/syft/cmd/syft v1.57.1

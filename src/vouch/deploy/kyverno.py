@@ -34,11 +34,12 @@ def cluster_policy(public_keys_pem: bytes, images: list[str], mode: str = "audit
     if not images:
         raise InputError("give at least one image reference pattern (--images)")
     keys = load_public_keys(public_keys_pem, "the policy's public key file")
-    # normalised PEMs, one after the other: Kyverno splits them into separate keys
-    pems = "".join(public_key_pem(k).decode() for k in keys).strip()
+    # One entry per key, any one of which suffices (count: 1). Several PEMs in a single entry work for
+    # signatures, but Kyverno 1.19's attestation check then fails when the first key is not the signer.
     attestor = {
         "count": 1,
-        "entries": [{"keys": {"publicKeys": pems, "rekor": {"ignoreTlog": True}, "ctlog": {"ignoreSCT": True}}}],
+        "entries": [{"keys": {"publicKeys": public_key_pem(k).decode().strip(), "rekor": {"ignoreTlog": True},
+                              "ctlog": {"ignoreSCT": True}}} for k in keys],
     }
     enforce = mode_l == "enforce"
     return {
