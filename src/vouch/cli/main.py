@@ -690,7 +690,7 @@ def keys_rotate(
     from vouch.keys.cosign import load_public_keys
     from vouch.keys.k8s import KubeClient, secret_manifest
     from vouch.release.plan import load_manifest
-    from vouch.release.run import run_release
+    from vouch.release.run import exit_code, run_release
 
     st = state(ctx)
     kube = KubeClient.from_kubeconfig()
@@ -729,7 +729,7 @@ def keys_rotate(
             err(f"Error: {r.image}: {r.error}")
         err(f"Re-signed {len(reports) - len(failed)}/{len(reports)} images with the new key")
         if failed:
-            raise typer.Exit(max(r.exit_code for r in failed))
+            raise typer.Exit(exit_code(reports))
 
 
 # ---- deploy renderers --------------------------------------------------------------------------------

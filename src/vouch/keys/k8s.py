@@ -119,34 +119,26 @@ class KubeClient:
                 msg = resp.text[:200]
             raise RegistryError(f"{what}: Kubernetes API answered HTTP {resp.status_code}: {msg}", resp.status_code)
 
-    def get_secret(self, namespace: str, name: str) -> dict[str, bytes]:
+    def _request(self, method: str, namespace: str, name: str, body: dict[str, Any] | None = None) -> httpx.Response:
         what = f"secret {namespace}/{name}"
+        url = self._url(namespace, None if method == "POST" else name)
         try:
             with self._http() as http:
-                resp = http.get(self._url(namespace, name))
+                resp = http.request(method, url, json=body)
         except httpx.HTTPError as exc:
             raise RegistryError(f"{what}: cannot reach the Kubernetes API at {self.server}: {exc}") from exc
+        if method == "POST" and resp.status_code == 409:
+            raise InputError(f"{what} already exists; refusing to replace a signing key (rotate it instead)")
         self._check(resp, what)
-        data = resp.json().get("data") or {}
+        return resp
+
+    def get_secret(self, namespace: str, name: str) -> dict[str, bytes]:
+        data = self._request("GET", namespace, name).json().get("data") or {}
         return {k: base64.b64decode(v) for k, v in data.items()}
 
     def delete_secret(self, namespace: str, name: str) -> None:
-        what = f"secret {namespace}/{name}"
-        try:
-            with self._http() as http:
-                resp = http.delete(self._url(namespace, name))
-        except httpx.HTTPError as exc:
-            raise RegistryError(f"{what}: cannot reach the Kubernetes API at {self.server}: {exc}") from exc
-        self._check(resp, what)
+        self._request("DELETE", namespace, name)
 
     def create_secret(self, manifest: dict[str, Any]) -> None:
-        ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-        what = f"secret {ns}/{name}"
-        try:
-            with self._http() as http:
-                resp = http.post(self._url(ns), json=manifest)
-        except httpx.HTTPError as exc:
-            raise RegistryError(f"{what}: cannot reach the Kubernetes API at {self.server}: {exc}") from exc
-        if resp.status_code == 409:
-            raise InputError(f"{what} already exists; refusing to replace a signing key (rotate it instead)")
-        self._check(resp, what)
+        meta = manifest["metadata"]
+        self._request("POST", meta["namespace"], meta["name"], manifest)
