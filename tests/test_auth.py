@@ -57,7 +57,9 @@ def test_bearer_token_flow(token_registry: tuple[RegistryServer, TokenServer], t
         client.resolve(ref)
         assert len(ts.requests) == before  # tokens are cached per scope
     scopes = {s for r in ts.requests for s in r["scope"]}  # type: ignore[attr-defined]
-    assert f"repository:{repo_name}:pull,push" in scopes
+    # distribution builds the challenge's action list from a Go map: "pull,push" or "push,pull"
+    actions = [set(s.rsplit(":", 1)[1].split(",")) for s in scopes if s.startswith(f"repository:{repo_name}:")]
+    assert {"pull", "push"} in actions
     assert all(r["authorized"] for r in ts.requests)
     assert all(r["service"] == [ts.service] for r in ts.requests)
 
