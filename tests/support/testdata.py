@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,3 +182,33 @@ def rpm_root() -> RpmRoot:
         n, vr, a, e, src = line.split("\t")
         expected[n] = (vr, a, None if e == "(none)" else e, src)
     return RpmRoot(root, bdb, expected)
+
+
+def pip_tree() -> Path:
+    """Real wheels from PyPI installed by pip into a site-packages tree (cached)."""
+    out = IMAGES / "pip-site-packages"
+    if not (out / ".complete").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(out),
+                            "requests==2.32.3", "PyYAML==6.0.2", "attrs==24.2.0"], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.fail(f"pip install for the test tree failed: {r.stderr[-1000:]}")
+        (out / ".complete").touch()
+    return out
+
+
+def npm_tree() -> Path:
+    """A real `npm install` of an application (cached): node_modules with nested and scoped packages."""
+    out = IMAGES / "npm-app"
+    if not (out / ".complete").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        deps = {"express": "4.19.2", "@types/node": "20.14.9"}
+        (out / "package.json").write_text(json.dumps({"name": "akko-ui", "version": "2026.4.0", "private": True,
+                                                       "dependencies": deps}))
+        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(out)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.fail(f"npm install for the test tree failed: {r.stderr[-1000:]}")
+        (out / ".complete").touch()
+    return out

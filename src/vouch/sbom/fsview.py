@@ -74,6 +74,20 @@ class ImageView:
     def exists(self, path: str) -> bool:
         return self.resolve(path) in self.nodes
 
+    def is_dir(self, path: str) -> bool:
+        """A directory, also one that only exists because paths below it do (tars may omit the entry)."""
+        p = self.resolve(path)
+        node = self.nodes.get(p)
+        if node is not None:
+            return node.kind == "d"
+        stack = list(self._children.get(p, ()))
+        while stack:  # any entry below it that still exists (whiteouts leave stale index entries)
+            k = stack.pop()
+            if k in self.nodes:
+                return True
+            stack.extend(self._children.get(k, ()))
+        return False
+
     def resolve(self, path: str, max_hops: int = 40) -> str:
         """Follow symlinks (in any component) without ever leaving the root."""
         path = clean_path(path)

@@ -13,6 +13,8 @@ from vouch.oci.source import ImageSource, RegistrySource, select_platform
 from vouch.sbom.catalogers.apk import ApkCataloger
 from vouch.sbom.catalogers.base import Cataloger
 from vouch.sbom.catalogers.dpkg import DpkgCataloger
+from vouch.sbom.catalogers.npm import NpmCataloger
+from vouch.sbom.catalogers.python import PythonCataloger
 from vouch.sbom.catalogers.rpmdb import RpmCataloger
 from vouch.sbom.cdx import ImageSubject, bom_json, build_bom
 from vouch.sbom.distro import DistroFiles, detect_distro
@@ -21,7 +23,7 @@ from vouch.sbom.model import Distro, Package
 
 
 def default_catalogers() -> list[Cataloger]:
-    return [DpkgCataloger(), ApkCataloger(), RpmCataloger()]
+    return [DpkgCataloger(), ApkCataloger(), RpmCataloger(), PythonCataloger(), NpmCataloger()]
 
 
 @dataclass

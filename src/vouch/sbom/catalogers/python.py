@@ -1,0 +1,109 @@
+"""Python packages: `*.dist-info/METADATA` (+ RECORD), `*.egg-info/PKG-INFO` (+ installed-files.txt)."""
+
+from __future__ import annotations
+
+import email.parser
+import posixpath
+import re
+from typing import Any
+
+from vouch.sbom.catalogers.base import location, owned_layer, purl
+from vouch.sbom.fsview import ImageView
+from vouch.sbom.licenses import normalize, split_expression
+from vouch.sbom.model import Distro, Package
+
+_CLAIM = re.compile(r"(?:^|/)[^/]+\.(?:dist-info/(?:METADATA|RECORD)|egg-info/(?:PKG-INFO|installed-files\.txt)|"
+                    r"egg-info)$")
+_CLASSIFIERS = {
+    "MIT License": "MIT", "Apache Software License": "Apache-2.0", "BSD License": "BSD",
+    "ISC License (ISCL)": "ISC", "Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
+    "Python Software Foundation License": "PSF-2.0", "The Unlicense (Unlicense)": "Unlicense",
+    "GNU General Public License v2 (GPLv2)": "GPL-2.0-only", "GNU General Public License v3 (GPLv3)": "GPL-3.0-only",
+    "GNU Lesser General Public License v3 (LGPLv3)": "LGPL-3.0-only",
+    "GNU Lesser General Public License v2 or later (LGPLv2+)": "LGPL-2.0-or-later",
+}
+
+
+def normalize_name(name: str) -> str:
+    """PEP 503 normalisation, as purl's pypi type requires."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse_metadata(text: str) -> dict[str, Any]:
+    msg = email.parser.HeaderParser().parsestr(text)
+    return {
+        "name": msg.get("Name"), "version": msg.get("Version"),
+        "license_expression": msg.get("License-Expression"), "license": msg.get("License"),
+        "classifiers": msg.get_all("Classifier") or [], "requires": msg.get_all("Requires-Dist") or [],
+        "summary": msg.get("Summary"), "author": msg.get("Author") or msg.get("Author-email"),
+    }
+
+
+def _licenses(meta: dict[str, Any]) -> list[str]:
+    if meta.get("license_expression"):
+        return [meta["license_expression"].strip()]
+    out: list[str] = []
+    for c in meta.get("classifiers", []):
+        if c.startswith("License :: "):
+            last = c.split(" :: ")[-1]
+            value = _CLASSIFIERS.get(last, last)
+            if value not in out and last != "OSI Approved":
+                out.append(value)
+    lic = (meta.get("license") or "").strip()
+    if not out and lic and "\n" not in lic and len(lic) < 80 and lic.upper() != "UNKNOWN":
+        for token in split_expression(lic):
+            spdx, raw = normalize(token)
+            if spdx or raw:
+                out.append(spdx or raw)
+    return out
+
+
+def _requirement_name(req: str) -> str | None:
+    if ";" in req and "extra" in req.split(";", 1)[1]:
+        return None  # optional extras are not installed dependencies
+    m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
+    return normalize_name(m.group(1)) if m else None
+
+
+class PythonCataloger:
+    name = "python"
+    max_file_bytes = 16 * 1024 * 1024
+
+    def claims(self, path: str) -> bool:
+        return _CLAIM.search(path) is not None
+
+    def reduce(self, path: str, data: bytes) -> Any:
+        text = data.decode("utf-8", "replace")
+        if path.endswith(("/RECORD", "installed-files.txt")):
+            return [line.split(",", 1)[0] for line in text.splitlines() if line.strip()]
+        return parse_metadata(text)
+
+    def catalog(self, view: ImageView, distro: Distro | None) -> list[Package]:
+        packages = []
+        for path, parsed in sorted(view.parsed_by(self.name)):
+            if path.endswith(("/RECORD", "installed-files.txt")):
+                continue
+            meta = parsed.value
+            if not meta.get("name") or not meta.get("version"):
+                continue
+            info_dir = posixpath.dirname(path) if not path.endswith(".egg-info") else path
+            site = posixpath.dirname(info_dir)
+            files: list[str] = []
+            for listing in (f"{info_dir}/RECORD", f"{info_dir}/installed-files.txt"):
+                rec = view.parsed.get(listing)
+                if rec is not None:
+                    base = site if listing.endswith("RECORD") else info_dir
+                    files = ["/" + posixpath.normpath(posixpath.join(base, f)) for f in rec.value]
+                    break
+            name = normalize_name(meta["name"])
+            pkg = Package(
+                name=meta["name"], version=meta["version"], type="pypi", cataloger=self.name,
+                purl=purl("pypi", None, name, meta["version"]), licenses=_licenses(meta),
+                description=meta.get("summary"), supplier=meta.get("author"), files=files,
+                depends=[n for r in meta["requires"] if (n := _requirement_name(r))],
+            )
+            pkg.provides = [name]
+            layer = owned_layer(view, files)
+            pkg.locations.append(location(view, path, layer))
+            packages.append(pkg)
+        return packages
