@@ -38,6 +38,8 @@ class NpmCataloger:
     max_file_bytes = 4 * 1024 * 1024
 
     def claims(self, path: str) -> bool:
+        if not path.endswith("package.json"):  # cheap test first: this runs for every path
+            return False
         if _MODULE.search(path):
             return True
         # an application's manifest: not inside node_modules, not a test fixture deep in a package

@@ -14,6 +14,7 @@ from vouch.sbom.model import Distro, Package
 
 _CLAIM = re.compile(r"(?:^|/)[^/]+\.(?:dist-info/(?:METADATA|RECORD)|egg-info/(?:PKG-INFO|installed-files\.txt)|"
                     r"egg-info)$")
+_SUFFIXES = ("/METADATA", "/RECORD", "/PKG-INFO", "/installed-files.txt", ".egg-info")
 _CLASSIFIERS = {
     "MIT License": "MIT", "Apache Software License": "Apache-2.0", "BSD License": "BSD",
     "ISC License (ISCL)": "ISC", "Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
@@ -70,7 +71,8 @@ class PythonCataloger:
     max_file_bytes = 16 * 1024 * 1024
 
     def claims(self, path: str) -> bool:
-        return _CLAIM.search(path) is not None
+        # a cheap suffix test first: this runs for every path of every layer
+        return path.endswith(_SUFFIXES) and _CLAIM.search(path) is not None
 
     def reduce(self, path: str, data: bytes) -> Any:
         text = data.decode("utf-8", "replace")
