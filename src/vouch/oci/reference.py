@@ -67,9 +67,6 @@ class Reference:
     def with_tag(self, tag: str) -> Reference:
         return Reference(self.registry, self.repository, tag, None)
 
-    def with_repository(self, registry: str, repository: str) -> Reference:
-        return Reference(registry, repository, self.tag, self.digest)
-
     def __str__(self) -> str:
         out = self.name
         if self.tag:

@@ -116,10 +116,6 @@ class ImageView:
             if p.cataloger == cataloger:
                 yield path, p
 
-    def layer_of(self, path: str) -> LayerInfo | None:
-        node = self.nodes.get(self.resolve(path))
-        return self.layers[node.first_layer] if node is not None else None
-
     # ---- building --------------------------------------------------------------------------
 
     def _add(self, path: str, node: Node) -> None:

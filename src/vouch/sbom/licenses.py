@@ -64,9 +64,4 @@ def split_expression(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def is_spdx_id(value: str) -> bool:
-    return value in _KNOWN_IDS
-
-
-__all__ = ["is_spdx_id", "normalize", "split_expression"]
 

@@ -18,7 +18,6 @@ from vouch.signing.payload import SIGNATURE_TYPE, go_json, parse_payload
 from vouch.signing.signer import verify_with_any
 from vouch.store.layout import (
     ANN_SIGNATURE,
-    MAX_PAYLOAD_BYTES,
     SIG_SUFFIX,
     StoredLayer,
     fetch_payload,
@@ -128,5 +127,3 @@ def cosign_output(results: list[VerifyResult]) -> str:
     payloads = [c.payload for r in results for c in r.verified]
     return go_json(payloads).decode()
 
-
-__all__ = ["MAX_PAYLOAD_BYTES", "SignatureCheck", "VerifyResult", "check_layer", "cosign_output", "verify_image"]

@@ -42,7 +42,7 @@ def sqlite_blobs(data: bytes) -> Iterator[bytes]:
 # ---- Berkeley DB hash --------------------------------------------------------------------------
 
 BDB_HASH_MAGIC = 0x061561
-P_OVERFLOW, P_HASHMETA, P_HASH_UNSORTED, P_HASH = 7, 8, 2, 13
+P_OVERFLOW, P_HASH_UNSORTED, P_HASH = 7, 2, 13
 H_KEYDATA, H_OFFPAGE = 1, 3
 PAGE_HEADER = 26
 
