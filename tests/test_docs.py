@@ -31,3 +31,24 @@ def test_operator_guide_commands_exist() -> None:
         r = subprocess.run([sys.executable, "-m", "vouch", *cmd.split(), "--help"], capture_output=True, text=True,
                            timeout=60)
         assert r.returncode == 0, (cmd, r.stderr)
+
+
+def test_every_command_has_working_help() -> None:
+    """`--help` renders for every command and group (help text is Rich markup: a stray `[...]` breaks it)."""
+    import typer.main
+    from typer.testing import CliRunner
+
+    from vouch.cli.main import app
+
+    def walk(group: object, prefix: list[str]) -> list[list[str]]:
+        out = [prefix]
+        for name, cmd in getattr(group, "commands", {}).items():
+            out += walk(cmd, [*prefix, name])
+        return out
+
+    paths = walk(typer.main.get_command(app), [])
+    assert len(paths) > 20 and ["sbom"] in paths
+    runner = CliRunner()
+    for path in paths:
+        r = runner.invoke(app, [*path, "--help"])
+        assert r.exit_code == 0, (path, r.output[-500:])

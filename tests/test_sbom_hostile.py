@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import struct
 import tarfile
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -196,3 +198,105 @@ def test_first_and_last_layer_recorded(tmp_path: Path) -> None:
     node = r.view.nodes["usr/bin/tool"]
     assert (node.first_layer, node.last_layer) == (0, 1)
     _ = TarEntry
+
+
+# ---- binaries and archives (file claimers: ELF, jar) ---------------------------------------------
+
+
+def _elf(sections: dict[str, bytes], shnum: int | None = None, shoff: int | None = None) -> bytes:
+    """A minimal ELF64 little-endian file with the given sections (enough for the section readers)."""
+    names = b"\0" + b"".join(n.encode() + b"\0" for n in [*sections, ".shstrtab"])
+    body = b""
+    offsets = []
+    for data in [*sections.values(), names]:
+        offsets.append(64 + len(body))
+        body += data
+    table_off = 64 + len(body)
+    headers = b"\0" * 64  # the null section
+    name_pos = 1
+    for (name, data), off in zip([*sections.items(), (".shstrtab", names)], offsets, strict=True):
+        headers += struct.pack("<IIQQQQIIQQ", name_pos, 1, 0, 0, off, len(data), 0, 0, 1, 0)
+        name_pos += len(name) + 1
+    count = len(sections) + 2
+    ident = b"\x7fELF\x02\x01\x01" + b"\0" * 9
+    header = ident + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0, 0, table_off if shoff is None else shoff, 0, 64,
+                                 56, 0, 64, count if shnum is None else shnum, count - 1)
+    return header + body + headers
+
+
+def _go_buildinfo(version: bytes, modinfo: bytes) -> bytes:
+    def s(b: bytes) -> bytes:
+        n, out = len(b), b""
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out + b
+
+    return b"\xff Go buildinf:" + bytes([8, 2]) + b"\0" * 16 + s(version) + s(modinfo)
+
+
+SENTINEL = b"0123456789abcdef"
+
+
+def _exe(data: bytes) -> TarEntry:
+    return TarEntry(data=data, mode=0o755)
+
+
+def test_crafted_elf_files_are_read_safely(tmp_path: Path) -> None:
+    good = _go_buildinfo(b"go1.22.5", SENTINEL + b"path\tx.io/a\nmod\tx.io/a\tv1.0.0\t\ndep\tx.io/b\tv0.2.0\t\n"
+                         + SENTINEL)
+    bomb = zlib.compress(b"\0" * (80 * 1024 * 1024), 9)  # 80 MiB of JSON-to-be in ~80 KiB
+    files: dict[str, bytes | TarEntry] = {
+        "bin/ok": _exe(_elf({".go.buildinfo": good})),
+        "bin/huge-string": _exe(_elf({".go.buildinfo": good[:32] + b"\xff\xff\xff\xff\x0f"})),
+        "bin/bad-table": _exe(_elf({".text": b"x"}, shnum=4000, shoff=1 << 40)),
+        "bin/audit-bomb": _exe(_elf({".dep-v0": bomb})),
+        "bin/not-json": _exe(_elf({".dep-v0": zlib.compress(b"{nope")})),
+        "bin/truncated": _exe(_elf({".go.buildinfo": good})[:70]),
+    }
+    r = sbom_of(tmp_path, [Layer.from_files(files)])
+    assert {(p.name, p.version) for p in r.packages} == {("x.io/a", "v1.0.0"), ("x.io/b", "v0.2.0"),
+                                                          ("stdlib", "go1.22.5")}
+    joined = "\n".join(r.warnings)
+    for name in ("huge-string", "bad-table", "audit-bomb", "not-json", "truncated"):
+        assert f"binary could not parse bin/{name}" in joined, name
+    assert "expands beyond" in joined
+
+
+def _jar(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+POM = b"groupId=org.example\nartifactId=inner\nversion=1.0\n"
+
+
+def test_hostile_java_archives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vouch.sbom.catalogers import java
+
+    monkeypatch.setattr(java, "MAX_TOTAL_BYTES", 4 * 1024 * 1024)
+    bomb = _jar({"META-INF/maven/org.example/inner/pom.properties": POM,
+                 "lib/zeros-1.0.jar": b"\0" * (8 * 1024 * 1024)})  # inflates past the 4 MiB budget
+    deep = _jar({"META-INF/maven/org.example/inner/pom.properties": POM})
+    for level in range(6):
+        deep = _jar({f"lib/level{level}-1.0.jar": deep})
+    lying = bytearray(_jar({"lib/liar-1.0.jar": _jar({"a": b"\0" * 100_000})}))
+    cd = lying.find(b"PK\x01\x02")  # the central directory says the member is 100 bytes long
+    lying[cd + 24:cd + 28] = struct.pack("<I", 100)
+    files: dict[str, bytes | TarEntry] = {
+        "app/bomb.jar": bomb, "app/deep.jar": deep, "app/liar.jar": bytes(lying),
+        "app/not-a-zip.jar": b"this is not a zip archive at all" * 4,
+        "app/good-2.0.jar": _jar({"META-INF/maven/org.example/good/pom.properties":
+                                  b"groupId=org.example\nartifactId=good\nversion=2.0\n"}),
+    }
+    r = sbom_of(tmp_path, [Layer.from_files(files)])
+    assert "pkg:maven/org.example/good@2.0" in {p.purl for p in r.packages}
+    joined = "\n".join(r.warnings)
+    assert "zip bomb" in joined
+    assert "nested deeper than 4 levels" in joined
+    assert "app/liar.jar:lib/liar-1.0.jar: not a readable archive" in joined
+    assert "java could not parse app/not-a-zip.jar" in joined

@@ -1,17 +1,34 @@
-"""Language catalogers on real artefacts: wheels installed by pip, a real `npm install`."""
+"""Language catalogers on real artefacts built or fetched here: wheels installed by pip, a real
+`npm install`, Go binaries compiled with modules from the proxy, a Rust binary built with
+`cargo auditable` from crates.io, jars from Maven Central (also nested in a Spring-Boot-style fat
+jar and a war), real Debian packages (a static busybox, a gem's gemspec). Truth comes from the
+tools that made them: importlib.metadata, `npm ls`, `go version -m`, Cargo's pins, Central's GAVs."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import json
+import re
 import subprocess
+import zipfile
 from pathlib import Path
 
-from tests.support.testdata import npm_tree, pip_tree
-from vouch.oci.build import Image, Layer, write_layout
+from tests.support.testdata import (
+    GO_BUILDS,
+    MAVEN_JARS,
+    deb_tree,
+    go_binaries,
+    maven_jars,
+    npm_tree,
+    pip_tree,
+    rust_binary,
+)
+from vouch.oci.build import Image, Layer, TarEntry, write_layout
 from vouch.oci.source import LayoutSource
 from vouch.sbom.catalogers.python import normalize_name
 from vouch.sbom.generate import generate_sbom
+from vouch.sbom.model import Package
 
 
 def _files_under(root: Path, prefix: str, skip: str = ".complete") -> dict[str, bytes]:
@@ -68,3 +85,204 @@ def test_npm_installed_packages(tmp_path: Path) -> None:
     assert types_node.purl == "pkg:npm/%40types/node@20.14.9"
     purls = [p.purl for p in result.packages]
     assert len(purls) == len(set(purls))
+
+
+def _sbom(tmp_path: Path, *layers: dict[str, bytes | TarEntry]) -> list[Package]:
+    # uncompressed layers: gzip of 100+ MB of binaries would dominate the test's time
+    write_layout(tmp_path / "img", Image([Layer.from_files(dict(files), compress=False) for files in layers]))
+    result = generate_sbom(LayoutSource(tmp_path / "img", None), timestamp="2026-04-25T10:00:00Z")
+    purls = [p.purl for p in result.packages]
+    assert len(purls) == len(set(purls)), "a component is listed twice"
+    return result.packages
+
+
+def _exe(data: bytes) -> TarEntry:
+    return TarEntry(data=data, mode=0o755)
+
+
+def _go_version_m(binary: Path) -> tuple[str, dict[str, str], str]:
+    """What the Go toolchain itself reads from a binary: (go version, {module: version} with
+    replacements applied, main module version)."""
+    out = subprocess.run(["go", "version", "-m", str(binary)], capture_output=True, text=True, check=True).stdout
+    go_version = out.splitlines()[0].split(": ", 1)[1].strip()
+    deps: dict[str, str] = {}
+    main = ""
+    last = ""
+    for line in out.splitlines()[1:]:
+        parts = line.strip().split("\t")
+        if parts[0] == "mod":
+            main = parts[2]
+        elif parts[0] == "dep":
+            last = parts[1]
+            deps[last] = parts[2]
+        elif parts[0] == "=>":
+            del deps[last]
+            deps[parts[1]] = parts[2]
+    return go_version, deps, main
+
+
+def test_go_binaries_normal_stripped_and_ldflags(tmp_path: Path) -> None:
+    bins = go_binaries()
+    layer = {f"usr/local/bin/{name}": _exe((bins / name).read_bytes()) for name in GO_BUILDS}
+    packages = _sbom(tmp_path, layer)
+    golang = {(p.name, p.version) for p in packages if p.type == "golang"}
+    truth: set[tuple[str, str]] = set()
+    for name in GO_BUILDS:
+        go_version, deps, main = _go_version_m(bins / name)
+        truth |= set(deps.items()) | {("stdlib", go_version)}
+        if main != "(devel)":
+            truth.add(("example.com/akko/probe", main))
+    truth.add(("example.com/akko/probe", "v1.4.2"))  # the (devel) build: its -X main.version
+    assert golang == truth
+    assert ("github.com/BurntSushi/toml", "v1.5.0") in golang  # the replacement, not v1.6.0
+    assert ("github.com/BurntSushi/toml", "v1.6.0") not in golang
+    mains = [p for p in packages if p.name == "example.com/akko/probe"]
+    assert {p.component_type for p in mains} == {"application"}
+    vcs = next(p for p in mains if p.version.startswith("v0.0.0-"))
+    assert re.fullmatch(r"v0\.0\.0-20260425100000-[0-9a-f]{12}", vcs.version)
+    # the normal and the stripped -trimpath build are the same module version: one component, two places
+    assert {loc.path for loc in vcs.locations} == {"/usr/local/bin/probe", "/usr/local/bin/probe-stripped"}
+    cobra = next(p for p in packages if p.name == "github.com/spf13/cobra")
+    assert cobra.purl == "pkg:golang/github.com/spf13/cobra@v1.10.2"
+    assert len(cobra.locations) == 3
+    stdlib = next(p for p in packages if p.name == "stdlib")
+    assert stdlib.purl == f"pkg:golang/stdlib@{stdlib.version.removeprefix('go')}"
+    assert stdlib.cpes == [f"cpe:2.3:a:golang:go:{stdlib.version.removeprefix('go')}:*:*:*:*:*:*:*"]
+
+
+def test_go_pseudo_version_from_vcs_settings() -> None:
+    """Go before 1.24 left a VCS build's main module at (devel); the version is derived as `go` would."""
+    from vouch.sbom.catalogers.golang import BuildInfo, main_version, parse_modinfo
+
+    info = BuildInfo("go1.22.5")
+    parse_modinfo(info, "path\texample.com/x/v3/cmd/x\nmod\texample.com/x/v3\t(devel)\t\n"
+                        "build\tvcs.revision=0123456789abcdef0123\nbuild\tvcs.time=2024-03-01T12:30:45Z\n")
+    assert main_version(info) == "v3.0.0-20240301123045-0123456789ab"
+    info = BuildInfo("go1.22.5")
+    parse_modinfo(info, 'mod\texample.com/y\t(devel)\t\nbuild\t-ldflags="-X example.com/y/internal.Version=2.7.1"\n')
+    assert main_version(info) == "v2.7.1"
+
+
+def test_rust_cargo_auditable_binary(tmp_path: Path) -> None:
+    binary = rust_binary() / "akko-probe"
+    packages = _sbom(tmp_path, {"usr/local/bin/akko-probe": _exe(binary.read_bytes())})
+    cargo = {(p.name, p.version, p.component_type) for p in packages if p.type == "cargo"}
+    assert cargo == {("akko-probe", "0.3.1", "application"), ("itoa", "1.0.11", "library"),
+                     ("semver", "1.0.23", "library"), ("smallvec", "1.13.2", "library")}  # autocfg: build-only
+    assert next(p for p in packages if p.name == "semver").purl == "pkg:cargo/semver@1.0.23"
+
+
+def _jar(entries: dict[str, bytes], stored: bool = False) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _without_pom(jar: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(jar)) as zf:
+        return _jar({i.filename: zf.read(i) for i in zf.infolist() if not i.filename.startswith("META-INF/maven/")})
+
+
+def test_java_jars_fat_jar_and_war(tmp_path: Path) -> None:
+    jars = maven_jars()
+    real = {f"{a}-{v}.jar": (jars / f"{a}-{v}.jar").read_bytes() for _, a, v in MAVEN_JARS}
+    truth = {f"pkg:maven/{g}/{a}@{v}" for g, a, v in MAVEN_JARS}
+    boot_libs = ["guava-33.0.0-jre.jar", "failureaccess-1.0.2.jar", "jackson-databind-2.17.0.jar",
+                 "jackson-core-2.17.0.jar", "jackson-annotations-2.17.0.jar", "spring-core-6.1.5.jar",
+                 "spring-jcl-6.1.5.jar"]
+    fat = _jar({
+        "META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\r\nMain-Class: org.springframework.boot.loader.launch."
+                                b"JarLauncher\r\nStart-Class: com.example.akko.Api\r\n\r\n",
+        "META-INF/maven/com.example.akko/akko-api/pom.properties":
+            b"artifactId=akko-api\ngroupId=com.example.akko\nversion=2026.4.0\n",
+        "BOOT-INF/classes/com/example/akko/Api.class": b"\xca\xfe\xba\xbe",
+        **{f"BOOT-INF/lib/{n}": real[n] for n in boot_libs},
+    }, stored=True)  # Spring Boot stores nested jars uncompressed
+    war = _jar({"WEB-INF/lib/commons-lang3-3.14.0.jar": real["commons-lang3-3.14.0.jar"],
+                "WEB-INF/web.xml": b"<web-app/>"})
+    layer: dict[str, bytes | TarEntry] = {
+        "opt/akko/api/app.jar": fat,
+        "opt/akko/legacy/ROOT.war": war,
+        "opt/akko/tools/lib/commons-lang3-3.14.0.jar": real["commons-lang3-3.14.0.jar"],  # also in the war
+        "opt/akko/tools/lib/slf4j-api-2.0.12.jar": _without_pom(real["slf4j-api-2.0.12.jar"]),
+    }
+    packages = _sbom(tmp_path, layer)
+    maven = {p.purl: p for p in packages if p.type == "maven"}
+    # the pom-less slf4j jar: name and version from its manifest; its group is not written anywhere in it, so
+    # the purl uses the name as the group (syft's convention) rather than a guess
+    truth = truth - {"pkg:maven/org.slf4j/slf4j-api@2.0.12"} | {"pkg:maven/slf4j-api/slf4j-api@2.0.12"}
+    assert set(maven) == truth | {"pkg:maven/com.example.akko/akko-api@2026.4.0"}  # ROOT.war has no identity
+    lang3 = maven["pkg:maven/org.apache.commons/commons-lang3@3.14.0"]
+    assert {loc.path for loc in lang3.locations} == {"/opt/akko/legacy/ROOT.war",
+                                                     "/opt/akko/tools/lib/commons-lang3-3.14.0.jar"}
+    guava = maven["pkg:maven/com.google.guava/guava@33.0.0-jre"]
+    assert guava.properties["vouch:java:nested-path"] == "/opt/akko/api/app.jar:BOOT-INF/lib/guava-33.0.0-jre.jar"
+    assert maven["pkg:maven/slf4j-api/slf4j-api@2.0.12"].properties["vouch:java:evidence"] == "manifest"
+    assert maven["pkg:maven/org.springframework/spring-core@6.1.5"].properties["vouch:java:evidence"] == "manifest"
+
+
+def test_classified_binaries_and_os_ownership(tmp_path: Path) -> None:
+    busybox = deb_tree("busybox-static")
+    bb_version = (busybox / "version").read_text().split(":", 1)[-1].split("-", 1)[0]  # 1:1.35.0-4+deb12u1 → 1.35.0
+    node = Path("/usr/bin/node").resolve()
+    node_version = subprocess.run([str(node), "--version"], capture_output=True, text=True, check=True).stdout
+    python = deb_tree("python3.11-minimal")
+    py_version = (python / "version").read_text().split("-", 1)[0]  # 3.11.2-6+deb12u6 → 3.11.2
+    layer: dict[str, bytes | TarEntry] = {
+        "bin/busybox": _exe((busybox / "root" / "bin" / "busybox").read_bytes()),
+        "usr/local/bin/node": _exe(node.read_bytes()),
+        # the same node binary owned by a Debian package: that package, not a second node
+        "usr/bin/node": _exe(node.read_bytes()),
+        "var/lib/dpkg/status": b"Package: nodejs\nStatus: install ok installed\nArchitecture: amd64\n"
+                               b"Version: 20.20.2-1nodesource1\nDescription: runtime\n\n",
+        "var/lib/dpkg/info/nodejs.md5sums": b"0123456789abcdef0123456789abcdef  usr/bin/node\n",
+        "etc/os-release": b'ID=debian\nVERSION_ID="12"\n',
+    }
+    layer["usr/local/bin/python3.11"] = _exe((python / "root" / "usr" / "bin" / "python3.11").read_bytes())
+    packages = _sbom(tmp_path, layer)
+    binaries = {p.purl: p for p in packages if p.type == "binary"}
+    assert f"pkg:generic/busybox@{bb_version}" in binaries
+    node_pkg = binaries[f"pkg:generic/node@{node_version.strip().removeprefix('v')}"]
+    assert [loc.path for loc in node_pkg.locations] == ["/usr/local/bin/node"]  # /usr/bin/node is the deb's
+    assert "cpe:2.3:a:nodejs:node.js:" + node_version.strip().removeprefix("v") + ":*:*:*:*:*:*:*" in node_pkg.cpes
+    assert any(p.type == "deb" and p.name == "nodejs" for p in packages)
+    assert binaries[f"pkg:generic/python@{py_version}"].cpes[0] == (
+        f"cpe:2.3:a:python_software_foundation:python:{py_version}:*:*:*:*:*:*:*")
+    assert len(binaries) == 3  # busybox, node, python: nothing else claimed a version
+
+
+def test_ruby_php_dotnet_manifests(tmp_path: Path) -> None:
+    rack = deb_tree("ruby-rack")
+    spec = next((rack / "root").rglob("rack-*.gemspec"))
+    installed = json.dumps({"packages": [
+        {"name": "symfony/console", "version": "v6.4.4", "version_normalized": "6.4.4.0", "license": ["MIT"],
+         "require": {"php": ">=8.1", "symfony/string": "^6.4"}},
+        {"name": "symfony/string", "version": "v6.4.4", "license": ["MIT"]},
+        {"name": "phpunit/phpunit", "version": "10.5.11", "license": ["BSD-3-Clause"]},
+    ], "dev": True, "dev-package-names": ["phpunit/phpunit"]}).encode()
+    deps = json.dumps({
+        "runtimeTarget": {"name": ".NETCoreApp,Version=v8.0"},
+        "targets": {".NETCoreApp,Version=v8.0": {"Akko.Api/1.0.0": {"dependencies": {"Newtonsoft.Json": "13.0.3"}},
+                                                 "Newtonsoft.Json/13.0.3": {}}},
+        "libraries": {"Akko.Api/1.0.0": {"type": "project", "serviceable": False, "sha512": ""},
+                      "Newtonsoft.Json/13.0.3": {"type": "package", "serviceable": True,
+                                                 "sha512": "sha512-HrC5BXdl00IP9zeV+0Z848QWPAoCr9P3bDEZguI+gkLcBKAOxix"
+                                                           "/tLEAAHC+UvDNPv4a2d18lOReHMOagPa+zQ==",
+                                                 "path": "newtonsoft.json/13.0.3"}}}).encode()
+    packages = _sbom(tmp_path, {
+        "usr/share/rubygems-integration/all/specifications/" + spec.name: spec.read_bytes(),
+        "srv/www/vendor/composer/installed.json": installed,
+        "app/Akko.Api.deps.json": deps,
+    })
+    gem = next(p for p in packages if p.type == "gem")
+    want = spec.name.removeprefix("rack-").removesuffix(".gemspec")
+    assert (gem.name, gem.version, gem.purl) == ("rack", want, f"pkg:gem/rack@{want}")
+    assert gem.licenses == ["MIT"]
+    composer = {p.purl: p for p in packages if p.type == "composer"}
+    assert set(composer) == {"pkg:composer/symfony/console@v6.4.4", "pkg:composer/symfony/string@v6.4.4",
+                             "pkg:composer/phpunit/phpunit@10.5.11"}
+    assert composer["pkg:composer/phpunit/phpunit@10.5.11"].properties["vouch:composer:dev"] == "true"
+    nuget = {(p.purl, p.component_type) for p in packages if p.type == "nuget"}
+    assert nuget == {("pkg:nuget/Akko.Api@1.0.0", "application"), ("pkg:nuget/Newtonsoft.Json@13.0.3", "library")}

@@ -212,3 +212,268 @@ def npm_tree() -> Path:
             pytest.fail(f"npm install for the test tree failed: {r.stderr[-1000:]}")
         (out / ".complete").touch()
     return out
+
+
+def _run(cmd: list[str], what: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if r.returncode != 0:
+        pytest.fail(f"{what} failed: {r.stderr[-2000:]}")
+    return r.stdout
+
+
+GO_MOD = """module example.com/akko/probe
+
+go 1.22
+
+require (
+\tgithub.com/BurntSushi/toml v1.6.0
+\tgithub.com/google/uuid v1.6.0
+\tgithub.com/spf13/cobra v1.10.2
+)
+
+replace github.com/BurntSushi/toml => github.com/BurntSushi/toml v1.5.0
+"""
+GO_MAIN = """package main
+
+import (
+\t"fmt"
+
+\t"github.com/BurntSushi/toml"
+\t"github.com/google/uuid"
+\t"github.com/spf13/cobra"
+)
+
+var version = "dev"
+
+func main() {
+\tvar cfg map[string]any
+\t_, _ = toml.Decode("a = 1", &cfg)
+\trun := func(*cobra.Command, []string) { fmt.Println(uuid.NewString(), cfg, version) }
+\tcmd := &cobra.Command{Use: "probe", Run: run}
+\t_ = cmd.Execute()
+}
+"""
+GO_BUILDS = {  # binary name → extra `go build` flags
+    "probe": [],
+    "probe-stripped": ["-trimpath", "-ldflags=-s -w"],
+    "probe-ldflags": ["-buildvcs=false", "-ldflags=-s -w -X main.version=1.4.2"],  # (devel) + an -X version
+}
+GIT_DATE = "2026-04-25T10:00:00Z"
+
+
+def go_binaries() -> Path:
+    """A Go program compiled here with modules from the proxy (cached): a normal build with VCS stamping,
+    one `-trimpath -ldflags='-s -w'`, one with the version set by `-X main.version`."""
+    out = IMAGES / "go-probe-v1"
+    if not (out / ".complete").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        src = out / "src"
+        src.mkdir(parents=True)
+        (src / "go.mod").write_text(GO_MOD)
+        (src / "main.go").write_text(GO_MAIN)
+        env = {"GOFLAGS": "-mod=mod", "GIT_AUTHOR_DATE": GIT_DATE, "GIT_COMMITTER_DATE": GIT_DATE,
+               "GIT_AUTHOR_NAME": "akko", "GIT_AUTHOR_EMAIL": "ci@akko.invalid",
+               "GIT_COMMITTER_NAME": "akko", "GIT_COMMITTER_EMAIL": "ci@akko.invalid"}
+        _run(["go", "mod", "tidy"], "go mod tidy", src, env)
+        _run(["git", "init", "-q"], "git init", src, env)
+        _run(["git", "add", "-A"], "git add", src, env)
+        _run(["git", "commit", "-q", "-m", "probe"], "git commit", src, env)
+        for name, flags in GO_BUILDS.items():
+            _run(["go", "build", *flags, "-o", str(out / name), "."], f"go build {name}", src, env)
+        (out / ".complete").touch()
+    return out
+
+
+CARGO_TOML = """[package]
+name = "akko-probe"
+version = "0.3.1"
+edition = "2021"
+
+[dependencies]
+itoa = "=1.0.11"
+semver = "=1.0.23"
+smallvec = "=1.13.2"
+
+[build-dependencies]
+autocfg = "=1.3.0"
+
+[profile.release]
+strip = true
+"""
+RUST_MAIN = """fn main() {
+    let mut buf = itoa::Buffer::new();
+    let v = semver::Version::parse("1.2.3").unwrap();
+    let s: smallvec::SmallVec<[u8; 4]> = smallvec::smallvec![1, 2, 3];
+    println!("{} {} {}", buf.format(42), v, s.len());
+}
+"""
+RUST_BUILD = """fn main() {
+    let ac = autocfg::new();
+    ac.emit_has_path("std::vec::Vec");
+}
+"""
+
+
+def rust_binary() -> Path:
+    """A stripped Rust binary built with `cargo auditable` from crates.io (cached)."""
+    out = IMAGES / "rust-probe-v1"
+    tool = Path(os.environ.get("VOUCH_PEERS_DIR", Path.home() / ".cache" / "vouch-peers")) / "cargo" / "bin"
+    if not (out / ".complete").exists():
+        if not (tool / "cargo-auditable").exists():
+            pytest.fail(f"cargo-auditable is not installed in {tool}: run scripts/install-peers.sh")
+        shutil.rmtree(out, ignore_errors=True)
+        src = out / "src"
+        (src / "src").mkdir(parents=True)
+        (src / "Cargo.toml").write_text(CARGO_TOML)
+        (src / "src" / "main.rs").write_text(RUST_MAIN)
+        (src / "build.rs").write_text(RUST_BUILD)
+        _run(["cargo", "auditable", "build", "--release", "--quiet"], "cargo auditable build", src,
+             {"PATH": f"{tool}:{os.environ.get('PATH', '')}"})
+        shutil.copy2(src / "target" / "release" / "akko-probe", out / "akko-probe")
+        shutil.rmtree(src / "target")
+        (out / ".complete").touch()
+    return out
+
+
+MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
+MAVEN_JARS = [  # group, artifact, version: real jars, fetched once and checked against Central's SHA-1
+    ("org.apache.commons", "commons-lang3", "3.14.0"),
+    ("com.google.guava", "guava", "33.0.0-jre"),
+    ("com.google.guava", "failureaccess", "1.0.2"),
+    ("com.fasterxml.jackson.core", "jackson-databind", "2.17.0"),
+    ("com.fasterxml.jackson.core", "jackson-core", "2.17.0"),
+    ("com.fasterxml.jackson.core", "jackson-annotations", "2.17.0"),
+    ("org.slf4j", "slf4j-api", "2.0.12"),
+    ("org.springframework", "spring-core", "6.1.5"),
+    ("org.springframework", "spring-jcl", "6.1.5"),
+]
+
+
+def maven_jars() -> Path:
+    """Real jars from Maven Central (cached), each verified against the SHA-1 Central publishes."""
+    import hashlib
+    import urllib.request
+
+    out = IMAGES / "maven-jars-v1"
+    if not (out / ".complete").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        for group, artifact, version in MAVEN_JARS:
+            url = f"{MAVEN_CENTRAL}/{group.replace('.', '/')}/{artifact}/{version}/{artifact}-{version}.jar"
+            try:
+                with urllib.request.urlopen(url, timeout=120) as r:
+                    data = r.read()
+                with urllib.request.urlopen(url + ".sha1", timeout=60) as r:
+                    want = r.read().decode().split()[0]
+            except OSError as exc:
+                pytest.fail(f"downloading {url} failed: {exc}")
+            if hashlib.sha1(data).hexdigest() != want:  # Central publishes SHA-1
+                pytest.fail(f"{url}: SHA-1 does not match Maven Central's")
+            (out / f"{artifact}-{version}.jar").write_bytes(data)
+        (out / ".complete").touch()
+    return out
+
+
+def deb_tree(package: str) -> Path:
+    """A real Debian package (apt-get download), unpacked with dpkg-deb (cached)."""
+    out = IMAGES / f"deb-{package}"
+    if not (out / ".complete").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        dl = out.with_name(out.name + ".dl")
+        shutil.rmtree(dl, ignore_errors=True)
+        dl.mkdir(parents=True)
+        r = subprocess.run(["apt-get", "download", "-q", package], cwd=dl, capture_output=True, text=True)
+        if r.returncode != 0:  # a fresh machine may have no package lists yet
+            _run(["apt-get", "update", "-qq"], "apt-get update", dl)
+            _run(["apt-get", "download", "-q", package], f"apt-get download {package}", dl)
+        debs = list(dl.glob("*.deb"))
+        if len(debs) != 1:
+            pytest.fail(f"apt-get download {package} gave {debs}")
+        (out / "root").mkdir(parents=True)
+        _run(["dpkg-deb", "-x", str(debs[0]), str(out / "root")], "dpkg-deb -x", dl)
+        version = _run(["dpkg-deb", "-f", str(debs[0]), "Version"], "dpkg-deb -f", dl).strip()
+        (out / "version").write_text(version)
+        shutil.rmtree(dl)
+        (out / ".complete").touch()
+    return out
+
+
+def _stage(root: Path, files: dict[str, Path | bytes], mode: int = 0o644) -> None:
+    for rel, src in files.items():
+        dest = root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(src, Path):
+            shutil.copyfile(src, dest)
+        else:
+            dest.write_bytes(src)
+        dest.chmod(mode)
+
+
+def _tree_files(root: Path, prefix: str) -> dict[str, Path | bytes]:
+    return {f"{prefix}/{p.relative_to(root).as_posix()}": p for p in root.rglob("*")
+            if p.is_file() and not p.is_symlink() and p.name != ".complete"}
+
+
+def fat_jar(jars: Path) -> bytes:
+    """A Spring-Boot-style executable jar: the app's own pom.properties, BOOT-INF/lib/*.jar stored."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\nMain-Class: org.springframework.boot.loader."
+                                            "launch.JarLauncher\r\nStart-Class: com.example.akko.Api\r\n\r\n")
+        zf.writestr("META-INF/maven/com.example.akko/akko-api/pom.properties",
+                    "artifactId=akko-api\ngroupId=com.example.akko\nversion=2026.4.0\n")
+        for jar in sorted(jars.glob("*.jar")):
+            zf.write(jar, f"BOOT-INF/lib/{jar.name}")
+    return buf.getvalue()
+
+
+def mixed_image(big: bool = False) -> Path:
+    """Debian minbase + a layer per ecosystem, all real artefacts (cached as an OCI layout):
+    pip site-packages, an npm app, Go binaries (the probe builds and cosign 3.1.2 with its ~250 modules),
+    a cargo-auditable Rust binary, Maven Central jars plain and in a fat jar, busybox/python/node binaries,
+    a gemspec. `big=True` (the benchmark) adds every peer Go binary and the node binary again (≥ 1 GB)."""
+    from tests.support.peers import peer
+
+    out = IMAGES / ("mixed-big-v1" if big else "mixed-v1")
+    if (out / "index.json").exists():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    base = require_minbase()
+    bins, rust, jars = go_binaries(), rust_binary(), maven_jars()
+    busybox, python, rack = deb_tree("busybox-static"), deb_tree("python3.11-minimal"), deb_tree("ruby-rack")
+    spec = next((rack / "root").rglob("rack-*.gemspec"))
+    executables: dict[str, Path | bytes] = {f"usr/local/bin/{n}": bins / n for n in GO_BUILDS}
+    executables["usr/local/bin/akko-probe"] = rust / "akko-probe"
+    executables["usr/local/bin/cosign"] = peer("cosign3")
+    executables["bin/busybox"] = busybox / "root" / "bin" / "busybox"
+    executables["usr/local/bin/python3.11"] = python / "root" / "usr" / "bin" / "python3.11"
+    executables["usr/local/bin/node"] = Path("/usr/bin/node").resolve()
+    if big:
+        for name in ("cosign2", "helm", "kyverno", "syft"):
+            executables[f"opt/tools/bin/{name}"] = peer(name)
+    layers: list[tuple[dict[str, Path | bytes], int]] = [
+        (_tree_files(pip_tree(), "usr/local/lib/python3.11/site-packages"), 0o644),
+        (_tree_files(npm_tree(), "opt/akko/ui"), 0o644),
+        (executables, 0o755),
+        ({**{f"opt/akko/lib/{j.name}": j for j in jars.glob("*.jar")}, "opt/akko/api/app.jar": fat_jar(jars),
+          f"usr/share/rubygems-integration/all/specifications/{spec.name}": spec}, 0o644),
+    ]
+    work = IMAGES / f"work-{out.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    writer = LayoutWriter(out)
+    tar_tree(base, work / "base.tar", exclude=[".complete", "dev", "proc", "sys"])
+    writer.add_layer_tar(work / "base.tar")
+    for i, (files, mode) in enumerate(layers):
+        stage = work / f"s{i}"
+        _stage(stage, files, mode)
+        tar_tree(stage, work / f"l{i}.tar")
+        writer.add_layer_tar(work / f"l{i}.tar")
+        shutil.rmtree(stage)
+        (work / f"l{i}.tar").unlink()
+    writer.finish("mixed")
+    shutil.rmtree(work)
+    return out

@@ -93,7 +93,7 @@ def main(
 
 
 ImageArg = Annotated[str, typer.Argument(help="Image reference or source spec.")]
-PlatformOpt = Annotated[str | None, typer.Option(help="os/arch[/variant] to pick from an index.")]
+PlatformOpt = Annotated[str | None, typer.Option(help="os/arch or os/arch/variant to pick from an index.")]
 
 
 def _resolve(st: State, image: str, platform: str | None) -> tuple[ImageSource, Descriptor]:
@@ -267,7 +267,7 @@ def verify(
 def sbom(
     ctx: typer.Context,
     image: Annotated[str, typer.Argument(help="REF, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE.")],
-    platform: Annotated[str | None, typer.Option(help="os/arch[/variant] to pick from an index.")] = None,
+    platform: Annotated[str | None, typer.Option(help="os/arch or os/arch/variant to pick from an index.")] = None,
     output_file: Annotated[str | None, typer.Option("--output-file",
                                                     help="Write the BOM here (default stdout).")] = None,
     timestamp: Annotated[str | None, typer.Option(
@@ -276,7 +276,9 @@ def sbom(
     max_layer_bytes: Annotated[int, typer.Option(help="Refuse a layer that decompresses to more than this.")]
     = 64 * 1024**3,
 ) -> None:
-    """Generate a CycloneDX 1.5 JSON SBOM for an image (OS packages), reading each layer once."""
+    """Generate a CycloneDX 1.5 JSON SBOM for an image, reading each layer once: OS packages (dpkg, apk, rpm),
+    language packages (Python, npm, Java archives, Ruby gems, Composer, .NET), Go and Rust binaries (their
+    embedded module lists) and version-classified binaries (python, node, busybox, openssl)."""
     from vouch.sbom.fsview import ViewOptions
     from vouch.sbom.generate import generate_sbom
 

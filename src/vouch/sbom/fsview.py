@@ -14,9 +14,10 @@
 from __future__ import annotations
 
 import posixpath
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from vouch.errors import InputError, VouchError
 from vouch.sbom.streams import open_layer_stream
@@ -33,6 +34,29 @@ class Claimer(Protocol):
     def claims(self, path: str) -> bool: ...
 
     def reduce(self, path: str, data: bytes) -> Any: ...
+
+
+class FileClaimer(Protocol):
+    """A cataloger that reads whole (possibly large) files with random access: binaries, archives.
+
+    `wants` is a cheap test on the tar header (it runs for every regular file), `accepts` looks at
+    the first HEAD bytes; an accepted file is spooled (in memory up to SPOOL_MEMORY bytes, on disk
+    beyond) while the layer streams on, and `reduce_file` keeps only what it parsed from it.
+    """
+
+    name: str
+    max_file_bytes: int
+
+    def wants(self, path: str, mode: int, size: int) -> bool: ...
+
+    def accepts(self, path: str, head: bytes) -> bool: ...
+
+    def reduce_file(self, path: str, f: BinaryIO, size: int) -> Any: ...
+
+
+HEAD = 64
+SPOOL_MEMORY = 32 * 1024 * 1024
+_SPOOL_CHUNK = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -166,10 +190,40 @@ class ViewOptions:
     ratio_floor: int = 256 * 1024 * 1024
 
 
-def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claimers: list[Claimer],
+def _reduce_file(view: ImageView, what: str, i: int, path: str, member_size: int, reader: TarReader,
+                 wanting: list[FileClaimer]) -> None:
+    head = reader.read_chunk(HEAD)
+    for c in wanting:
+        if not c.accepts(path, head):
+            continue
+        if member_size > c.max_file_bytes:
+            view.warnings.append(f"{what}: {path} is {member_size} bytes, over the "
+                                 f"{c.name} limit of {c.max_file_bytes}; skipped")
+            return
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, prefix="vouch-") as spool:
+            spool.write(head)
+            while chunk := reader.read_chunk(_SPOOL_CHUNK):
+                spool.write(chunk)
+            spool.seek(0)
+            try:
+                value = c.reduce_file(path, spool, member_size)  # type: ignore[arg-type]
+            except VouchError:
+                raise
+            except Exception as exc:  # a cataloger's parse error never stops the scan
+                view.warnings.append(f"{what}: {c.name} could not parse {path}: {exc}")
+                return
+        if value is not None:
+            view.parsed[path] = Parsed(c.name, value, i)
+        return
+
+
+def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claimers: list[Any],
               options: ViewOptions | None = None, on_progress: Callable[[int], None] | None = None) -> None:
-    """Stream one layer (the next one up) into the view."""
+    """Stream one layer (the next one up) into the view. Claimers are path claimers (small files,
+    `reduce` gets the bytes) or file claimers (`reduce_file` gets a seekable spooled copy)."""
     options = options or ViewOptions()
+    path_claimers: list[Claimer] = [c for c in claimers if not hasattr(c, "reduce_file")]
+    file_claimers: list[FileClaimer] = [c for c in claimers if hasattr(c, "reduce_file")]
     what = f"layer {layer.index + 1} ({layer.digest[:19]})"
     i = layer.index
     whiteouts: list[str] = []
@@ -214,9 +268,11 @@ def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claime
             elif t == REG:
                 view._add(path, Node("f", i, i, member.size, None, member.mode))
                 view.parsed.pop(path, None)
-                for c in claimers:
+                claimed = False
+                for c in path_claimers:
                     if not c.claims(path):
                         continue
+                    claimed = True
                     if member.size > c.max_file_bytes:
                         view.warnings.append(f"{what}: {path} is {member.size} bytes, over the "
                                              f"{c.name} limit of {c.max_file_bytes}; skipped")
@@ -229,6 +285,10 @@ def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claime
                     except Exception as exc:  # a cataloger's parse error never stops the scan
                         view.warnings.append(f"{what}: {c.name} could not parse {path}: {exc}")
                     break
+                if not claimed and file_claimers and member.size >= HEAD:
+                    wanting = [c for c in file_claimers if c.wants(path, member.mode, member.size)]
+                    if wanting:
+                        _reduce_file(view, what, i, path, member.size, reader, wanting)
             elif t in (CHR, BLK, FIFO):
                 view._add(path, Node("o", i, i, 0, None, member.mode))
             else:  # sparse files, volume labels, unknown types: present, content not read

@@ -12,18 +12,24 @@ from vouch.errors import InputError
 from vouch.oci.source import ImageSource, RegistrySource, select_platform
 from vouch.sbom.catalogers.apk import ApkCataloger
 from vouch.sbom.catalogers.base import Cataloger
+from vouch.sbom.catalogers.binary import BinaryCataloger
+from vouch.sbom.catalogers.dotnet import DotnetCataloger
 from vouch.sbom.catalogers.dpkg import DpkgCataloger
+from vouch.sbom.catalogers.java import JavaCataloger
 from vouch.sbom.catalogers.npm import NpmCataloger
+from vouch.sbom.catalogers.php import ComposerCataloger
 from vouch.sbom.catalogers.python import PythonCataloger
 from vouch.sbom.catalogers.rpmdb import RpmCataloger
+from vouch.sbom.catalogers.ruby import RubyCataloger
 from vouch.sbom.cdx import ImageSubject, bom_json, build_bom
 from vouch.sbom.distro import DistroFiles, detect_distro
-from vouch.sbom.fsview import Claimer, ImageView, LayerInfo, ViewOptions, add_layer
+from vouch.sbom.fsview import ImageView, LayerInfo, ViewOptions, add_layer
 from vouch.sbom.model import Distro, Package
 
 
 def default_catalogers() -> list[Cataloger]:
-    return [DpkgCataloger(), ApkCataloger(), RpmCataloger(), PythonCataloger(), NpmCataloger()]
+    return [DpkgCataloger(), ApkCataloger(), RpmCataloger(), PythonCataloger(), NpmCataloger(), RubyCataloger(),
+            ComposerCataloger(), DotnetCataloger(), JavaCataloger(), BinaryCataloger()]
 
 
 @dataclass
@@ -80,7 +86,7 @@ def generate_sbom(source: ImageSource, platform: str | None = None, timestamp: s
         raise InputError(f"image config lists {len(diff_ids)} diff_ids for {len(layers)} layers")
     if not platform_str and config.get("os"):
         platform_str = f"{config.get('os')}/{config.get('architecture')}"
-    claimers: list[Claimer] = [DistroFiles(), *catalogers]
+    claimers: list[object] = [DistroFiles(), *catalogers]
     view = ImageView()
     for i, (layer, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
         info = LayerInfo(i, layer.digest, diff_id, layer.media_type, layer.size)
@@ -92,10 +98,21 @@ def generate_sbom(source: ImageSource, platform: str | None = None, timestamp: s
     packages: list[Package] = []
     for c in catalogers:
         packages.extend(c.catalog(view, distro))
-    packages = dedupe(packages)
+    packages = dedupe(drop_os_owned(packages, view))
     subject_name = name or (source.ref.name if isinstance(source, RegistrySource) else source.name)
     subject = ImageSubject(subject_name, top_digest, platform_str, list(diff_ids), manifest.digest)
     return SbomResult(subject, distro, packages, view, pinned_timestamp(timestamp), list(view.warnings))
+
+
+OS_TYPES = ("deb", "apk", "rpm")
+
+
+def drop_os_owned(packages: list[Package], view: ImageView) -> list[Package]:
+    """A binary found by a classifier whose file an OS package owns is that OS package: not listed twice.
+    Paths are compared after symlinks (/lib → usr/lib), as the package lists and the tar may differ."""
+    owned = {view.resolve(f) for p in packages if p.type in OS_TYPES for f in p.files}
+    return [p for p in packages
+            if not (p.type == "binary" and p.files and all(view.resolve(f) in owned for f in p.files))]
 
 
 def dedupe(packages: list[Package]) -> list[Package]:

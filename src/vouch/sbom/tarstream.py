@@ -102,6 +102,16 @@ class TarReader:
         self._data_left = 0
         return data
 
+    def read_chunk(self, n: int) -> bytes:
+        """Up to `n` more bytes of the current entry's data (b"" at its end): for streamed reads."""
+        n = min(n, self._data_left)
+        if n <= 0:
+            return b""
+        data = self._read_exact(n)
+        self._data_left -= n
+        self._remaining -= n
+        return data
+
     def __iter__(self) -> Iterator[Entry]:
         pax_global: dict[str, str] = {}
         pending: dict[str, str] = {}

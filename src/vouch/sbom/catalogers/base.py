@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Protocol
 
 from packageurl import PackageURL
 
@@ -12,14 +12,12 @@ from vouch.sbom.model import Distro, Location, Package
 
 
 class Cataloger(Protocol):
-    """One ecosystem: which paths it claims, how one file is reduced, how packages are assembled."""
+    """One ecosystem: how packages are assembled from what it kept of its files. It is also a
+    `fsview.Claimer` (claims paths, `reduce`s small files) or a `fsview.FileClaimer` (reads whole
+    binaries or archives)."""
 
     name: str
     max_file_bytes: int
-
-    def claims(self, path: str) -> bool: ...
-
-    def reduce(self, path: str, data: bytes) -> Any: ...
 
     def catalog(self, view: ImageView, distro: Distro | None) -> list[Package]: ...
 

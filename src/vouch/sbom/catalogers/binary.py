@@ -1,0 +1,194 @@
+"""Executables and shared libraries (ELF), read once from the layer stream:
+
+- Go: the embedded build info → the main module, every dependency (replacements applied) and
+  the Go standard library as `stdlib` with the toolchain's version;
+- Rust: the `.dep-v0` section `cargo auditable` embeds (zlib-compressed JSON) → every runtime crate;
+- classifiers for binaries no package database lists (python, node, busybox, openssl): a version
+  string found in the file's read-only data; packages found this way are dropped later when an OS
+  package owns the file (`generate.drop_os_owned`), so nothing is reported twice.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from vouch.sbom.catalogers.base import location, purl
+from vouch.sbom.catalogers.golang import BuildInfo, Module, main_version, read_buildinfo
+from vouch.sbom.elf import ELF_MAGIC, ElfError, ElfFile
+from vouch.sbom.fsview import ImageView
+from vouch.sbom.model import Distro, Package
+
+MAX_AUDIT_COMPRESSED = 8 * 1024 * 1024
+MAX_AUDIT_JSON = 64 * 1024 * 1024
+_SCAN_CHUNK = 16 * 1024 * 1024
+_SCAN_OVERLAP = 256
+
+
+@dataclass(frozen=True)
+class Rule:
+    package: str
+    name: re.Pattern[str]  # on the file's base name; a `v` group is a version prefix the content must start with
+    content: tuple[bytes, ...]  # patterns with a `version` group; `{v}` is replaced by the name's version
+    cpes: tuple[str, ...]
+
+
+_PY_VERSION = rb"\x00(?P<version>{v}\.[0-9]+[-._a-zA-Z0-9]*)\x00"
+_PY_CPES = ("cpe:2.3:a:python_software_foundation:python:{version}:*:*:*:*:*:*:*",
+            "cpe:2.3:a:python:python:{version}:*:*:*:*:*:*:*")
+RULES = (
+    Rule("python", re.compile(r"^python(?P<v>[0-9]+\.[0-9]+)$"), (_PY_VERSION,), _PY_CPES),
+    Rule("python", re.compile(r"^libpython(?P<v>[0-9]+\.[0-9]+)[a-z]?\.so"), (_PY_VERSION,), _PY_CPES),
+    Rule("node", re.compile(r"^(node|libnode\.so.*)$"),
+         (rb"node\.js/v(?P<version>[0-9]+\.[0-9]+\.[0-9]+)",
+          rb"\x00(?:node )?v(?P<version>(?:0|4|5|6)\.[0-9]+\.[0-9]+)\x00"),
+         ("cpe:2.3:a:nodejs:node.js:{version}:*:*:*:*:*:*:*",)),
+    Rule("busybox", re.compile(r"^busybox$"), (rb"BusyBox\s+v(?P<version>[0-9]+\.[0-9]+\.[0-9]+)",),
+         ("cpe:2.3:a:busybox:busybox:{version}:*:*:*:*:*:*:*",)),
+    Rule("openssl", re.compile(r"^(openssl|libssl\.so.*|libcrypto\.so.*)$"),
+         (rb"\x00OpenSSL (?P<version>[0-9]+\.[0-9]+\.[0-9]+(?:[a-z]+|-alpha[0-9]|-beta[0-9]|-rc[0-9])?)[ \x00]",),
+         ("cpe:2.3:a:openssl:openssl:{version}:*:*:*:*:*:*:*",)),
+)
+_NAMES = re.compile("|".join(f"(?:{r.name.pattern.replace('(?P<v>', '(')})" for r in RULES))
+
+
+@dataclass
+class Crate:
+    name: str
+    version: str
+    source: str
+    root: bool
+
+
+@dataclass
+class BinaryFacts:
+    go: BuildInfo | None = None
+    crates: list[Crate] | None = None
+    classified: list[tuple[Rule, str]] | None = None
+
+
+def read_audit(elf: ElfFile) -> list[Crate] | None:
+    sec = elf.section(".dep-v0")
+    if sec is None:
+        return None
+    raw = elf.section_data(sec, MAX_AUDIT_COMPRESSED)
+    d = zlib.decompressobj()
+    text = d.decompress(raw, MAX_AUDIT_JSON)
+    if d.unconsumed_tail:
+        raise ElfError(f"cargo-auditable data expands beyond {MAX_AUDIT_JSON} bytes")
+    doc = json.loads(text)
+    crates = []
+    for p in doc.get("packages") or []:
+        if not isinstance(p, dict) or not p.get("name") or not p.get("version"):
+            continue
+        if p.get("kind", "runtime") != "runtime":
+            continue  # build-only crates are not in the binary
+        crates.append(Crate(str(p["name"]), str(p["version"]), str(p.get("source") or ""), bool(p.get("root"))))
+    return crates
+
+
+def _scan(elf: ElfFile, patterns: list[re.Pattern[bytes]]) -> str | None:
+    ranges = [(s.offset, s.size) for s in elf.sections if s.name in (".rodata", ".data") and s.type != 8]
+    if not ranges:
+        ranges = [(0, elf.size)]
+    for start, size in ranges:
+        end = min(start + size, elf.size)
+        pos, tail = start, b""
+        while pos < end:
+            chunk = tail + elf.read_at(pos, min(_SCAN_CHUNK, end - pos))
+            for rx in patterns:
+                m = rx.search(chunk)
+                if m:
+                    return m.group("version").decode("ascii", "replace")
+            pos += _SCAN_CHUNK
+            tail = chunk[-_SCAN_OVERLAP:]
+    return None
+
+
+def classify(path: str, elf: ElfFile) -> list[tuple[Rule, str]]:
+    base = posixpath.basename(path)
+    out = []
+    for rule in RULES:
+        m = rule.name.match(base)
+        if not m:
+            continue
+        prefix = m.groupdict().get("v")
+        pats = [re.compile(p.replace(b"{v}", re.escape(prefix.encode()) if prefix else b"[0-9]+\\.[0-9]+"))
+                for p in rule.content]
+        version = _scan(elf, pats)
+        if version:
+            out.append((rule, version))
+    return out
+
+
+class BinaryCataloger:
+    name = "binary"
+    max_file_bytes = 4 * 1024**3
+
+    def wants(self, path: str, mode: int, size: int) -> bool:
+        return bool(mode & 0o111) or _NAMES.match(posixpath.basename(path)) is not None
+
+    def accepts(self, path: str, head: bytes) -> bool:
+        return head.startswith(ELF_MAGIC)
+
+    def reduce_file(self, path: str, f: BinaryIO, size: int) -> BinaryFacts | None:
+        elf = ElfFile(f, size)
+        facts = BinaryFacts(read_buildinfo(elf), read_audit(elf), classify(path, elf) or None)
+        return facts if facts.go or facts.crates or facts.classified else None
+
+    def catalog(self, view: ImageView, distro: Distro | None) -> list[Package]:
+        packages: list[Package] = []
+        for path, parsed in sorted(view.parsed_by(self.name)):
+            facts: BinaryFacts = parsed.value
+            found: list[Package] = _go_packages(facts.go) if facts.go else []
+            for c in facts.crates or []:
+                pkg = Package(c.name, c.version, "cargo", purl("cargo", None, c.name, c.version), "rust-audit-binary",
+                              component_type="application" if c.root else "library")
+                if c.source:
+                    pkg.properties["vouch:cargo:source"] = c.source
+                found.append(pkg)
+            for rule, version in facts.classified or []:
+                found.append(Package(
+                    rule.package, version, "binary", purl("generic", None, rule.package, version), "binary-classifier",
+                    cpes=[c.format(version=version) for c in rule.cpes], files=["/" + path],
+                    component_type="application"))
+            loc = location(view, path, parsed.layer)
+            for pkg in found:
+                pkg.locations.append(loc)
+            packages.extend(found)
+        return packages
+
+
+def _go_purl(path: str, version: str) -> str:
+    namespace, _, name = path.rpartition("/")
+    return purl("golang", namespace or None, name, version)
+
+
+def _go_packages(info: BuildInfo) -> list[Package]:
+    out = []
+    main = info.main
+    if main and main.path and main.path != "command-line-arguments":
+        version = main_version(info)
+        pkg = Package(main.path, version, "golang", _go_purl(main.path, version), "go-module-binary",
+                      component_type="application")
+        pkg.properties.update({f"vouch:go:build:{k}": v for k, v in info.settings.items()
+                               if k in ("vcs.revision", "vcs.time", "GOOS", "GOARCH", "-trimpath")})
+        out.append(pkg)
+    for dep in info.deps:
+        eff: Module = dep.replace or dep
+        version = eff.version or "(devel)"
+        pkg = Package(eff.path, version, "golang", _go_purl(eff.path, version), "go-module-binary")
+        if dep.replace is not None:
+            pkg.properties["vouch:go:replaces"] = f"{dep.path}@{dep.version}"
+        if eff.sum:
+            pkg.properties["vouch:go:h1"] = eff.sum
+        out.append(pkg)
+    if info.go_version.startswith("go"):
+        v = info.go_version[2:]
+        out.append(Package("stdlib", info.go_version, "golang", purl("golang", None, "stdlib", v), "go-module-binary",
+                           cpes=[f"cpe:2.3:a:golang:go:{v}:*:*:*:*:*:*:*"]))
+    return out

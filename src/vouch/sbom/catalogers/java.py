@@ -1,0 +1,218 @@
+"""Java archives (jar, war, ear and kin), nested ones too (Spring Boot `BOOT-INF/lib`, `WEB-INF/lib`).
+
+Identity, best evidence first: `META-INF/maven/<g>/<a>/pom.properties` (an archive holding several
+— a shaded jar — lists each), then `META-INF/MANIFEST.MF`, then the file name (`name-1.2.3.jar`).
+Nesting depth, member count, every member's declared size and the total inflated per archive are
+bounded, so a zip bomb or an archive nested a thousand deep is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from vouch.sbom.catalogers.base import location, purl
+from vouch.sbom.fsview import SPOOL_MEMORY, ImageView
+from vouch.sbom.model import Distro, Package
+
+SUFFIXES = (".jar", ".war", ".ear", ".jpi", ".hpi", ".par", ".sar", ".nar", ".kar", ".lpkg")
+MAX_DEPTH = 4
+MAX_MEMBERS = 200_000
+MAX_NESTED_BYTES = 512 * 1024 * 1024  # one nested archive, inflated
+MAX_TOTAL_BYTES = 4 * 1024**3  # everything inflated under one top-level archive
+MAX_META_BYTES = 1024 * 1024  # a manifest or pom.properties
+_FILENAME = re.compile(r"^(?P<name>.+?)-(?P<version>\d[\w.\-+]*?)(?:\.[a-zA-Z]+)$")
+
+
+class ArchiveLimit(ValueError):
+    pass
+
+
+@dataclass
+class JavaPackage:
+    group: str
+    artifact: str
+    version: str
+    path: str  # outer.jar:BOOT-INF/lib/inner.jar
+    evidence: str  # pom.properties | manifest | filename
+    licenses: list[str] = field(default_factory=list)
+    main: bool = False
+
+
+@dataclass
+class JavaScan:
+    packages: list[JavaPackage]
+    warnings: list[str]
+
+
+@dataclass
+class _Budget:
+    left: int
+
+    def take(self, n: int, what: str) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise ArchiveLimit(f"{what}: more than {MAX_TOTAL_BYTES} bytes inflated in one archive (zip bomb?)")
+
+
+def parse_manifest(text: str) -> dict[str, str]:
+    """The main section of MANIFEST.MF (continuation lines start with one space)."""
+    out: dict[str, str] = {}
+    key = None
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if not raw.strip():
+            if out:
+                break  # end of the main section
+            continue
+        if raw.startswith(" ") and key:
+            out[key] += raw[1:]
+            continue
+        k, sep, v = raw.partition(":")
+        if sep:
+            key = k.strip()
+            out[key] = v.strip()
+    return out
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        k, sep, v = line.partition("=")
+        if not sep:
+            k, sep, v = line.partition(":")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, budget: _Budget, what: str) -> bytes:
+    if info.file_size > limit:
+        raise ArchiveLimit(f"{what}:{info.filename} declares {info.file_size} bytes, over {limit}")
+    budget.take(info.file_size, what)
+    with zf.open(info) as f:
+        data = f.read(limit + 1)  # zipfile stops at the declared size and checks the CRC
+    if len(data) > limit:
+        raise ArchiveLimit(f"{what}:{info.filename} inflates beyond {limit} bytes")
+    return data
+
+
+def scan_archive(f: BinaryIO, path: str, depth: int = 0, budget: _Budget | None = None,
+                 warnings: list[str] | None = None) -> list[JavaPackage]:
+    budget = budget or _Budget(MAX_TOTAL_BYTES)
+    warnings = warnings if warnings is not None else []
+    zf = zipfile.ZipFile(f)
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ArchiveLimit(f"{path}: {len(infos)} members, over {MAX_MEMBERS}")
+    manifest: dict[str, str] = {}
+    poms: list[dict[str, str]] = []
+    nested: list[zipfile.ZipInfo] = []
+    for info in infos:
+        name = info.filename
+        if name.upper() == "META-INF/MANIFEST.MF":
+            manifest = parse_manifest(_read_member(zf, info, MAX_META_BYTES, budget, path).decode("utf-8", "replace"))
+        elif name.startswith("META-INF/maven/") and name.endswith("/pom.properties"):
+            props = parse_properties(_read_member(zf, info, MAX_META_BYTES, budget, path).decode("utf-8", "replace"))
+            if props.get("artifactId") and props.get("version"):
+                poms.append(props)
+        elif name.lower().endswith(SUFFIXES) and not info.is_dir():
+            nested.append(info)
+    found = identify(path, manifest, poms)
+    if nested and depth + 1 > MAX_DEPTH:
+        warnings.append(f"{path}: archives nested deeper than {MAX_DEPTH} levels were not read")
+        return found
+    for info in nested:
+        inner = f"{path}:{info.filename}"
+        if info.file_size > MAX_NESTED_BYTES:
+            warnings.append(f"{inner}: declares {info.file_size} bytes, over {MAX_NESTED_BYTES}; not read")
+            continue
+        budget.take(info.file_size, path)
+        try:
+            with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, prefix="vouch-") as spool:
+                with zf.open(info) as src:  # stops at the declared size, checks the CRC
+                    shutil.copyfileobj(src, spool, 1024 * 1024)
+                spool.seek(0)
+                found.extend(scan_archive(spool, inner, depth + 1, budget, warnings))  # type: ignore[arg-type]
+        except ArchiveLimit:
+            raise
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+            warnings.append(f"{inner}: not a readable archive ({exc})")
+    return found
+
+
+def identify(path: str, manifest: dict[str, str], poms: list[dict[str, str]]) -> list[JavaPackage]:
+    """The archive's own package (main=True) and any others its pom.properties name (shaded)."""
+    base = posixpath.basename(path.rsplit(":", 1)[-1])
+    m = _FILENAME.match(base)
+    file_name, file_version = (m.group("name"), m.group("version")) if m else (base.rsplit(".", 1)[0], "")
+    out: list[JavaPackage] = []
+    main_pom = None
+    for p in poms:
+        if p["artifactId"] == file_name or (len(poms) == 1 and p["artifactId"] in base):
+            main_pom = p
+            break
+    for p in poms:
+        out.append(JavaPackage(p.get("groupId") or p["artifactId"], p["artifactId"], p["version"], path,
+                               "pom.properties", main=p is main_pom))
+    if main_pom is None:
+        name = file_name or manifest.get("Implementation-Title", "") or manifest.get("Bundle-SymbolicName", "")
+        name = name.split(";", 1)[0].strip()
+        from_manifest = (manifest.get("Implementation-Version") or manifest.get("Bundle-Version")
+                         or manifest.get("Specification-Version"))
+        version = from_manifest or file_version
+        group = manifest.get("Group-Id") or manifest.get("Implementation-Vendor-Id") or _known_group(name) or name
+        if name and version:
+            evidence = "manifest" if from_manifest else "filename"
+            out.append(JavaPackage(group, name, version, path, evidence, main=True))
+    return out
+
+
+# Well-known artifact families whose jars carry no pom.properties (Spring's own builds, for one).
+_FAMILIES = (("spring-boot", "org.springframework.boot"), ("spring-security-", "org.springframework.security"),
+             ("spring-data-", "org.springframework.data"), ("spring-cloud-", "org.springframework.cloud"),
+             ("spring-", "org.springframework"))
+
+
+def _known_group(name: str) -> str | None:
+    for prefix, group in _FAMILIES:
+        if name.startswith(prefix):
+            return group
+    return None
+
+
+class JavaCataloger:
+    name = "java"
+    max_file_bytes = 4 * 1024**3
+
+    def wants(self, path: str, mode: int, size: int) -> bool:
+        return path.lower().endswith(SUFFIXES)
+
+    def accepts(self, path: str, head: bytes) -> bool:
+        return True  # zipfile finds the central directory; executable jars start with a shell script
+
+    def reduce_file(self, path: str, f: BinaryIO, size: int) -> JavaScan | None:
+        scan = JavaScan([], [])
+        scan.packages = scan_archive(f, path, warnings=scan.warnings)
+        return scan if scan.packages or scan.warnings else None
+
+    def catalog(self, view: ImageView, distro: Distro | None) -> list[Package]:
+        packages: list[Package] = []
+        for path, parsed in sorted(view.parsed_by(self.name)):
+            scan: JavaScan = parsed.value
+            view.warnings.extend(scan.warnings)
+            for jp in scan.packages:
+                pkg = Package(jp.artifact, jp.version, "maven", purl("maven", jp.group, jp.artifact, jp.version),
+                              "java-archive", licenses=list(jp.licenses))
+                pkg.properties["vouch:java:evidence"] = jp.evidence
+                if jp.path != path:
+                    pkg.properties["vouch:java:nested-path"] = "/" + jp.path
+                pkg.locations.append(location(view, path, parsed.layer))
+                packages.append(pkg)
+        return packages
