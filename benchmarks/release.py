@@ -1,7 +1,7 @@
 """Benchmark: a 14-image release, first run and re-run — `vouch release` vs a script doing the same job
 with cosign + syft, side by side in one run, on one real docker-registry.
 
-    VOUCH_WITH_SYFT=1 bash scripts/install-peers.sh   # once: builds syft (cosign is built by the tests)
+    bash scripts/install-peers.sh   # once: builds cosign and syft (cached)
     python benchmarks/release.py [--rounds 3] [--json FILE]
 
 Per image, both sides do: resolve the digest, generate a CycloneDX SBOM, sign by digest, attach the
@@ -67,7 +67,7 @@ def main() -> int:
     args = ap.parse_args()
     for tool in ("cosign2", "syft"):
         if not (PEERS / tool).exists():
-            print(f"{PEERS / tool} missing: VOUCH_WITH_SYFT=1 bash scripts/install-peers.sh", file=sys.stderr)
+            print(f"{PEERS / tool} missing: bash scripts/install-peers.sh", file=sys.stderr)
             return 2
     work = Path(tempfile.mkdtemp(prefix="vouch-bench-release-"))
     bindir = work / "bin"

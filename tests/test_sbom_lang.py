@@ -150,6 +150,20 @@ def test_go_binaries_normal_stripped_and_ldflags(tmp_path: Path) -> None:
     assert stdlib.cpes == [f"cpe:2.3:a:golang:go:{stdlib.version.removeprefix('go')}:*:*:*:*:*:*:*"]
 
 
+def test_multi_location_bom_is_byte_identical_across_runs(tmp_path: Path) -> None:
+    """A module found in three binaries has three occurrences; their order must not vary between runs."""
+    bins = go_binaries()
+    layer = {f"usr/local/bin/{name}": _exe((bins / name).read_bytes()) for name in GO_BUILDS}
+    write_layout(tmp_path / "img", Image([Layer.from_files(layer, compress=False)]))
+    runs = [generate_sbom(LayoutSource(tmp_path / "img", None), timestamp="2026-04-25T10:00:00Z").to_json(indent=2)
+            for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
+    doc = json.loads(runs[0])
+    cobra = next(c for c in doc["components"] if c["name"] == "github.com/spf13/cobra")
+    assert [o["location"] for o in cobra["evidence"]["occurrences"]] == [
+        "/usr/local/bin/probe", "/usr/local/bin/probe-ldflags", "/usr/local/bin/probe-stripped"]
+
+
 def test_go_pseudo_version_from_vcs_settings() -> None:
     """Go before 1.24 left a VCS build's main module at (devel); the version is derived as `go` would."""
     from vouch.sbom.catalogers.golang import BuildInfo, main_version, parse_modinfo

