@@ -14,7 +14,7 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
 from tests.support.registry import RegistryServer
-from tests.support.testdata import REMOVED_PACKAGE, debian_layered, require_minbase, rpm_root
+from tests.support.testdata import REMOVED_PACKAGE, deb_tree, debian_layered, require_minbase, rpm_root
 from vouch.oci.build import Image, Layer, TarEntry, write_layout
 from vouch.oci.client import RegistryClient
 from vouch.oci.copy import copy_image
@@ -259,10 +259,15 @@ def test_apk_installed_db(tmp_path: Path) -> None:
         "etc/alpine-release": b"3.20.3\n",
         "lib/apk/db/installed": APK_INSTALLED.encode(),
         "lib/ld-musl-x86_64.so.1": b"\x7fELF",
+        # a real busybox binary (Debian's static build): the busybox classifier recognises it, and the apk
+        # database owns /bin/busybox, so it is that apk package and not a second busybox component
+        "bin/busybox": TarEntry(data=(deb_tree("busybox-static") / "root" / "bin" / "busybox").read_bytes(),
+                                mode=0o755),
     }
     result = generate_sbom(_layout(tmp_path, Image([Layer.from_files(files)])), timestamp=TS)
     got = {p.name: p for p in result.packages}
     assert set(got) == {"musl", "busybox", "libcrypto3", "libssl3", "ca-certificates-bundle"}
+    assert got["busybox"].type == "apk"
     assert got["libssl3"].purl == ("pkg:apk/alpine/libssl3@3.3.2-r0?arch=x86_64&distro=alpine-3.20.3"
                                    "&upstream=openssl")
     assert got["musl"].purl == "pkg:apk/alpine/musl@1.2.5-r0?arch=x86_64&distro=alpine-3.20.3"
