@@ -300,3 +300,23 @@ def test_hostile_java_archives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "nested deeper than 4 levels" in joined
     assert "app/liar.jar:lib/liar-1.0.jar: not a readable archive" in joined
     assert "java could not parse app/not-a-zip.jar" in joined
+
+
+def test_text_parsers_stay_linear_on_crafted_metadata() -> None:
+    """Inputs shaped to make a backtracking regex explode (the peers' patterns come from Go's linear
+    engine). Each call returns at once with the right answer; a regression shows as a hung test."""
+    from vouch.sbom.catalogers.golang import BuildInfo, main_version, parse_modinfo
+    from vouch.sbom.catalogers.java import identify, manifest_licenses, pom_xml_licenses
+
+    def version_of(ldflags: str) -> str:
+        info = BuildInfo("go1.22.5")
+        parse_modinfo(info, f'mod\texample.com/y\t(devel)\t\nbuild\t-ldflags="{ldflags}"\n')
+        return main_version(info)
+
+    assert version_of("-X main.version=" + "a/" * 20000 + "x" * 5000) == "(devel)"
+    assert version_of(("-X example.com/y/" + "a." * 400 + " ") * 60 + "-X main.version=1.2.3") == "v1.2.3"
+    assert version_of("-X main." + "1" * 50000) == "(devel)"
+    assert pom_xml_licenses("<licenses>" + "<license><name>x" * 100000) == []  # never closed: no licence
+    assert pom_xml_licenses("<licenses>" + "<license><name>" * 100000 + "</licenses>") == []
+    assert manifest_licenses({"Bundle-License": 'a,"' * 50000}) != []
+    assert identify("lib/" + "a-" + "1-" * 50000 + "x.jar", {}, []) == []

@@ -234,6 +234,10 @@ def test_java_jars_fat_jar_and_war(tmp_path: Path) -> None:
     guava = maven["pkg:maven/com.google.guava/guava@33.0.0-jre"]
     assert guava.properties["vouch:java:nested-path"] == "/opt/akko/api/app.jar:BOOT-INF/lib/guava-33.0.0-jre.jar"
     assert maven["pkg:maven/slf4j-api/slf4j-api@2.0.12"].properties["vouch:java:evidence"] == "manifest"
+    # licences: the pom.xml's <licenses> (jackson), else the manifest's Bundle-License URL (slf4j: MIT)
+    assert maven["pkg:maven/com.fasterxml.jackson.core/jackson-core@2.17.0"].licenses == ["Apache-2.0"]
+    assert maven["pkg:maven/slf4j-api/slf4j-api@2.0.12"].licenses == ["MIT"]
+    assert maven["pkg:maven/org.springframework/spring-core@6.1.5"].licenses == []  # it declares none
     assert maven["pkg:maven/org.springframework/spring-core@6.1.5"].properties["vouch:java:evidence"] == "manifest"
 
 

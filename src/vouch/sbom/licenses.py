@@ -57,6 +57,41 @@ def normalize(name: str) -> tuple[str | None, str]:
     return None, raw
 
 
+# Licence names and URLs as Maven POMs, OSGi manifests (Bundle-License) and package metadata write them.
+_NAMES = {
+    "the apache software license, version 2.0": "Apache-2.0", "apache license, version 2.0": "Apache-2.0",
+    "apache license 2.0": "Apache-2.0", "apache 2": "Apache-2.0", "apache-2.0 license": "Apache-2.0",
+    "the mit license": "MIT", "mit license": "MIT", "eclipse public license - v 2.0": "EPL-2.0",
+    "eclipse public license v2.0": "EPL-2.0", "eclipse public license - v 1.0": "EPL-1.0",
+    "bsd 3-clause license": "BSD-3-Clause", "the bsd 3-clause license": "BSD-3-Clause",
+    "bsd 2-clause license": "BSD-2-Clause", "gnu lesser general public license v2.1": "LGPL-2.1-only",
+}
+_URLS = (
+    (re.compile(r"apache\.org/licenses/license-2\.0"), "Apache-2.0"),
+    (re.compile(r"opensource\.org/licenses/mit(?:-license)?(?:\.php)?$"), "MIT"),
+    (re.compile(r"opensource\.org/licenses/bsd-3-clause"), "BSD-3-Clause"),
+    (re.compile(r"opensource\.org/licenses/bsd-2-clause"), "BSD-2-Clause"),
+    (re.compile(r"eclipse\.org/legal/epl-2\.0"), "EPL-2.0"),
+    (re.compile(r"eclipse\.org/legal/epl-v10"), "EPL-1.0"),
+    (re.compile(r"gnu\.org/licenses/(?:old-licenses/)?lgpl-2\.1"), "LGPL-2.1-only"),
+)
+
+
+def normalize_name_or_url(text: str) -> str | None:
+    """An SPDX id for a licence written as a full name or a URL, when it is certainly that licence."""
+    raw = text.strip()
+    key = raw.lower().rstrip("/")
+    if key in _NAMES:
+        return _NAMES[key]
+    if key.startswith(("http://", "https://")):
+        bare = re.sub(r"^https?://(www\.)?", "", key).removesuffix(".txt").removesuffix(".html")
+        for rx, known in _URLS:
+            if rx.search(bare):
+                return known
+        return None
+    return normalize(raw)[0]
+
+
 def split_expression(text: str) -> list[str]:
     """Split `A or B`, `A and B`, `A, B`, `A | B` into tokens (drops `with ... exception`)."""
     text = re.sub(r"\s+with\s+[\w.+-]+\s+exception", "", text, flags=re.I)

@@ -127,9 +127,12 @@ def parse_modinfo(info: BuildInfo, text: str) -> None:
             info.settings[key] = value.strip('"') if key == "-ldflags" else value
 
 
+# syft's patterns for a version set with -X, made safe for a backtracking regex engine (Go's is linear):
+# path segments cannot overlap and the dots are literal, so a hostile -ldflags cannot blow up the search.
+_VERSION = r"(?P<version>v?\d+\.\d+\.\d+[-\w]*(?:\.[-\w]+)*)"
 _LDFLAGS_PATTERNS = (
-    r"\.[a-zA-Z0-9]*([rR]elease)?([gG]it)?([bB]uild)?[vV]er(sion)?=(\S+/)*(?P<version>v?\d+.\d+.\d+[-\w]*(?:\.[-\w]+)*)",
-    r"\.[a-zA-Z0-9]*([tT]ag)=(\S+/)*(?P<version>v?\d+.\d+.\d+[-\w]*(?:\.[-\w]+)*)",
+    r"\.[a-zA-Z0-9]*(?:[rR]elease)?(?:[gG]it)?(?:[bB]uild)?[vV]er(?:sion)?=(?:[^\s/]*/)*" + _VERSION,
+    r"\.[a-zA-Z0-9]*[tT]ag=(?:[^\s/]*/)*" + _VERSION,
 )
 
 
@@ -142,11 +145,15 @@ def main_version(info: BuildInfo) -> str:
         return version
     ldflags = info.settings.get("-ldflags", "")
     mod = main.path if main else info.path
+    # one -X assignment per whitespace-separated token; long tokens are not version assignments
+    tokens = [t.removeprefix("-X=") for t in ldflags[:65536].split() if len(t) <= 1024]
     for pattern in _LDFLAGS_PATTERNS:
-        m = re.search(rf"(main|{re.escape(mod)}/[^\s]*){pattern}", ldflags)
-        if m:
-            v = m.group("version")
-            return v if v.startswith("v") else "v" + v
+        rx = re.compile(rf"(?:main|{re.escape(mod)}/\S*){pattern}")
+        for token in tokens:
+            m = rx.match(token)
+            if m:
+                v = m.group("version")
+                return v if v.startswith("v") else "v" + v
     rev, when = info.settings.get("vcs.revision"), info.settings.get("vcs.time")
     if rev and when:
         try:

@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from vouch.sbom.catalogers.base import location, purl
 from vouch.sbom.fsview import SPOOL_MEMORY, ImageView
+from vouch.sbom.licenses import normalize_name_or_url
 from vouch.sbom.model import Distro, Package
 
 SUFFIXES = (".jar", ".war", ".ear", ".jpi", ".hpi", ".par", ".sar", ".nar", ".kar", ".lpkg")
@@ -92,6 +93,60 @@ def parse_properties(text: str) -> dict[str, str]:
     return out
 
 
+def _between(text: str, start: str, end: str) -> str | None:
+    i = text.find(start)
+    if i < 0:
+        return None
+    j = text.find(end, i + len(start))
+    return text[i + len(start):j] if j >= 0 else None
+
+
+def pom_xml_licenses(text: str) -> list[str]:
+    """`<licenses>` of a pom.xml, read with plain string searches: linear time on hostile input, and no
+    XML parser ever sees untrusted entities."""
+    block = _between(text, "<licenses>", "</licenses>")
+    if block is None:
+        return []
+    out: list[str] = []
+    for piece in block.split("<license>")[1:]:
+        entry = piece.split("</license>", 1)[0]
+        name, url = _between(entry, "<name>", "</name>"), _between(entry, "<url>", "</url>")
+        value = (normalize_name_or_url(name) if name else None) or (normalize_name_or_url(url) if url else None) \
+            or (name.strip() if name and name.strip() else None)
+        if value and value not in out:
+            out.append(value)
+    return out
+
+
+def _split_outside_quotes(text: str) -> list[str]:
+    parts: list[str] = []
+    cur: list[str] = []
+    quoted = False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
+def manifest_licenses(manifest: dict[str, str]) -> list[str]:
+    """OSGi `Bundle-License`: SPDX ids or licence URLs, comma-separated, with `;attribute` parts."""
+    out: list[str] = []
+    for part in _split_outside_quotes(manifest.get("Bundle-License", "")):
+        token = part.split(";", 1)[0].strip().strip('"')
+        if not token:
+            continue
+        value = normalize_name_or_url(token) or token
+        if value not in out:
+            out.append(value)
+    return out
+
+
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, budget: _Budget, what: str) -> bytes:
     if info.file_size > limit:
         raise ArchiveLimit(f"{what}:{info.filename} declares {info.file_size} bytes, over {limit}")
@@ -113,6 +168,7 @@ def scan_archive(f: BinaryIO, path: str, depth: int = 0, budget: _Budget | None 
         raise ArchiveLimit(f"{path}: {len(infos)} members, over {MAX_MEMBERS}")
     manifest: dict[str, str] = {}
     poms: list[dict[str, str]] = []
+    pom_licenses: dict[str, list[str]] = {}
     nested: list[zipfile.ZipInfo] = []
     for info in infos:
         name = info.filename
@@ -121,10 +177,18 @@ def scan_archive(f: BinaryIO, path: str, depth: int = 0, budget: _Budget | None 
         elif name.startswith("META-INF/maven/") and name.endswith("/pom.properties"):
             props = parse_properties(_read_member(zf, info, MAX_META_BYTES, budget, path).decode("utf-8", "replace"))
             if props.get("artifactId") and props.get("version"):
+                props["_dir"] = posixpath.dirname(name)
                 poms.append(props)
+        elif name.startswith("META-INF/maven/") and name.endswith("/pom.xml"):
+            text = _read_member(zf, info, MAX_META_BYTES, budget, path).decode("utf-8", "replace")
+            pom_licenses[posixpath.dirname(name)] = pom_xml_licenses(text)
         elif name.lower().endswith(SUFFIXES) and not info.is_dir():
             nested.append(info)
     found = identify(path, manifest, poms)
+    bundle = manifest_licenses(manifest)
+    by_dir = {p["artifactId"]: pom_licenses.get(p["_dir"], []) for p in poms}
+    for jp in found:
+        jp.licenses = by_dir.get(jp.artifact) or (bundle if jp.main else [])
     if nested and depth + 1 > MAX_DEPTH:
         warnings.append(f"{path}: archives nested deeper than {MAX_DEPTH} levels were not read")
         return found
@@ -150,7 +214,7 @@ def scan_archive(f: BinaryIO, path: str, depth: int = 0, budget: _Budget | None 
 def identify(path: str, manifest: dict[str, str], poms: list[dict[str, str]]) -> list[JavaPackage]:
     """The archive's own package (main=True) and any others its pom.properties name (shaded)."""
     base = posixpath.basename(path.rsplit(":", 1)[-1])
-    m = _FILENAME.match(base)
+    m = _FILENAME.match(base) if len(base) <= 255 else None  # bounded: the pattern is quadratic
     file_name, file_version = (m.group("name"), m.group("version")) if m else (base.rsplit(".", 1)[0], "")
     out: list[JavaPackage] = []
     main_pom = None
