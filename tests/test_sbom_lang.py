@@ -17,8 +17,11 @@ from pathlib import Path
 from tests.support.testdata import (
     GO_BUILDS,
     MAVEN_JARS,
+    PACKAGE_NOTE,
     deb_tree,
+    elf_with_package_note,
     go_binaries,
+    jdk_homes,
     maven_jars,
     npm_tree,
     pip_tree,
@@ -304,3 +307,44 @@ def test_ruby_php_dotnet_manifests(tmp_path: Path) -> None:
     assert composer["pkg:composer/phpunit/phpunit@10.5.11"].properties["vouch:composer:dev"] == "true"
     nuget = {(p.purl, p.component_type) for p in packages if p.type == "nuget"}
     assert nuget == {("pkg:nuget/Akko.Api@1.0.0", "application"), ("pkg:nuget/Newtonsoft.Json@13.0.3", "library")}
+
+
+def test_jvm_release_files(tmp_path: Path) -> None:
+    """The JDKs on this machine (Debian's OpenJDK, Eclipse Temurin): their `release` files name them; the
+    version must be the one the runtime itself reports."""
+    layer: dict[str, bytes | TarEntry] = {}
+    want = {}
+    for home in jdk_homes():
+        dest = f"opt/java/{home.name}"
+        layer[f"{dest}/release"] = (home / "release").read_bytes()
+        for tool in ("java", "javac"):
+            if (home / "bin" / tool).exists():
+                layer[f"{dest}/bin/{tool}"] = _exe((home / "bin" / tool).read_bytes())
+        shown = subprocess.run([str(home / "bin" / "java"), "-version"], capture_output=True, text=True).stderr
+        runtime = re.search(r"Runtime Environment [^(]*\(build ([^)]+)\)", shown)
+        assert runtime, shown
+        want[f"/{dest}/release"] = runtime.group(1)
+    packages = _sbom(tmp_path, layer)
+    jvms = {p.locations[0].path: p for p in packages if p.cataloger == "java-jvm-release"}
+    assert {k: p.version for k, p in jvms.items()} == want
+    for p in jvms.values():
+        assert p.purl.startswith(f"pkg:generic/oracle/openjdk@{p.version.replace('+', '%2B')}")
+
+
+def test_elf_package_note(tmp_path: Path) -> None:
+    """A binary linked with `ld --package-metadata` names its distribution package; where a package
+    database owns that file, the database's package is listed instead."""
+    binary = elf_with_package_note().read_bytes()
+    note = json.loads(PACKAGE_NOTE)
+    packages = _sbom(tmp_path, {
+        "usr/bin/akko-hello": _exe(binary),
+        "usr/bin/owned-hello": _exe(binary),
+        "var/lib/dpkg/status": b"Package: owned\nStatus: install ok installed\nArchitecture: amd64\n"
+                               b"Version: 1.0\nDescription: x\n\n",
+        "var/lib/dpkg/info/owned.md5sums": b"0123456789abcdef0123456789abcdef  usr/bin/owned-hello\n",
+        "etc/os-release": b'ID=debian\nVERSION_ID="12"\n',
+    })
+    notes = [p for p in packages if p.cataloger == "elf-package-note"]
+    assert [(p.name, p.version, p.arch) for p in notes] == [(note["name"], note["version"], "x86_64")]
+    assert notes[0].purl == "pkg:rpm/fedora/akko-hello@1.2.3-1.fc40?distro=fedora-40"
+    assert [loc.path for loc in notes[0].locations] == ["/usr/bin/akko-hello"]

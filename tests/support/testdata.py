@@ -434,10 +434,11 @@ def mixed_image(big: bool = False) -> Path:
     """Debian minbase + a layer per ecosystem, all real artefacts (cached as an OCI layout):
     pip site-packages, an npm app, Go binaries (the probe builds and cosign 3.1.2 with its ~250 modules),
     a cargo-auditable Rust binary, Maven Central jars plain and in a fat jar, busybox/python/node binaries,
-    a gemspec. `big=True` (the benchmark) adds every peer Go binary and the node binary again (≥ 1 GB)."""
+    a gemspec, a JDK's release file, a binary with a package note. `big=True` (the benchmark) adds every
+    peer Go binary (≥ 1 GB in all)."""
     from tests.support.peers import peer
 
-    out = IMAGES / ("mixed-big-v1" if big else "mixed-v1")
+    out = IMAGES / ("mixed-big-v2" if big else "mixed-v2")
     if (out / "index.json").exists():
         return out
     shutil.rmtree(out, ignore_errors=True)
@@ -451,6 +452,10 @@ def mixed_image(big: bool = False) -> Path:
     executables["bin/busybox"] = busybox / "root" / "bin" / "busybox"
     executables["usr/local/bin/python3.11"] = python / "root" / "usr" / "bin" / "python3.11"
     executables["usr/local/bin/node"] = Path("/usr/bin/node").resolve()
+    executables["usr/bin/akko-hello"] = elf_with_package_note()
+    jdk = jdk_homes()[-1]
+    for tool in ("java", "javac"):
+        executables[f"opt/java/openjdk/bin/{tool}"] = jdk / "bin" / tool
     if big:
         for name in ("cosign2", "helm", "kyverno", "syft"):
             executables[f"opt/tools/bin/{name}"] = peer(name)
@@ -459,7 +464,8 @@ def mixed_image(big: bool = False) -> Path:
         (_tree_files(npm_tree(), "opt/akko/ui"), 0o644),
         (executables, 0o755),
         ({**{f"opt/akko/lib/{j.name}": j for j in jars.glob("*.jar")}, "opt/akko/api/app.jar": fat_jar(jars),
-          f"usr/share/rubygems-integration/all/specifications/{spec.name}": spec}, 0o644),
+          f"usr/share/rubygems-integration/all/specifications/{spec.name}": spec,
+          "opt/java/openjdk/release": jdk / "release"}, 0o644),
     ]
     work = IMAGES / f"work-{out.name}"
     shutil.rmtree(work, ignore_errors=True)
@@ -492,3 +498,29 @@ def unpacked(layout: Path) -> Path:
                 tf.extractall(root, filter="tar")
         (root / ".complete").touch()
     return root
+
+
+PACKAGE_NOTE = ('{"type":"rpm","name":"akko-hello","version":"1.2.3-1.fc40","architecture":"x86_64",'
+                '"osCpe":"cpe:/o:fedoraproject:fedora:40"}')
+
+
+def elf_with_package_note() -> Path:
+    """A C program linked by the real GNU ld with `--package-metadata` (systemd's package note, as Fedora
+    stamps into every binary), cached."""
+    out = IMAGES / "elf-note-v1"
+    if not (out / ".complete").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        (out / "hello.c").write_text("int main(void) { return 0; }\n")
+        _run(["gcc", "-O2", "-o", "hello", "hello.c", "-Xlinker", f"--package-metadata={PACKAGE_NOTE}"],
+             "gcc --package-metadata", out)
+        (out / ".complete").touch()
+    return out / "hello"
+
+
+def jdk_homes() -> list[Path]:
+    """The JDKs installed on this machine (the Debian OpenJDK and the Temurin build beside it)."""
+    homes = sorted(p.parent for p in Path("/usr/lib/jvm").glob("*/release") if not p.parent.is_symlink())
+    if not homes:
+        pytest.fail("no JDK under /usr/lib/jvm: this machine kind ships OpenJDK and Temurin")
+    return homes

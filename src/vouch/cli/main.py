@@ -278,7 +278,8 @@ def sbom(
 ) -> None:
     """Generate a CycloneDX 1.5 JSON SBOM for an image, reading each layer once: OS packages (dpkg, apk, rpm),
     language packages (Python, npm, Java archives, Ruby gems, Composer, .NET), Go and Rust binaries (their
-    embedded module lists) and version-classified binaries (python, node, busybox, openssl)."""
+    embedded module lists), Java runtimes, ELF package notes and version-classified binaries (python,
+    node, busybox, openssl)."""
     from vouch.sbom.fsview import ViewOptions
     from vouch.sbom.generate import generate_sbom
 

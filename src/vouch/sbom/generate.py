@@ -16,6 +16,7 @@ from vouch.sbom.catalogers.binary import BinaryCataloger
 from vouch.sbom.catalogers.dotnet import DotnetCataloger
 from vouch.sbom.catalogers.dpkg import DpkgCataloger
 from vouch.sbom.catalogers.java import JavaCataloger
+from vouch.sbom.catalogers.jvm import JvmCataloger
 from vouch.sbom.catalogers.npm import NpmCataloger
 from vouch.sbom.catalogers.php import ComposerCataloger
 from vouch.sbom.catalogers.python import PythonCataloger
@@ -29,7 +30,7 @@ from vouch.sbom.model import Distro, Package
 
 def default_catalogers() -> list[Cataloger]:
     return [DpkgCataloger(), ApkCataloger(), RpmCataloger(), PythonCataloger(), NpmCataloger(), RubyCataloger(),
-            ComposerCataloger(), DotnetCataloger(), JavaCataloger(), BinaryCataloger()]
+            ComposerCataloger(), DotnetCataloger(), JavaCataloger(), JvmCataloger(), BinaryCataloger()]
 
 
 @dataclass
@@ -104,15 +105,18 @@ def generate_sbom(source: ImageSource, platform: str | None = None, timestamp: s
     return SbomResult(subject, distro, packages, view, pinned_timestamp(timestamp), list(view.warnings))
 
 
-OS_TYPES = ("deb", "apk", "rpm")
+OS_CATALOGERS = ("dpkg", "apk", "rpm")
+# what is read from a file an OS package may own: the OS package database is the better evidence
+FROM_FILES = ("binary-classifier", "elf-package-note", "java-jvm-release")
 
 
 def drop_os_owned(packages: list[Package], view: ImageView) -> list[Package]:
-    """A binary found by a classifier whose file an OS package owns is that OS package: not listed twice.
-    Paths are compared after symlinks (/lib → usr/lib), as the package lists and the tar may differ."""
-    owned = {view.resolve(f) for p in packages if p.type in OS_TYPES for f in p.files}
+    """A package identified from a binary (classifier, package note, a JVM's release file) whose file an
+    OS package database owns is that OS package: not listed twice. Paths are compared after symlinks
+    (/lib → usr/lib), as the package lists and the tar may differ."""
+    owned = {view.resolve(f) for p in packages if p.cataloger in OS_CATALOGERS for f in p.files}
     return [p for p in packages
-            if not (p.type == "binary" and p.files and all(view.resolve(f) in owned for f in p.files))]
+            if not (p.cataloger in FROM_FILES and p.files and all(view.resolve(f) in owned for f in p.files))]
 
 
 def dedupe(packages: list[Package]) -> list[Package]:

@@ -4,8 +4,11 @@
   the Go standard library as `stdlib` with the toolchain's version;
 - Rust: the `.dep-v0` section `cargo auditable` embeds (zlib-compressed JSON) → every runtime crate;
 - classifiers for binaries no package database lists (python, node, busybox, openssl): a version
-  string found in the file's read-only data; packages found this way are dropped later when an OS
-  package owns the file (`generate.drop_os_owned`), so nothing is reported twice.
+  string found in the file's read-only data;
+- package notes (`.note.package`, systemd's FDO packaging metadata) naming the distribution package a
+  binary was built in — what distroless images without a package database still carry.
+Packages found from a binary are dropped later when an OS package database owns the file
+(`generate.drop_os_owned`), so nothing is reported twice.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import struct
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -69,6 +73,66 @@ class BinaryFacts:
     go: BuildInfo | None = None
     crates: list[Crate] | None = None
     classified: list[tuple[Rule, str]] | None = None
+    notes: list[dict[str, str]] | None = None
+
+
+FDO_PACKAGING_METADATA = 0xCAFE1A7E
+MAX_NOTE = 64 * 1024
+
+
+def read_package_notes(elf: ElfFile) -> list[dict[str, str]] | None:
+    """systemd's package notes (`.note.package`, owner FDO): the JSON a distribution's build stamps into
+    each binary (`ld --package-metadata`), naming the package it came from."""
+    sec = elf.section(".note.package")
+    if sec is None:
+        return None
+    data = elf.section_data(sec, MAX_NOTE)
+    order = elf.order
+    out = []
+    pos = 0
+    while pos + 12 <= len(data):
+        namesz, descsz, ntype = struct.unpack_from(order + "III", data, pos)
+        pos += 12
+        name = data[pos:pos + namesz].rstrip(b"\0")
+        pos += namesz + (-namesz % 4)
+        desc = data[pos:pos + descsz]
+        pos += descsz + (-descsz % 4)
+        if name != b"FDO" or ntype != FDO_PACKAGING_METADATA or pos > len(data):
+            continue
+        doc = json.loads(desc.rstrip(b"\0").decode("utf-8"))
+        if isinstance(doc, dict) and isinstance(doc.get("name"), str) and isinstance(doc.get("version"), str):
+            out.append({k: v for k, v in doc.items() if isinstance(v, str)})
+    return out or None
+
+
+_NOTE_TYPES = {"rpm": "rpm", "deb": "deb", "apk": "apk", "alpm": "alpm"}
+
+
+def _cpe_product_version(cpe: str) -> tuple[str, str]:
+    """(product, version) of a CPE 2.2 URI (cpe:/o:vendor:product:version) or 2.3 string."""
+    parts = cpe.split(":")
+    if cpe.startswith("cpe:/") and len(parts) >= 4:
+        return parts[3], parts[4] if len(parts) > 4 else ""
+    if cpe.startswith("cpe:2.3:") and len(parts) >= 6:
+        return parts[4], parts[5] if parts[5] not in ("*", "-") else ""
+    return "", ""
+
+
+def note_package(note: dict[str, str], path: str) -> Package:
+    os_name, os_version = note.get("os", ""), note.get("osVersion", "")
+    if not (os_name and os_version) and note.get("osCpe"):
+        cpe_os, cpe_version = _cpe_product_version(note["osCpe"])
+        os_name, os_version = os_name or cpe_os, os_version or cpe_version
+    ptype = _NOTE_TYPES.get(note.get("type", ""), "generic")
+    namespace = os_name if ptype != "generic" and os_name else note.get("system") or None
+    distro = f"{os_name}-{os_version}" if os_name and os_version else os_name or None
+    pkg = Package(note["name"], note["version"], ptype, purl(ptype, namespace, note["name"], note["version"],
+                                                            {"distro": distro}),
+                  "elf-package-note", arch=note.get("architecture"), files=["/" + path],
+                  licenses=[note["license"]] if note.get("license") else [])
+    if note.get("appCpe"):
+        pkg.cpes.append(note["appCpe"])
+    return pkg
 
 
 def read_audit(elf: ElfFile) -> list[Crate] | None:
@@ -137,8 +201,9 @@ class BinaryCataloger:
 
     def reduce_file(self, path: str, f: BinaryIO, size: int) -> BinaryFacts | None:
         elf = ElfFile(f, size)
-        facts = BinaryFacts(read_buildinfo(elf), read_audit(elf), classify(path, elf) or None)
-        return facts if facts.go or facts.crates or facts.classified else None
+        facts = BinaryFacts(read_buildinfo(elf), read_audit(elf), classify(path, elf) or None,
+                            read_package_notes(elf))
+        return facts if facts.go or facts.crates or facts.classified or facts.notes else None
 
     def catalog(self, view: ImageView, distro: Distro | None) -> list[Package]:
         packages: list[Package] = []
@@ -156,6 +221,7 @@ class BinaryCataloger:
                     rule.package, version, "binary", purl("generic", None, rule.package, version), "binary-classifier",
                     cpes=[c.format(version=version) for c in rule.cpes], files=["/" + path],
                     component_type="application"))
+            found.extend(note_package(n, path) for n in facts.notes or [])
             loc = location(view, path, parsed.layer)
             for pkg in found:
                 pkg.locations.append(loc)
