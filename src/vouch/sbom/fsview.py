@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import posixpath
 import tempfile
 from collections.abc import Callable, Iterator
@@ -200,13 +202,25 @@ def _reduce_file(view: ImageView, what: str, i: int, path: str, member_size: int
             view.warnings.append(f"{what}: {path} is {member_size} bytes, over the "
                                  f"{c.name} limit of {c.max_file_bytes}; skipped")
             return
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, prefix="vouch-") as spool:
-            spool.write(head)
-            while chunk := reader.read_chunk(_SPOOL_CHUNK):
-                spool.write(chunk)
+        # small files in memory; large ones straight to an unlinked temporary file (raw writes, no rollover)
+        spool: BinaryIO = (io.BytesIO() if member_size <= SPOOL_MEMORY
+                           else tempfile.TemporaryFile(prefix="vouch-"))  # noqa: SIM115 - closed by the `with` below
+        with spool:
+            if isinstance(spool, io.BytesIO):
+                spool.write(head)
+                while chunk := reader.read_chunk(_SPOOL_CHUNK):
+                    spool.write(chunk)
+            else:
+                fd = spool.fileno()
+                chunk = head
+                while chunk:
+                    view_ = memoryview(chunk)
+                    while view_:
+                        view_ = view_[os.write(fd, view_):]
+                    chunk = reader.read_chunk(_SPOOL_CHUNK)
             spool.seek(0)
             try:
-                value = c.reduce_file(path, spool, member_size)  # type: ignore[arg-type]
+                value = c.reduce_file(path, spool, member_size)
             except VouchError:
                 raise
             except Exception as exc:  # a cataloger's parse error never stops the scan
