@@ -348,3 +348,15 @@ def test_elf_package_note(tmp_path: Path) -> None:
     assert [(p.name, p.version, p.arch) for p in notes] == [(note["name"], note["version"], "x86_64")]
     assert notes[0].purl == "pkg:rpm/fedora/akko-hello@1.2.3-1.fc40?distro=fedora-40"
     assert [loc.path for loc in notes[0].locations] == ["/usr/bin/akko-hello"]
+
+
+def test_classifier_names_reach_the_binary_reader() -> None:
+    """Shared libraries are not executable: their names alone make the binary cataloger read them."""
+    from vouch.sbom.catalogers.binary import BinaryCataloger
+
+    c = BinaryCataloger()
+    for name in ("python3.11", "libpython3.11.so.1.0", "node", "libnode.so.115", "busybox", "openssl",
+                 "libssl.so.3", "libcrypto.so.3"):
+        assert c.wants(f"usr/lib/{name}", 0o644, 4096), name
+    assert not c.wants("usr/lib/libz.so.1", 0o644, 4096)
+    assert c.wants("usr/bin/anything", 0o755, 4096)

@@ -59,8 +59,16 @@ class ElfFile:
         else:
             (phoff, shoff) = struct.unpack_from(self.order + "II", ident, 28)
             (phentsize, phnum, shentsize, shnum, shstrndx) = struct.unpack_from(self.order + "HHHHH", ident, 42)
-        self.segments = self._segments(phoff, phentsize, phnum)
-        self.sections = self._sections(shoff, shentsize, shnum, shstrndx)
+        self._ph = (phoff, phentsize, phnum)
+        self._segments_cache: list[Segment] | None = None
+        self._by_name = self._sections(shoff, shentsize, shnum, shstrndx)
+        self.has_sections = bool(self._by_name)
+
+    @property
+    def segments(self) -> list[Segment]:
+        if self._segments_cache is None:  # parsed on demand: most binaries never need them
+            self._segments_cache = self._segments(*self._ph)
+        return self._segments_cache
 
     def read_at(self, offset: int, n: int) -> bytes:
         if offset < 0 or n < 0 or offset > self.size:
@@ -87,33 +95,36 @@ class ElfFile:
             out.append(Segment(ptype, flags, offset, vaddr, filesz))
         return out
 
-    def _sections(self, off: int, entsize: int, num: int, strndx: int) -> list[Section]:
+    def _sections(self, off: int, entsize: int, num: int, strndx: int) -> dict[bytes, tuple[int, ...]]:
+        """Section rows by name (the first of a name wins); nothing else is decoded."""
         raw = self._table(off, entsize, num, 64 if self.is64 else 40, MAX_SECTIONS, "section header")
         if not raw:
-            return []
+            return {}
         full = self.order + ("IIQQQQIIQQ" if self.is64 else "IIIIIIIIII")
         if entsize == struct.calcsize(full):
-            rows = [r[:6] for r in struct.iter_unpack(full, raw)]
+            rows = list(struct.iter_unpack(full, raw))
         else:
             fmt = self.order + ("IIQQQQ" if self.is64 else "IIIIII")
             rows = [struct.unpack_from(fmt, raw, i * entsize) for i in range(num)]
         names = b""
         if 0 < strndx < num:
-            _n, _t, _f, _a, soff, ssize = rows[strndx]
+            soff, ssize = rows[strndx][4], rows[strndx][5]
             if soff + ssize <= self.size and ssize <= 1024 * 1024:
                 names = self.read_at(soff, ssize)
-        out = []
-        for name, stype, flags, addr, offset, size in rows:
-            end = names.find(b"\0", name)
-            label = names[name:end].decode("ascii", "replace") if 0 <= name < len(names) and end >= 0 else ""
-            out.append(Section(label, stype, flags, addr, offset, size))
+        out: dict[bytes, tuple[int, ...]] = {}
+        for row in rows:
+            n = row[0]
+            if 0 <= n < len(names):
+                end = names.find(b"\0", n)
+                out.setdefault(names[n:end] if end >= 0 else b"", row)
+        out.setdefault(b"", rows[0])
         return out
 
     def section(self, name: str) -> Section | None:
-        for s in self.sections:
-            if s.name == name:
-                return s
-        return None
+        row = self._by_name.get(name.encode("ascii"))
+        if row is None:
+            return None
+        return Section(name, row[1], row[2], row[3], row[4], row[5])
 
     def section_data(self, section: Section, limit: int) -> bytes:
         if section.type == 8:  # SHT_NOBITS

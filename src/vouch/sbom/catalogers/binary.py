@@ -57,6 +57,7 @@ RULES = (
          (rb"\x00OpenSSL (?P<version>[0-9]+\.[0-9]+\.[0-9]+(?:[a-z]+|-alpha[0-9]|-beta[0-9]|-rc[0-9])?)[ \x00]",),
          ("cpe:2.3:a:openssl:openssl:{version}:*:*:*:*:*:*:*",)),
 )
+_NAME_PREFIXES = frozenset(("pyt", "lib", "nod", "bus", "ope"))  # a cheap test before the regex
 _NAMES = re.compile("|".join(f"(?:{r.name.pattern.replace('(?P<v>', '(')})" for r in RULES))
 
 
@@ -156,7 +157,7 @@ def read_audit(elf: ElfFile) -> list[Crate] | None:
 
 
 def _scan(elf: ElfFile, patterns: list[re.Pattern[bytes]]) -> str | None:
-    ranges = [(s.offset, s.size) for s in elf.sections if s.name in (".rodata", ".data") and s.type != 8]
+    ranges = [(s.offset, s.size) for name in (".rodata", ".data") if (s := elf.section(name)) and s.type != 8]
     if not ranges:
         ranges = [(0, elf.size)]
     for start, size in ranges:
@@ -194,7 +195,10 @@ class BinaryCataloger:
     max_file_bytes = 4 * 1024**3
 
     def wants(self, path: str, mode: int, size: int) -> bool:
-        return bool(mode & 0o111) or _NAMES.match(posixpath.basename(path)) is not None
+        if mode & 0o111:
+            return True
+        base = path[path.rfind("/") + 1:]
+        return base[:3] in _NAME_PREFIXES and _NAMES.match(base) is not None
 
     def accepts(self, path: str, head: bytes) -> bool:
         return head.startswith(ELF_MAGIC)

@@ -60,7 +60,7 @@ def _find_header(elf: ElfFile) -> tuple[bytes, int] | None:
     sec = elf.section(".go.buildinfo")
     if sec is not None:
         data = elf.read_at(sec.offset, min(sec.size, MAX_INFO)) if sec.type != 8 else b""
-    elif elf.sections:
+    elif elf.has_sections:
         return None  # a section table without .go.buildinfo (Go has written one since 1.13): not Go
     else:
         seg = elf.first_writable_segment()
