@@ -11,8 +11,11 @@ import io
 import json
 import re
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
+
+import pytest
 
 from tests.support.testdata import (
     GO_BUILDS,
@@ -262,6 +265,13 @@ def test_classified_binaries_and_os_ownership(tmp_path: Path) -> None:
         "etc/os-release": b'ID=debian\nVERSION_ID="12"\n',
     }
     layer["usr/local/bin/python3.11"] = _exe((python / "root" / "usr" / "bin" / "python3.11").read_bytes())
+    # this machine's CPython is built from source with --enable-shared, as the official python images are:
+    # its libpython keeps the version only as the tail of a longer string
+    libpython = next(Path(sys.base_prefix).glob("lib/libpython3*.so.1.0"), None)
+    if libpython is None:
+        pytest.fail(f"no shared libpython under {sys.base_prefix}/lib on this machine")
+    layer[f"opt/py/lib/{libpython.name}"] = libpython.read_bytes()
+    source_built = ".".join(str(x) for x in sys.version_info[:3])
     packages = _sbom(tmp_path, layer)
     binaries = {p.purl: p for p in packages if p.type == "binary"}
     assert f"pkg:generic/busybox@{bb_version}" in binaries
@@ -271,7 +281,9 @@ def test_classified_binaries_and_os_ownership(tmp_path: Path) -> None:
     assert any(p.type == "deb" and p.name == "nodejs" for p in packages)
     assert binaries[f"pkg:generic/python@{py_version}"].cpes[0] == (
         f"cpe:2.3:a:python_software_foundation:python:{py_version}:*:*:*:*:*:*:*")
-    assert len(binaries) == 3  # busybox, node, python: nothing else claimed a version
+    assert [loc.path for loc in binaries[f"pkg:generic/python@{source_built}"].locations] == [
+        f"/opt/py/lib/{libpython.name}"]
+    assert len(binaries) == 4  # busybox, node, Debian's python, the source-built python: nothing else
 
 
 def test_ruby_php_dotnet_manifests(tmp_path: Path) -> None:

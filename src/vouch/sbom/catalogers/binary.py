@@ -41,7 +41,9 @@ class Rule:
     cpes: tuple[str, ...]
 
 
-_PY_VERSION = rb"\x00(?P<version>{v}\.[0-9]+[-._a-zA-Z0-9]*)\x00"
+# PY_VERSION ("3.11.7") stands alone in Debian's build; a source build (the official images, pyenv) lets the
+# linker merge it into the tail of a longer string such as ".../versions/3.11.7" or "Python-3.11.7"
+_PY_VERSION = rb"[\x00/-](?P<version>{v}\.[0-9]+(?:[abrc]+[0-9]+|\+)?)\x00"
 _PY_CPES = ("cpe:2.3:a:python_software_foundation:python:{version}:*:*:*:*:*:*:*",
             "cpe:2.3:a:python:python:{version}:*:*:*:*:*:*:*")
 RULES = (
