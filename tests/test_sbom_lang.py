@@ -368,7 +368,39 @@ def test_classifier_names_reach_the_binary_reader() -> None:
 
     c = BinaryCataloger()
     for name in ("python3.11", "libpython3.11.so.1.0", "node", "libnode.so.115", "busybox", "openssl",
-                 "libssl.so.3", "libcrypto.so.3"):
+                 "libssl.so.3", "libcrypto.so.3", "httpd", "apache2", "haproxy", "memcached", "php", "php8.2",
+                 "php-fpm8.2", "libphp.so", "ruby", "libruby-3.1.so.3.1.2", "perl", "perl5.36.0", "postgres"):
         assert c.wants(f"usr/lib/{name}", 0o644, 4096), name
     assert not c.wants("usr/lib/libz.so.1", 0o644, 4096)
     assert c.wants("usr/bin/anything", 0o755, 4096)
+
+
+SERVER_BINARIES = {  # Debian package → (its binary, the classifier's package name)
+    "apache2-bin": ("usr/sbin/apache2", "httpd"),
+    "haproxy": ("usr/sbin/haproxy", "haproxy"),
+    "memcached": ("usr/bin/memcached", "memcached"),
+    "php8.2-cli": ("usr/bin/php8.2", "php"),
+    "libruby3.1": ("usr/lib/x86_64-linux-gnu/libruby-3.1.so.3.1.2", "ruby"),
+    "perl-base": ("usr/bin/perl", "perl"),
+    "postgresql-15": ("usr/lib/postgresql/15/bin/postgres", "postgresql"),
+}
+
+
+def test_server_and_runtime_classifiers(tmp_path: Path) -> None:
+    """Real binaries (Debian's builds, apt-get download) placed where the official images put their
+    source builds, with no package database: each is recognised with its upstream version."""
+    layer: dict[str, bytes | TarEntry] = {}
+    want = {}
+    for package, (binary, name) in SERVER_BINARIES.items():
+        tree = deb_tree(package)
+        debian = (tree / "version").read_text().split(":", 1)[-1]
+        upstream = debian.split("+really", 1)[-1].split("-", 1)[0].split("+", 1)[0]  # 3.1.7+really3.1.2-0 → 3.1.2
+        layer[f"usr/local/{package}/{binary.rsplit('/', 1)[-1]}"] = _exe((tree / "root" / binary).read_bytes())
+        want[name] = upstream
+    packages = _sbom(tmp_path, layer)
+    found = {p.name: p for p in packages if p.cataloger == "binary-classifier"}
+    assert set(found) == set(want)
+    for name, upstream in want.items():
+        assert found[name].version == upstream or found[name].version.startswith(upstream + "p"), (name, upstream)
+        assert found[name].purl == f"pkg:generic/{name}@{found[name].version}"
+    assert found["ruby"].cpes == [f"cpe:2.3:a:ruby-lang:ruby:{want['ruby']}:*:*:*:*:*:*:*"]

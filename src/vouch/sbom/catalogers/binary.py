@@ -3,8 +3,8 @@
 - Go: the embedded build info → the main module, every dependency (replacements applied) and
   the Go standard library as `stdlib` with the toolchain's version;
 - Rust: the `.dep-v0` section `cargo auditable` embeds (zlib-compressed JSON) → every runtime crate;
-- classifiers for binaries no package database lists (python, node, busybox, openssl): a version
-  string found in the file's read-only data;
+- classifiers for binaries no package database lists (python, node, busybox, openssl, httpd, haproxy,
+  memcached, php, ruby, perl, postgres): a version string found in the file's read-only data;
 - package notes (`.note.package`, systemd's FDO packaging metadata) naming the distribution package a
   binary was built in — what distroless images without a package database still carry.
 Packages found from a binary are dropped later when an OS package database owns the file
@@ -58,8 +58,28 @@ RULES = (
     Rule("openssl", re.compile(r"^(openssl|libssl\.so.*|libcrypto\.so.*)$"),
          (rb"\x00OpenSSL (?P<version>[0-9]+\.[0-9]+\.[0-9]+(?:[a-z]+|-alpha[0-9]|-beta[0-9]|-rc[0-9])?)[ \x00]",),
          ("cpe:2.3:a:openssl:openssl:{version}:*:*:*:*:*:*:*",)),
+    # servers and runtimes the official images build from source into /usr/local
+    Rule("httpd", re.compile(r"^(httpd|apache2)$"), (rb"Apache/(?P<version>2\.[0-9]+\.[0-9]+)",),
+         ("cpe:2.3:a:apache:http_server:{version}:*:*:*:*:*:*:*",)),
+    Rule("haproxy", re.compile(r"^haproxy$"),
+         (rb"\x00 version (?P<version>[0-9]+\.[0-9]+\.[0-9]+)(?:-[^\x00,]*)?, released",),
+         ("cpe:2.3:a:haproxy:haproxy:{version}:*:*:*:*:*:*:*",)),
+    Rule("memcached", re.compile(r"^memcached$"), (rb"\x00memcached (?P<version>[0-9]+\.[0-9]+\.[0-9]+)\x00",),
+         ("cpe:2.3:a:memcached:memcached:{version}:*:*:*:*:*:*:*",)),
+    Rule("php", re.compile(r"^(php[0-9.]*|php-fpm[0-9.]*|libphp[0-9.]*\.so)$"),
+         (rb"X-Powered-By: PHP/(?P<version>[0-9]+\.[0-9]+\.[0-9]+)",),
+         ("cpe:2.3:a:php:php:{version}:*:*:*:*:*:*:*",)),
+    Rule("ruby", re.compile(r"^(ruby|libruby[-0-9.]*\.so.*)$"),
+         (rb"ruby (?P<version>[0-9]+\.[0-9]+\.[0-9]+(?:p[0-9]+|preview[0-9]*|rc[0-9]*|dev)?) \(",),
+         ("cpe:2.3:a:ruby-lang:ruby:{base}:*:*:*:*:*:*:*",)),
+    Rule("perl", re.compile(r"^perl(?:[0-9.]+)?$"), (rb"\x00v(?P<version>5\.[0-9]+\.[0-9]+)\x00",),
+         ("cpe:2.3:a:perl:perl:{version}:*:*:*:*:*:*:*",)),
+    Rule("postgresql", re.compile(r"^postgres$"), (rb"\(PostgreSQL\) (?P<version>[0-9]+(?:\.[0-9]+)+)",),
+         ("cpe:2.3:a:postgresql:postgresql:{version}:*:*:*:*:*:*:*",)),
 )
-_NAME_PREFIXES = frozenset(("pyt", "lib", "nod", "bus", "ope"))  # a cheap test before the regex
+# the first three letters of every rule's names: a cheap test before the regex
+_NAME_PREFIXES = frozenset(("pyt", "lib", "nod", "bus", "ope", "htt", "apa", "hap", "mem", "php", "rub", "per",
+                            "pos"))
 _NAMES = re.compile("|".join(f"(?:{r.name.pattern.replace('(?P<v>', '(')})" for r in RULES))
 
 
@@ -225,7 +245,7 @@ class BinaryCataloger:
             for rule, version in facts.classified or []:
                 found.append(Package(
                     rule.package, version, "binary", purl("generic", None, rule.package, version), "binary-classifier",
-                    cpes=[c.format(version=version) for c in rule.cpes], files=["/" + path],
+                    cpes=[c.format(version=version, base=_numeric(version)) for c in rule.cpes], files=["/" + path],
                     component_type="application"))
             found.extend(note_package(n, path) for n in facts.notes or [])
             loc = location(view, path, parsed.layer)
@@ -233,6 +253,12 @@ class BinaryCataloger:
                 pkg.locations.append(loc)
             packages.extend(found)
         return packages
+
+
+def _numeric(version: str) -> str:
+    """3.1.2p20 → 3.1.2 (a CPE's version field; the rest is the update)"""
+    m = re.match(r"[0-9]+(?:\.[0-9]+)*", version)
+    return m.group(0) if m else version
 
 
 def _go_purl(path: str, version: str) -> str:
