@@ -404,3 +404,27 @@ def test_server_and_runtime_classifiers(tmp_path: Path) -> None:
         assert found[name].version == upstream or found[name].version.startswith(upstream + "p"), (name, upstream)
         assert found[name].purl == f"pkg:generic/{name}@{found[name].version}"
     assert found["ruby"].cpes == [f"cpe:2.3:a:ruby-lang:ruby:{want['ruby']}:*:*:*:*:*:*:*"]
+
+
+def test_language_package_installed_by_the_os(tmp_path: Path) -> None:
+    """Debian's python3-yaml (its real files, control and md5sums, as dpkg would have installed them)
+    brings PyYAML's dist-info: both are listed, and the pypi component names the deb that installed it."""
+    tree = deb_tree("python3-yaml")
+    control = (tree / "control" / "control").read_text().rstrip("\n")
+    layer: dict[str, bytes | TarEntry] = {
+        f"{p.relative_to(tree / 'root').as_posix()}": p.read_bytes()
+        for p in (tree / "root").rglob("*") if p.is_file() and not p.is_symlink()
+    }
+    layer["var/lib/dpkg/status"] = (control + "\nStatus: install ok installed\n\n").encode()
+    layer["var/lib/dpkg/info/python3-yaml.md5sums"] = (tree / "control" / "md5sums").read_bytes()
+    layer["etc/os-release"] = b'ID=debian\nVERSION_ID="12"\n'
+    packages = _sbom(tmp_path, layer)
+    deb = next(p for p in packages if p.type == "deb")
+    pypi = next(p for p in packages if p.type == "pypi")
+    assert (deb.name, pypi.name.lower(), pypi.version) == ("python3-yaml", "pyyaml", "6.0")
+    assert pypi.properties["vouch:package:installed-by"] == deb.purl
+    # the same files without a dpkg database: nobody installed them
+    site = "usr/local/lib/python3.11/site-packages/"
+    alone = _sbom(tmp_path / "pip", {site + k.split("dist-packages/", 1)[1]: v for k, v in layer.items()
+                                     if "dist-packages/" in k})
+    assert "vouch:package:installed-by" not in next(p for p in alone if p.type == "pypi").properties

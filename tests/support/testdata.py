@@ -375,8 +375,9 @@ def maven_jars() -> Path:
 
 
 def deb_tree(package: str) -> Path:
-    """A real Debian package (apt-get download), unpacked with dpkg-deb (cached)."""
-    out = IMAGES / f"deb-{package}"
+    """A real Debian package (apt-get download), unpacked with dpkg-deb (cached): root/ holds its files,
+    control/ its control files (control, md5sums, ...), version its version."""
+    out = IMAGES / f"deb2-{package}"
     if not (out / ".complete").exists():
         shutil.rmtree(out, ignore_errors=True)
         dl = out.with_name(out.name + ".dl")
@@ -391,6 +392,7 @@ def deb_tree(package: str) -> Path:
             pytest.fail(f"apt-get download {package} gave {debs}")
         (out / "root").mkdir(parents=True)
         _run(["dpkg-deb", "-x", str(debs[0]), str(out / "root")], "dpkg-deb -x", dl)
+        _run(["dpkg-deb", "-e", str(debs[0]), str(out / "control")], "dpkg-deb -e", dl)
         version = _run(["dpkg-deb", "-f", str(debs[0]), "Version"], "dpkg-deb -f", dl).strip()
         (out / "version").write_text(version)
         shutil.rmtree(dl)

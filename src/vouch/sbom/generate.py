@@ -112,11 +112,26 @@ FROM_FILES = ("binary-classifier", "elf-package-note", "java-jvm-release")
 
 def drop_os_owned(packages: list[Package], view: ImageView) -> list[Package]:
     """A package identified from a binary (classifier, package note, a JVM's release file) whose file an
-    OS package database owns is that OS package: not listed twice. Paths are compared after symlinks
-    (/lib → usr/lib), as the package lists and the tar may differ."""
-    owned = {view.resolve(f) for p in packages if p.cataloger in OS_CATALOGERS for f in p.files}
-    return [p for p in packages
-            if not (p.cataloger in FROM_FILES and p.files and all(view.resolve(f) in owned for f in p.files))]
+    OS package database owns is that OS package: not listed twice. A language package an OS package
+    installed (Debian's python3-yaml brings PyYAML's dist-info) stays, as syft and Dependency-Track
+    expect, marked `vouch:package:installed-by` with the OS package's purl: a scanner can then prefer
+    the distribution's advisories (which know its backported fixes) over the upstream ones.
+    Paths are compared after symlinks (/lib → usr/lib), as the package lists and the tar may differ."""
+    owner: dict[str, Package] = {}
+    for p in packages:
+        if p.cataloger in OS_CATALOGERS:
+            for f in p.files:
+                owner.setdefault(view.resolve(f), p)
+    out = []
+    for p in packages:
+        if p.cataloger in FROM_FILES and p.files and all(view.resolve(f) in owner for f in p.files):
+            continue
+        if p.cataloger not in OS_CATALOGERS and p.locations:
+            by = owner.get(view.resolve(p.locations[0].path))
+            if by is not None:
+                p.properties["vouch:package:installed-by"] = by.purl
+        out.append(p)
+    return out
 
 
 def dedupe(packages: list[Package]) -> list[Package]:
