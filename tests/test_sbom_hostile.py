@@ -323,9 +323,9 @@ def test_text_parsers_stay_linear_on_crafted_metadata() -> None:
 
 
 def test_mutated_binaries_and_archives_never_escape(tmp_path: Path) -> None:
-    """Seeded mutations of real artefacts (a Go binary, a cargo-auditable binary, a Maven Central jar, a
-    fat jar): every result is a parsed value or an ordinary parse error, which the scan turns into a
-    warning; nothing else escapes, nothing reads outside the file."""
+    """Seeded mutations of real artefacts (a Go binary for Linux and one for Windows, a cargo-auditable
+    binary, a Maven Central jar, a fat jar): every result is a parsed value or an ordinary parse error,
+    which the scan turns into a warning; nothing else escapes, nothing reads outside the file."""
     import random
 
     from tests.support.testdata import fat_jar, go_binaries, maven_jars, rust_binary
@@ -335,6 +335,7 @@ def test_mutated_binaries_and_archives_never_escape(tmp_path: Path) -> None:
     rng = random.Random(20260425)
     samples = [
         (BinaryCataloger(), (go_binaries() / "probe-stripped").read_bytes()),
+        (BinaryCataloger(), (go_binaries() / "probe.exe").read_bytes()),
         (BinaryCataloger(), (rust_binary() / "akko-probe").read_bytes()),
         (JavaCataloger(), (maven_jars() / "jackson-annotations-2.17.0.jar").read_bytes()),
         (JavaCataloger(), fat_jar(maven_jars())[:3_000_000]),  # also cut short

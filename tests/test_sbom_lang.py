@@ -170,6 +170,16 @@ def test_multi_location_bom_is_byte_identical_across_runs(tmp_path: Path) -> Non
         "/usr/local/bin/probe", "/usr/local/bin/probe-ldflags", "/usr/local/bin/probe-stripped"]
 
 
+def test_go_windows_binary(tmp_path: Path) -> None:
+    """A PE executable as a Windows image carries it (not executable by mode; named .exe)."""
+    exe = go_binaries() / "probe.exe"
+    packages = _sbom(tmp_path, {"Files/Program Files/akko/probe.exe": exe.read_bytes()})
+    go_version, deps, main = _go_version_m(exe)
+    assert "github.com/inconshreveable/mousetrap" in deps  # cobra's Windows-only dependency
+    want = set(deps.items()) | {("stdlib", go_version), ("example.com/akko/probe", main)}
+    assert {(p.name, p.version) for p in packages if p.type == "golang"} == want
+
+
 def test_go_pseudo_version_from_vcs_settings() -> None:
     """Go before 1.24 left a VCS build's main module at (devel); the version is derived as `go` would."""
     from vouch.sbom.catalogers.golang import BuildInfo, main_version, parse_modinfo

@@ -263,8 +263,9 @@ GIT_DATE = "2026-04-25T10:00:00Z"
 
 def go_binaries() -> Path:
     """A Go program compiled here with modules from the proxy (cached): a normal build with VCS stamping,
-    one `-trimpath -ldflags='-s -w'`, one with the version set by `-X main.version`."""
-    out = IMAGES / "go-probe-v1"
+    one `-trimpath -ldflags='-s -w'`, one with the version set by `-X main.version`, and probe.exe, the
+    same program cross-compiled for Windows (PE)."""
+    out = IMAGES / "go-probe-v2"
     if not (out / ".complete").exists():
         shutil.rmtree(out, ignore_errors=True)
         src = out / "src"
@@ -280,6 +281,8 @@ def go_binaries() -> Path:
         _run(["git", "commit", "-q", "-m", "probe"], "git commit", src, env)
         for name, flags in GO_BUILDS.items():
             _run(["go", "build", *flags, "-o", str(out / name), "."], f"go build {name}", src, env)
+        _run(["go", "build", "-o", str(out / "probe.exe"), "."], "go build (windows)", src,
+             {**env, "GOOS": "windows", "GOARCH": "amd64"})
         (out / ".complete").touch()
     return out
 

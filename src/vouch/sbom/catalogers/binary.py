@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from vouch.sbom.catalogers.base import location, purl
-from vouch.sbom.catalogers.golang import BuildInfo, Module, main_version, read_buildinfo
+from vouch.sbom.catalogers.golang import BuildInfo, Module, main_version, read_buildinfo, read_pe_buildinfo
 from vouch.sbom.elf import ELF_MAGIC, ElfError, ElfFile
 from vouch.sbom.fsview import ImageView
 from vouch.sbom.model import Distro, Package
@@ -217,15 +217,18 @@ class BinaryCataloger:
     max_file_bytes = 4 * 1024**3
 
     def wants(self, path: str, mode: int, size: int) -> bool:
-        if mode & 0o111:
+        if mode & 0o111 or path.endswith((".exe", ".EXE")):
             return True
         base = path[path.rfind("/") + 1:]
         return base[:3] in _NAME_PREFIXES and _NAMES.match(base) is not None
 
     def accepts(self, path: str, head: bytes) -> bool:
-        return head.startswith(ELF_MAGIC)
+        return head.startswith(ELF_MAGIC) or head.startswith(b"MZ")
 
     def reduce_file(self, path: str, f: BinaryIO, size: int) -> BinaryFacts | None:
+        if not f.read(4).startswith(ELF_MAGIC):  # a PE (Windows) executable: Go build info only
+            go = read_pe_buildinfo(f, size)
+            return BinaryFacts(go) if go else None
         elf = ElfFile(f, size)
         facts = BinaryFacts(read_buildinfo(elf), read_audit(elf), classify(path, elf) or None,
                             read_package_notes(elf))

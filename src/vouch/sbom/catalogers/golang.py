@@ -1,4 +1,5 @@
-"""Go binaries: the build info the Go linker embeds (`go version -m`), read without running anything.
+"""Go binaries (ELF, and PE for Windows images): the build info the Go linker embeds (`go version -m`),
+read without running anything.
 
 Finds the `\\xff Go buildinf:` header in `.go.buildinfo` (or, with no section table, at the start
 of the first writable segment), reads the Go version and the module info either inline (Go ≥ 1.18)
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import struct
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from vouch.sbom.elf import ElfError, ElfFile
 
@@ -56,6 +58,13 @@ def _inline_string(data: bytes, pos: int) -> tuple[bytes, int]:
     return data[pos:pos + n], pos + n
 
 
+def _magic_at(data: bytes) -> int | None:
+    pos = data.find(MAGIC, 0, _SEARCH)
+    while pos >= 0 and pos % 16:
+        pos = data.find(MAGIC, pos + 1, _SEARCH)
+    return pos if pos >= 0 and len(data) >= pos + 32 else None
+
+
 def _find_header(elf: ElfFile) -> tuple[bytes, int] | None:
     sec = elf.section(".go.buildinfo")
     if sec is not None:
@@ -67,12 +76,16 @@ def _find_header(elf: ElfFile) -> tuple[bytes, int] | None:
         if seg is None:
             return None
         data = elf.read_at(seg.offset, min(seg.filesz, MAX_INFO))
-    pos = data.find(MAGIC, 0, _SEARCH)
-    while pos >= 0 and pos % 16:
-        pos = data.find(MAGIC, pos + 1, _SEARCH)
-    if pos < 0 or len(data) < pos + 32:
-        return None
-    return data, pos
+    pos = _magic_at(data)
+    return (data, pos) if pos is not None else None
+
+
+def _decode(version: bytes, modinfo: bytes) -> BuildInfo:
+    # 16-byte sentinels around the text
+    modinfo = modinfo[16:-16] if len(modinfo) >= 33 and modinfo[-17] == 0x0A else b""
+    info = BuildInfo(version.decode("utf-8", "replace").split(" ", 1)[0])
+    parse_modinfo(info, modinfo.decode("utf-8", "replace"))
+    return info
 
 
 def read_buildinfo(elf: ElfFile) -> BuildInfo | None:
@@ -84,27 +97,61 @@ def read_buildinfo(elf: ElfFile) -> BuildInfo | None:
     if flags & 2:  # Go 1.18+: two varint-prefixed strings right after the 32-byte header
         version, p = _inline_string(data, pos + 32)
         modinfo, _ = _inline_string(data, p)
-    else:
-        if ptr_size not in (4, 8):
-            raise ElfError("bad pointer size in Go build info")
-        order: Literal["big", "little"] = "big" if flags & 1 else "little"
+        return _decode(version, modinfo)
+    if ptr_size not in (4, 8):
+        raise ElfError("bad pointer size in Go build info")
+    order: Literal["big", "little"] = "big" if flags & 1 else "little"
 
-        def deref(at: int) -> bytes:
-            addr = int.from_bytes(data[at:at + ptr_size], order)
-            header = elf.read_vaddr(addr, 2 * ptr_size)
-            ptr = int.from_bytes(header[:ptr_size], order)
-            n = int.from_bytes(header[ptr_size:], order)
-            if n > MAX_INFO:
-                raise ElfError("Go build info string too long")
-            return elf.read_vaddr(ptr, n) if n else b""
+    def deref(at: int) -> bytes:
+        addr = int.from_bytes(data[at:at + ptr_size], order)
+        header = elf.read_vaddr(addr, 2 * ptr_size)
+        ptr = int.from_bytes(header[:ptr_size], order)
+        n = int.from_bytes(header[ptr_size:], order)
+        if n > MAX_INFO:
+            raise ElfError("Go build info string too long")
+        return elf.read_vaddr(ptr, n) if n else b""
 
-        version = deref(pos + 16)
-        modinfo = deref(pos + 16 + ptr_size)
-    # 16-byte sentinels around the text
-    modinfo = modinfo[16:-16] if len(modinfo) >= 33 and modinfo[-17] == 0x0A else b""
-    info = BuildInfo(version.decode("utf-8", "replace").split(" ", 1)[0])
-    parse_modinfo(info, modinfo.decode("utf-8", "replace"))
-    return info
+    return _decode(deref(pos + 16), deref(pos + 16 + ptr_size))
+
+
+_PE_DATA = 0x40 | 0x40000000 | 0x80000000  # IMAGE_SCN_CNT_INITIALIZED_DATA | MEM_READ | MEM_WRITE
+
+
+def read_pe_buildinfo(f: BinaryIO, size: int) -> BuildInfo | None:
+    """A Windows (PE) Go binary: the build info opens its first writable data section, as Go's own
+    reader finds it. Go 1.18+ (inline strings) only; older PE binaries are reported as unread."""
+    f.seek(0)
+    head = f.read(4096)
+    if len(head) < 64 or not head.startswith(b"MZ"):
+        return None
+    pe = int.from_bytes(head[0x3C:0x40], "little")
+    f.seek(pe)
+    coff = f.read(24)
+    if len(coff) < 24 or coff[:4] != b"PE\0\0":
+        return None
+    nsections, optional = struct.unpack_from("<H", coff, 6)[0], struct.unpack_from("<H", coff, 20)[0]
+    if nsections > 96:
+        raise ElfError("bad PE section count")
+    f.seek(pe + 24 + optional)
+    table = f.read(40 * nsections)
+    for i in range(len(table) // 40):
+        rawsize, rawptr = struct.unpack_from("<II", table, 40 * i + 16)
+        characteristics = struct.unpack_from("<I", table, 40 * i + 36)[0]
+        if characteristics & _PE_DATA != _PE_DATA:
+            continue
+        if rawptr > size:
+            raise ElfError("PE data section outside the file")
+        f.seek(rawptr)
+        data = f.read(min(rawsize, MAX_INFO))
+        pos = _magic_at(data)
+        if pos is None:
+            return None
+        if not data[pos + 15] & 2:
+            raise ElfError("Go build info in the pre-1.18 format in a PE file is not read")
+        version, p = _inline_string(data, pos + 32)
+        modinfo, _ = _inline_string(data, p)
+        return _decode(version, modinfo)
+    return None
 
 
 def parse_modinfo(info: BuildInfo, text: str) -> None:
