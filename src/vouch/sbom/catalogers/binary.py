@@ -128,7 +128,7 @@ def read_package_notes(elf: ElfFile) -> list[dict[str, str]] | None:
     return out or None
 
 
-_NOTE_TYPES = {"rpm": "rpm", "deb": "deb", "apk": "apk", "alpm": "alpm"}
+_NOTE_TYPES = frozenset(("rpm", "deb", "apk", "alpm"))  # purl types as they are; anything else is generic
 
 
 def _cpe_product_version(cpe: str) -> tuple[str, str]:
@@ -146,7 +146,7 @@ def note_package(note: dict[str, str], path: str) -> Package:
     if not (os_name and os_version) and note.get("osCpe"):
         cpe_os, cpe_version = _cpe_product_version(note["osCpe"])
         os_name, os_version = os_name or cpe_os, os_version or cpe_version
-    ptype = _NOTE_TYPES.get(note.get("type", ""), "generic")
+    ptype = note.get("type", "") if note.get("type") in _NOTE_TYPES else "generic"
     namespace = os_name if ptype != "generic" and os_name else note.get("system") or None
     distro = f"{os_name}-{os_version}" if os_name and os_version else os_name or None
     pkg = Package(note["name"], note["version"], ptype, purl(ptype, namespace, note["name"], note["version"],
