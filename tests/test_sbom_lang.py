@@ -378,7 +378,7 @@ def test_classifier_names_reach_the_binary_reader() -> None:
 
     c = BinaryCataloger()
     for name in ("python3.11", "libpython3.11.so.1.0", "node", "libnode.so.115", "busybox", "openssl",
-                 "libssl.so.3", "libcrypto.so.3", "httpd", "apache2", "haproxy", "memcached", "php", "php8.2",
+                 "libssl.so.3", "libcrypto.so.3", "httpd", "apache2", "nginx", "haproxy", "memcached", "php", "php8.2",
                  "php-fpm8.2", "libphp.so", "ruby", "libruby-3.1.so.3.1.2", "perl", "perl5.36.0", "postgres"):
         assert c.wants(f"usr/lib/{name}", 0o644, 4096), name
     assert not c.wants("usr/lib/libz.so.1", 0o644, 4096)
@@ -388,6 +388,7 @@ def test_classifier_names_reach_the_binary_reader() -> None:
 SERVER_BINARIES = {  # Debian package → (its binary, the classifier's package name)
     "apache2-bin": ("usr/sbin/apache2", "httpd"),
     "haproxy": ("usr/sbin/haproxy", "haproxy"),
+    "nginx": ("usr/sbin/nginx", "nginx"),
     "memcached": ("usr/bin/memcached", "memcached"),
     "php8.2-cli": ("usr/bin/php8.2", "php"),
     "libruby3.1": ("usr/lib/x86_64-linux-gnu/libruby-3.1.so.3.1.2", "ruby"),

@@ -279,7 +279,7 @@ def sbom(
     """Generate a CycloneDX 1.5 JSON SBOM for an image, reading each layer once: OS packages (dpkg, apk, rpm),
     language packages (Python, npm, Java archives, Ruby gems, Composer, .NET), Go and Rust binaries (their
     embedded module lists), Java runtimes, ELF package notes and version-classified binaries (python,
-    node, busybox, openssl, httpd, haproxy, memcached, php, ruby, perl, postgres)."""
+    node, busybox, openssl, httpd, nginx, haproxy, memcached, php, ruby, perl, postgres)."""
     from vouch.sbom.fsview import ViewOptions
     from vouch.sbom.generate import generate_sbom
 

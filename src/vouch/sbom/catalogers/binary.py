@@ -4,7 +4,7 @@
   the Go standard library as `stdlib` with the toolchain's version;
 - Rust: the `.dep-v0` section `cargo auditable` embeds (zlib-compressed JSON) → every runtime crate;
 - classifiers for binaries no package database lists (python, node, busybox, openssl, httpd, haproxy,
-  memcached, php, ruby, perl, postgres): a version string found in the file's read-only data;
+  nginx, memcached, php, ruby, perl, postgres): a version string found in the file's read-only data;
 - package notes (`.note.package`, systemd's FDO packaging metadata) naming the distribution package a
   binary was built in — what distroless images without a package database still carry.
 Packages found from a binary are dropped later when an OS package database owns the file
@@ -61,6 +61,8 @@ RULES = (
     # servers and runtimes the official images build from source into /usr/local
     Rule("httpd", re.compile(r"^(httpd|apache2)$"), (rb"Apache/(?P<version>2\.[0-9]+\.[0-9]+)",),
          ("cpe:2.3:a:apache:http_server:{version}:*:*:*:*:*:*:*",)),
+    Rule("nginx", re.compile(r"^nginx$"), (rb"nginx/(?P<version>[0-9]+\.[0-9]+\.[0-9]+)[\r\n\x00<]",),
+         ("cpe:2.3:a:f5:nginx:{version}:*:*:*:*:*:*:*",)),
     Rule("haproxy", re.compile(r"^haproxy$"),
          (rb"\x00 version (?P<version>[0-9]+\.[0-9]+\.[0-9]+)(?:-[^\x00,]*)?, released",),
          ("cpe:2.3:a:haproxy:haproxy:{version}:*:*:*:*:*:*:*",)),
@@ -78,8 +80,8 @@ RULES = (
          ("cpe:2.3:a:postgresql:postgresql:{version}:*:*:*:*:*:*:*",)),
 )
 # the first three letters of every rule's names: a cheap test before the regex
-_NAME_PREFIXES = frozenset(("pyt", "lib", "nod", "bus", "ope", "htt", "apa", "hap", "mem", "php", "rub", "per",
-                            "pos"))
+_NAME_PREFIXES = frozenset(("pyt", "lib", "nod", "bus", "ope", "htt", "apa", "ngi", "hap", "mem", "php", "rub",
+                            "per", "pos"))
 _NAMES = re.compile("|".join(f"(?:{r.name.pattern.replace('(?P<v>', '(')})" for r in RULES))
 
 
