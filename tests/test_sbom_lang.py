@@ -372,6 +372,16 @@ def test_elf_package_note(tmp_path: Path) -> None:
     assert [loc.path for loc in notes[0].locations] == ["/usr/bin/akko-hello"]
 
 
+def test_debian_package_note(tmp_path: Path) -> None:
+    """Debian stamps package notes into systemd's binaries ({"type":"deb","os":"Debian",...}): a
+    systemctl copied out of its package still names it."""
+    tree = deb_tree("systemd")
+    version = (tree / "version").read_text().strip()
+    packages = _sbom(tmp_path, {"usr/local/bin/systemctl": _exe((tree / "root" / "bin" / "systemctl").read_bytes())})
+    notes = [(p.purl, p.arch) for p in packages if p.cataloger == "elf-package-note"]
+    assert notes == [(f"pkg:deb/debian/systemd@{version.replace('+', '%2B')}?distro=debian", "amd64")]
+
+
 def test_classifier_names_reach_the_binary_reader() -> None:
     """Shared libraries are not executable: their names alone make the binary cataloger read them."""
     from vouch.sbom.catalogers.binary import BinaryCataloger

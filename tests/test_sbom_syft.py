@@ -21,8 +21,11 @@ Key = tuple[str, str, str]  # purl type, namespace/name, version
 
 
 def key(purl: str) -> Key:
+    """The purl's identity; OS package namespaces compared as the purl spec says, case-insensitively
+    (syft keeps an ELF package note's "Debian" as written, vouch writes the canonical "debian")."""
     p = PackageURL.from_string(purl)
-    return p.type, (f"{p.namespace}/" if p.namespace else "") + p.name, p.version or ""
+    namespace = (p.namespace or "").lower() if p.type in ("deb", "rpm", "apk", "alpm") else p.namespace
+    return p.type, (f"{namespace}/" if namespace else "") + p.name, p.version or ""
 
 
 def upstream(deb_version: str) -> str:

@@ -149,6 +149,7 @@ def note_package(note: dict[str, str], path: str) -> Package:
         cpe_os, cpe_version = _cpe_product_version(note["osCpe"])
         os_name, os_version = os_name or cpe_os, os_version or cpe_version
     ptype = note.get("type", "") if note.get("type") in _NOTE_TYPES else "generic"
+    os_name = os_name.lower()  # Debian writes "Debian"; the purl types' namespaces are lowercase
     namespace = os_name if ptype != "generic" and os_name else note.get("system") or None
     distro = f"{os_name}-{os_version}" if os_name and os_version else os_name or None
     pkg = Package(note["name"], note["version"], ptype, purl(ptype, namespace, note["name"], note["version"],
