@@ -9,7 +9,7 @@ Images (built once from the debootstrap tree, cached under ~/.cache/vouch-testda
           (~1.5 GB uncompressed, ~72k files)
   mixed   6 layers, ~1.4 GB uncompressed, every ecosystem from real artefacts: debian minbase, pip
           site-packages, an npm app, Go binaries (the probe builds, cosign 2 and 3, helm, kyverno, syft:
-          ~1,000 Go modules), a cargo-auditable Rust binary, Maven Central jars and a fat jar, node,
+          ~890 distinct Go modules), a cargo-auditable Rust binary, Maven Central jars and a fat jar, node,
           python, busybox, a gemspec (tests/support/testdata.py: mixed_image(big=True))
 Measured per tool, medians of --rounds runs, wall time and peak RSS (GNU time):
   vouch   `vouch sbom oci:LAYOUT` (reads every layer blob once, streaming)
