@@ -115,3 +115,22 @@ def test_recall_vs_trivy(tmp_path: Path) -> None:
     result = generate_sbom(LayoutSource(layout, None), timestamp="2026-04-25T10:00:00Z")
     ours = {trivy_key(p.purl) for p in result.packages}
     assert sorted(found - ours) == []
+
+
+def test_rpm_purls_equal_syft(tmp_path: Path) -> None:
+    """The rpm root made by real rpmbuild + rpm: syft (scanning the directory) and vouch (the same files
+    as an image layer) write the very same purls, qualifiers included."""
+    from tests.support.testdata import rpm_root
+    from vouch.oci.build import Image, Layer, LayerFiles, write_layout
+
+    root = rpm_root().root
+    r = subprocess.run([str(peer("syft")), "scan", f"dir:{root}", "-o", "syft-json", "-q"], capture_output=True,
+                       text=True, timeout=600,
+                       env={"HOME": str(tmp_path), "SYFT_CHECK_FOR_APP_UPDATE": "false", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    theirs = sorted(a["purl"] for a in json.loads(r.stdout)["artifacts"])
+    files: LayerFiles = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*")
+                         if p.is_file() and not p.is_symlink()}
+    write_layout(tmp_path / "img", Image([Layer.from_files(files)]))
+    ours = sorted(p.purl for p in generate_sbom(LayoutSource(tmp_path / "img", None)).packages)
+    assert len(theirs) >= 4 and ours == theirs
