@@ -325,7 +325,7 @@ def test_text_parsers_stay_linear_on_crafted_metadata() -> None:
 def test_mutated_binaries_and_archives_never_escape(tmp_path: Path) -> None:
     """Seeded mutations of real artefacts (a Go binary for Linux and one for Windows, a cargo-auditable
     binary, a Maven Central jar, a fat jar): every result is a parsed value or an ordinary parse error,
-    which the scan turns into a warning; nothing else escapes, nothing reads outside the file."""
+    which the scan turns into a warning; no other kind of exception escapes."""
     import random
 
     from tests.support.testdata import fat_jar, go_binaries, maven_jars, rust_binary

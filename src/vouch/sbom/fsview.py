@@ -5,6 +5,8 @@
 - catalogers claim paths by pattern; a claimed file's bytes are handed to the cataloger's
   `reduce` at once and only the reduced (small) form is kept, so memory holds the path index and
   parsed records, never file contents or layers;
+- binaries and archives go to file claimers instead: spooled (in memory up to SPOOL_MEMORY, beyond
+  that an unlinked temporary file) for the one `reduce_file` call, then dropped;
 - hostile tars: absolute paths and `..` are clamped to the root, links never leave it, hard links
   to missing targets and device files are recorded without content, duplicate entries keep the
   last, oversize claimed files are skipped with a warning, truncated or corrupt streams and

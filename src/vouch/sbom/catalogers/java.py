@@ -256,7 +256,8 @@ class JavaCataloger:
     max_file_bytes = 4 * 1024**3
 
     def wants(self, path: str, mode: int, size: int) -> bool:
-        return path.lower().endswith(SUFFIXES)
+        # runs for every regular file: lower-casing only the tail, not the whole path
+        return path[-6:].lower().endswith(SUFFIXES)
 
     def accepts(self, path: str, head: bytes) -> bool:
         return True  # zipfile finds the central directory; executable jars start with a shell script
