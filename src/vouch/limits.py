@@ -1,0 +1,42 @@
+"""Every resource limit vouch applies to outside input, in one place, with the reason for each value.
+
+A hostile registry, image or file must not take the host down: each value bounds memory, time or
+work, and is far above what real artefacts need (the reason says how far). docs/operator.md lists them.
+"""
+
+from __future__ import annotations
+
+# ---- registry client ------------------------------------------------------------------------------
+
+# A manifest or index: the distribution spec's registries cap them at 4 MiB; real ones are a few KiB.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+# The part of an error answer read for its message: error bodies are JSON lines, never megabytes.
+MAX_ERROR_BODY_BYTES = 64 * 1024
+# A token endpoint's answer and the token itself: real tokens are JWTs of a few KiB; headers over
+# ~16 KiB are refused by most servers anyway.
+MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
+MAX_TOKEN_BYTES = 16 * 1024
+# Total time one request may take, whatever the server drips (a per-read timeout alone lets a server
+# send a byte every few seconds forever). Blob bodies get a deadline per this many bytes on top.
+REQUEST_DEADLINE_SECONDS = 300.0
+BLOB_DEADLINE_SECONDS_PER_MIB = 2.0
+# A page of tags: registries answer at most a few thousand per page.
+MAX_TAG_PAGES = 1000
+
+# ---- signature and attestation tags ------------------------------------------------------------------
+
+# Layers read from one .sig/.att tag. cosign appends one layer per signature; a release image with
+# many keys over years has tens. Past this the rest is skipped and said so (a pushed 12,000-layer tag
+# must not stall the CI gate).
+MAX_LAYERS_PER_TAG = 256
+# A simple-signing payload is ~300 bytes; 1 MiB leaves room for very large annotations.
+MAX_SIGNATURE_PAYLOAD_BYTES = 1024 * 1024
+# A DSSE envelope holding an SBOM: the largest real SBOMs (a 1.4 GB image with every ecosystem) are a
+# few MiB; 128 MiB per envelope, and the sum read for one tag bounded too.
+MAX_ATTESTATION_BYTES = 128 * 1024 * 1024
+MAX_ATTESTATION_BYTES_PER_TAG = 256 * 1024 * 1024
+
+# ---- files the tool reads ---------------------------------------------------------------------------
+
+# release.yaml, kubeconfig, Secret manifests: kilobytes in practice.
+MAX_YAML_BYTES = 8 * 1024 * 1024
