@@ -149,6 +149,74 @@ def test_gzip_bomb_refused(tmp_path: Path) -> None:
         sbom_of(tmp_path / "b", [layer], options=ViewOptions(max_layer_bytes=16 * 1024 * 1024))
 
 
+def _zstd_rle_bomb(size: int, window_log: int = 23) -> bytes:
+    """A zstd frame holding a tar header for a `size`-byte file of zeros, then RLE blocks: every 4
+    bytes of the frame are 128 KiB of output (what `ZstdCompressor(level=19)` makes of zeros, written
+    directly so that building it costs nothing)."""
+    info = tarfile.TarInfo("bomb")
+    info.size = size
+    header = info.tobuf(format=tarfile.GNU_FORMAT)
+    frame = bytearray(b"\x28\xb5\x2f\xfd")
+    frame += bytes([0x00, (window_log - 10) << 3])  # no content size, not single-segment; the window
+    frame += (len(header) << 3).to_bytes(3, "little") + header  # a raw block: the tar header
+    blocks = size // (128 * 1024)
+    for i in range(blocks):  # RLE blocks of 128 KiB of \0, the last one flagged
+        frame += ((128 * 1024) << 3 | 1 << 1 | (i == blocks - 1)).to_bytes(3, "little") + b"\0"
+    return bytes(frame)
+
+
+_PEAK_RSS = r"""
+import resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))  # a regression fails, never the host
+from vouch.errors import VouchError
+from vouch.oci.source import LayoutSource
+from vouch.sbom.generate import generate_sbom
+try:
+    generate_sbom(LayoutSource(Path(sys.argv[1]), None), timestamp="2026-04-25T10:00:00Z")
+    print("no error")
+except VouchError as exc:
+    print(exc)
+except MemoryError:
+    print("MemoryError")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+@pytest.mark.parametrize("window_log", [23, 27])
+def test_zstd_bomb_refused_with_flat_memory(tmp_path: Path, window_log: int) -> None:
+    """12 KiB of zstd RLE blocks inflate to 375 MiB: refused as a bomb while the scan's peak RSS stays
+    flat (the decoder used to return all of it from one call: 432 MiB). The decoder's own window,
+    which the frame asks for, is the one cost that grows: at most limits.SBOM_MAX_ZSTD_WINDOW."""
+    import subprocess
+    import sys
+
+    blob = _zstd_rle_bomb(375 * 1024 * 1024, window_log)
+    assert len(blob) < 13_000
+    write_layout(tmp_path / "img", Image([Layer(b"", blob, mt.OCI_LAYER_ZSTD)]))
+    r = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(tmp_path / "img")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    message, peak_mib = r.stdout.strip().splitlines()
+    assert "layer 1" in message and "decompression bomb" in message
+    window_mib = (1 << window_log) // (1024 * 1024)
+    assert int(peak_mib) < 100 + window_mib  # ~40 MiB of interpreter and imports, a few MiB of buffers
+
+
+def test_zstd_many_frames_and_corrupt_frames(tmp_path: Path) -> None:
+    """A layer of many zstd frames and skippable frames (zstd:chunked, pzstd) is read whole; a damaged
+    frame is a one-line error naming the layer, not a zstandard exception."""
+    tar = raw_tar([entry("etc/os-release", OS), entry("var/lib/dpkg/status", STATUS)])
+    c = zstandard.ZstdCompressor()
+    skippable = (0x184D2A50).to_bytes(4, "little") + (8).to_bytes(4, "little") + b"metadata"
+    blob = b"".join(c.compress(tar[i:i + 512]) + skippable for i in range(0, len(tar), 512))
+    r = sbom_of(tmp_path / "a", [Layer(tar, blob, mt.OCI_LAYER_ZSTD)])
+    assert [p.name for p in r.packages] == ["zlib1g"] and r.distro is not None
+    bad = Layer(b"", c.compress(tar)[:6] + b"\xff" * 64, mt.OCI_LAYER_ZSTD)
+    with pytest.raises(InputError, match=r"layer 1 .*corrupt zstd data"):
+        sbom_of(tmp_path / "b", [bad])
+
+
 def test_truncated_stream_names_the_layer(tmp_path: Path) -> None:
     tar = raw_tar([entry("etc/os-release", OS), entry("var/lib/dpkg/status", STATUS * 200)])
     good = gz_layer(raw_tar([entry("etc/hostname", b"x\n")]))

@@ -40,3 +40,23 @@ MAX_ATTESTATION_BYTES_PER_TAG = 256 * 1024 * 1024
 
 # release.yaml, kubeconfig, Secret manifests: kilobytes in practice.
 MAX_YAML_BYTES = 8 * 1024 * 1024
+
+# ---- SBOM: layer streams ----------------------------------------------------------------------------
+
+# A layer is read once, as a stream: compressed bytes are read this much at a time, and every
+# decompressor hands back at most SBOM_OUT_CHUNK bytes per call, so memory stays flat (a few MiB per
+# layer) whatever the compression ratio; the bomb bounds below are checked chunk by chunk.
+SBOM_READ_CHUNK = 256 * 1024
+SBOM_OUT_CHUNK = 1024 * 1024
+# A layer that decompresses to more than this is refused (--max-layer-bytes): the largest real layers
+# (CUDA, ML images) are ~10-20 GiB uncompressed.
+SBOM_MAX_LAYER_BYTES = 64 * 1024**3
+# Past SBOM_RATIO_FLOOR decompressed bytes, a layer expanding more than this is a bomb: real layers
+# compress 2-10x, a sparse file or zeros ~1000x, RLE-coded zstd up to 32768x.
+SBOM_MAX_RATIO = 1000.0
+SBOM_RATIO_FLOOR = 256 * 1024 * 1024
+# The zstd decoder's window, which the frame header asks for and the decoder allocates and fills: a
+# hostile layer can make a scan hold this much (measured: 177 MiB peak RSS with it, 57 MiB with the
+# 8 MiB window of `zstd -19`). 128 MiB is libzstd's own default limit (`zstd -d` without --memory),
+# enough for `--ultra -22` and `--long` layers; buildkit and containers/image write 8 MiB windows.
+SBOM_MAX_ZSTD_WINDOW = 128 * 1024 * 1024

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from vouch import limits
 from vouch.errors import InputError, VouchError
 from vouch.sbom.streams import open_layer_stream
 from vouch.sbom.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarFormatError, TarReader
@@ -189,9 +190,9 @@ def clean_path(name: str) -> str:
 
 @dataclass
 class ViewOptions:
-    max_layer_bytes: int = 64 * 1024**3
-    max_ratio: float = 1000.0  # above ratio_floor decompressed bytes, more expansion than this is a bomb
-    ratio_floor: int = 256 * 1024 * 1024
+    max_layer_bytes: int = limits.SBOM_MAX_LAYER_BYTES
+    max_ratio: float = limits.SBOM_MAX_RATIO  # above ratio_floor decompressed bytes, more expansion is a bomb
+    ratio_floor: int = limits.SBOM_RATIO_FLOOR
 
 
 def _reduce_file(view: ImageView, what: str, i: int, path: str, member_size: int, reader: TarReader,

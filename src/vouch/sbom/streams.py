@@ -12,8 +12,9 @@ import threading
 import types
 import zlib
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any, cast
 
+from vouch import limits
 from vouch.errors import InputError
 
 _inflate: types.ModuleType
@@ -34,7 +35,7 @@ class ChunkReader(io.RawIOBase):
 
     def __init__(self, chunks: Iterator[bytes]):
         self._chunks = chunks
-        self._buf = b""
+        self._buf = memoryview(b"")  # a view: reading a large chunk piecewise never copies its rest
         self._eof = False
         self.consumed = 0
 
@@ -44,7 +45,7 @@ class ChunkReader(io.RawIOBase):
     def readinto(self, b: Any) -> int:
         while not self._buf and not self._eof:
             try:
-                self._buf = next(self._chunks)
+                self._buf = memoryview(next(self._chunks))
             except StopIteration:
                 self._eof = True
         n = min(len(b), len(self._buf))
@@ -56,29 +57,27 @@ class ChunkReader(io.RawIOBase):
     def peek_magic(self, n: int = 4) -> bytes:
         while len(self._buf) < n and not self._eof:
             try:
-                self._buf += next(self._chunks)
+                self._buf = memoryview(bytes(self._buf) + next(self._chunks))
             except StopIteration:
                 self._eof = True
-        return self._buf[:n]
+        return bytes(self._buf[:n])
 
 
 class BombError(InputError):
     pass
 
 
-OUT_CHUNK = 1024 * 1024
+OUT_CHUNK = limits.SBOM_OUT_CHUNK
+READ_CHUNK = limits.SBOM_READ_CHUNK
+RATIO_FLOOR = limits.SBOM_RATIO_FLOOR
 
 
 def decompressed_chunks(raw: ChunkReader, kind: str, max_bytes: int, max_ratio: float, what: str,
-                        ratio_floor: int = 256 * 1024 * 1024) -> Iterator[bytes]:
-    """gzip (multi-member) or zstd → chunks of at most 1 MiB, with the decompression-bomb bounds."""
+                        ratio_floor: int = RATIO_FLOOR) -> Iterator[bytes]:
+    """gzip (multi-member) or zstd (multi-frame) → chunks of at most OUT_CHUNK bytes, with the
+    decompression-bomb bounds checked on every chunk. Every decompressor call is bounded in its
+    output, so memory stays flat whatever the ratio (4 bytes of zstd RLE block are 128 KiB)."""
     produced = 0
-    if kind == "gzip":
-        z: Any = _inflate.decompressobj(wbits=31)
-    else:
-        import zstandard
-
-        z = zstandard.ZstdDecompressor().decompressobj()
 
     def check(n: int) -> None:
         if n > max_bytes:
@@ -87,20 +86,30 @@ def decompressed_chunks(raw: ChunkReader, kind: str, max_bytes: int, max_ratio: 
         if n > ratio_floor and n > max_ratio * max(1, raw.consumed):
             raise BombError(f"{what}: expands more than {max_ratio:.0f}x (a decompression bomb?); refusing it")
 
+    if kind == "zstd":
+        import zstandard
+
+        # stream_reader.read(n) returns at most n bytes; read_across_frames: zstd:chunked and pzstd
+        # layers are many frames (and skippable frames), all of the layer.
+        reader = zstandard.ZstdDecompressor(max_window_size=limits.SBOM_MAX_ZSTD_WINDOW).stream_reader(
+            cast(IO[bytes], raw), read_size=READ_CHUNK, read_across_frames=True, closefd=False)  # it reads raw.read()
+        try:
+            while out := reader.read(OUT_CHUNK):
+                produced += len(out)
+                check(produced)
+                yield out
+        except zstandard.ZstdError as exc:
+            raise InputError(f"{what}: corrupt zstd data ({exc})") from exc
+        return
+
+    z: Any = _inflate.decompressobj(wbits=31)
     try:
         while True:
-            data = raw.read(256 * 1024)
+            data = raw.read(READ_CHUNK)
             if not data:
-                if kind == "gzip" and not z.eof and produced:
+                if not z.eof and produced:
                     raise InputError(f"{what}: gzip stream is truncated")
                 return
-            if kind != "gzip":
-                out = z.decompress(data)
-                for i in range(0, len(out), OUT_CHUNK):
-                    produced += min(OUT_CHUNK, len(out) - i)
-                    check(produced)
-                    yield out[i : i + OUT_CHUNK]
-                continue
             while data:
                 out = z.decompress(data, OUT_CHUNK)  # bounded output: a bomb never balloons memory
                 data = z.unconsumed_tail
@@ -194,7 +203,7 @@ class PrefetchReader(io.RawIOBase):
 
 
 def open_layer_stream(chunks: Iterator[bytes], what: str, max_bytes: int, max_ratio: float,
-                      ratio_floor: int = 256 * 1024 * 1024) -> tuple[PrefetchReader, io.BufferedReader]:
+                      ratio_floor: int = RATIO_FLOOR) -> tuple[PrefetchReader, io.BufferedReader]:
     """(producer, decompressed buffered reader) for a layer blob, compression sniffed by magic."""
     raw = ChunkReader(chunks)
     magic = raw.peek_magic()
