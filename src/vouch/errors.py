@@ -49,6 +49,12 @@ class RegistryError(VouchError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after: float | None = None  # the server's Retry-After, when it gave one
+
+    @property
+    def transient(self) -> bool:
+        """A failure worth another try: no answer at all, 429 or a 5xx."""
+        return self.status is None or self.status in (429, 500, 502, 503, 504)
 
 
 class NotFoundError(RegistryError):

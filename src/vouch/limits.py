@@ -40,6 +40,15 @@ MAX_ATTESTATION_BYTES_PER_TAG = 256 * 1024 * 1024
 
 # release.yaml, kubeconfig, Secret manifests: kilobytes in practice.
 MAX_YAML_BYTES = 8 * 1024 * 1024
+# Nesting depth of such a YAML document: a kubeconfig is ~6 levels deep, release.yaml 3. PyYAML composes
+# recursively, so a deeper document would otherwise end in a RecursionError instead of a message.
+MAX_YAML_DEPTH = 100
+
+# ---- files the tool reads or writes: keys, predicates ---------------------------------------------------
+
+# A file read whole by read_key_file: cosign keys are ~650 bytes, but `attest --predicate` reads an SBOM
+# through the same function, so the cap is the attestation cap (it stops /dev/zero, not real files).
+MAX_INPUT_FILE_BYTES = MAX_ATTESTATION_BYTES
 
 # ---- SBOM: layer streams ----------------------------------------------------------------------------
 
@@ -60,3 +69,25 @@ SBOM_RATIO_FLOOR = 256 * 1024 * 1024
 # 8 MiB window of `zstd -19`). 128 MiB is libzstd's own default limit (`zstd -d` without --memory),
 # enough for `--ultra -22` and `--long` layers; buildkit and containers/image write 8 MiB windows.
 SBOM_MAX_ZSTD_WINDOW = 128 * 1024 * 1024
+
+# ---- SBOM: tar entries -------------------------------------------------------------------------------
+
+# A PAX extended header or a GNU long-name/long-link record: real ones are a few hundred bytes (a long
+# path, a handful of timestamps and xattrs). Only the keys the scan uses (path, linkpath, size) are
+# kept, so a header holding 78,000 keys costs its parsing once and nothing per following entry.
+SBOM_MAX_TAR_META_BYTES = 1024 * 1024
+# A member name or link target: Linux's PATH_MAX is 4096; 16 KiB leaves room for paths tar archived
+# deeper than that. Longer ones are refused (each path is kept in memory for the whole scan).
+SBOM_MAX_PATH_BYTES = 16 * 1024
+# Symlinks followed to resolve one path, as Linux's own limit (MAXSYMLINKS, 40): a loop ends there.
+SBOM_MAX_SYMLINK_HOPS = 40
+
+# ---- time ---------------------------------------------------------------------------------------------
+
+# How far in the future an SBOM's metadata.timestamp may lie and still count as "now": the signing
+# runner's clock and the verifier's differ by seconds with NTP; 5 minutes covers a drifting CI
+# runner. Anything later is refused: a BOM dated 2099 would otherwise pass every --max-age forever.
+MAX_CLOCK_SKEW_SECONDS = 300
+# The largest --max-age / --refresh-after accepted: 100 years is past any policy, and bounds the
+# arithmetic (a 99999999999-day age overflows a date).
+MAX_AGE_DAYS = 36500

@@ -24,6 +24,7 @@ from urllib.parse import urlencode, urljoin, urlparse
 
 import httpx
 
+from vouch import limits
 from vouch.errors import DigestMismatchError, InputError, NotFoundError, RegistryError
 from vouch.oci import mediatypes as mt
 from vouch.oci.auth import Credentials, basic_header, lookup_credentials, parse_challenge
@@ -32,7 +33,7 @@ from vouch.oci.reference import Reference
 
 log = logging.getLogger("vouch.registry")
 
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_MANIFEST_BYTES = limits.MAX_MANIFEST_BYTES
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CHUNK = 1024 * 1024
 
@@ -127,6 +128,11 @@ class RegistryOptions:
     max_retry_after: float = 30.0
     chunk_size: int = 8 * CHUNK
     user_agent: str = "vouch"
+    deadline: float = limits.REQUEST_DEADLINE_SECONDS  # total time for one request and its body
+    blob_seconds_per_mib: float = limits.BLOB_DEADLINE_SECONDS_PER_MIB  # more time for large blobs
+
+    def blob_deadline(self, size: int) -> float:
+        return self.deadline + self.blob_seconds_per_mib * size / (1024 * 1024)
 
 
 class RegistryClient:
@@ -202,6 +208,15 @@ class RegistryClient:
         realm = params.get("realm")
         if not realm:
             raise RegistryError(f"{host} asked for a bearer token but gave no realm")
+        realm_url = urlparse(realm)
+        if realm_url.scheme not in ("http", "https") or not realm_url.netloc:
+            raise RegistryError(f"{host} named a token realm that is not an http(s) URL ({realm[:100]!r}); refusing it")
+        if realm_url.scheme == "http" and not (
+                self._scheme(host) == "http" or is_loopback(realm_url.netloc)
+                or realm_url.netloc in self.options.insecure):
+            raise RegistryError(
+                f"{host} (TLS) named a plain-HTTP token realm {realm_url.netloc}; refusing to send credentials "
+                "there in clear text")
         creds = self._credentials(host)
         query: dict[str, str] = {}
         if params.get("service"):
@@ -213,12 +228,20 @@ class RegistryClient:
             if creds is not None and creds.is_identity_token:
                 form = {"grant_type": "refresh_token", "refresh_token": creds.password,
                         "service": query.get("service", ""), "scope": scope, "client_id": "vouch"}
-                resp = self._http.post(realm, data=form)
+                req = self._http.build_request("POST", realm, data=form)
             else:
                 if creds is not None:
                     headers["Authorization"] = basic_header(creds)
                 url = realm + ("&" if "?" in realm else "?") + urlencode(query)
-                resp = self._http.get(url, headers=headers)
+                req = self._http.build_request("GET", url, headers=headers)
+            deadline = time.monotonic() + self.options.deadline
+            resp = self._http.send(req, stream=True)
+            if resp.status_code == 200:
+                body_bytes = _read_capped(resp, limits.MAX_TOKEN_RESPONSE_BYTES, f"token answer of {host}",
+                                          deadline)
+            else:
+                _read_error(resp)
+                body_bytes = b""
         except httpx.HTTPError as exc:
             raise RegistryError(f"cannot reach the token service of {host} ({realm}): {exc}") from exc
         if resp.status_code in (401, 403):
@@ -230,13 +253,19 @@ class RegistryClient:
         if resp.status_code != 200:
             raise RegistryError(f"token service of {host} answered HTTP {resp.status_code}", resp.status_code)
         try:
-            body = resp.json()
-            token = body.get("token") or body.get("access_token")
+            body = json.loads(body_bytes)
+            token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
         except ValueError:
             token = None
-        if not token:
+        if not token or not isinstance(token, str):
             raise RegistryError(f"token service of {host} answered without a token")
-        return str(token)
+        if len(token) > limits.MAX_TOKEN_BYTES:
+            raise RegistryError(f"token service of {host} answered a token of {len(token)} bytes, over the "
+                                f"{limits.MAX_TOKEN_BYTES}-byte limit; refusing it")
+        if not all(33 <= ord(c) < 127 for c in token):
+            raise RegistryError(f"token service of {host} answered a token with characters a header cannot carry; "
+                                "refusing it")
+        return token
 
     def _auth_header(self, host: str, scope: str) -> str | None:
         with self._lock:
@@ -272,12 +301,13 @@ class RegistryClient:
         return False
 
     def _sleep_for_retry(self, attempt: int, resp: httpx.Response | None) -> None:
+        self.sleep_before_retry(attempt, _retry_after(resp) if resp is not None else None)
+
+    def sleep_before_retry(self, attempt: int, retry_after: float | None = None) -> None:
+        """Exponential backoff with jitter; a server's Retry-After (capped) when it is longer."""
         delay = self.options.backoff * (2**attempt) * (0.5 + random.random())
-        if resp is not None:
-            ra = resp.headers.get("Retry-After")
-            if ra:
-                with contextlib.suppress(ValueError):
-                    delay = max(delay, min(float(ra), self.options.max_retry_after))
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.options.max_retry_after))
         time.sleep(delay)
 
     def request(
@@ -293,8 +323,14 @@ class RegistryClient:
         retry: bool = True,
         ok: tuple[int, ...] = (200,),
         what: str = "",
+        max_body: int = MAX_MANIFEST_BYTES,
     ) -> httpx.Response:
-        """Send one request with auth, retries (when `retry`), manual redirects. Raise on non-`ok` status."""
+        """Send one request with auth, retries (when `retry`), manual redirects. Raise on non-`ok` status.
+
+        Every response is streamed: with `stream` the caller reads the body (and bounds it); otherwise
+        at most `max_body` bytes are read here, within the request deadline. Error bodies are read
+        only as far as limits.MAX_ERROR_BODY_BYTES. A 401 is answered with credentials only when the
+        registry itself sent it, never a host it redirected to."""
         host = ref.api_host
         attempts = self.options.retries + 1 if retry else 1
         auth_rounds = 0
@@ -305,8 +341,11 @@ class RegistryClient:
             auth = self._auth_header(host, scope)
             if auth:
                 hdrs["Authorization"] = auth
+            deadline = time.monotonic() + self.options.deadline
             try:
-                resp = self._send(method, url, hdrs, content, stream, host)
+                resp, final_url = self._send(method, url, hdrs, content, host)
+                if resp.status_code in ok and not stream:
+                    resp._content = _read_capped(resp, max_body, what or f"{method} {url}", deadline)
             except (httpx.TransportError, DigestMismatchError) as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 if _is_cert_error(exc):
@@ -322,6 +361,11 @@ class RegistryClient:
                 self._sleep_for_retry(attempt - 1, None)
                 continue
             self.request_count += 1
+            if resp.status_code == 401 and urlparse(final_url).netloc != urlparse(url).netloc:
+                _read_error(resp)
+                raise RegistryError(
+                    f"{what or url}: {host} redirected to {urlparse(final_url).netloc}, which asked for credentials "
+                    f"(HTTP 401); vouch sends no credentials to a host other than {host}", 401)
             if resp.status_code == 401 and auth_rounds < 2:
                 challenge = resp.headers.get("WWW-Authenticate", "")
                 _close(resp)
@@ -346,30 +390,39 @@ class RegistryClient:
                     f"{what or url}: {host} forbids this (HTTP 403){body}; check the account's permissions", 403)
             if resp.status_code == 401:
                 raise RegistryError(f"{what or url}: {host} denied access (HTTP 401){body}", 401)
-            raise RegistryError(f"{what or url}: {host} answered HTTP {resp.status_code}{body}", resp.status_code)
+            error = RegistryError(f"{what or url}: {host} answered HTTP {resp.status_code}{body}", resp.status_code)
+            error.retry_after = _retry_after(resp)
+            raise error
 
     def _send(self, method: str, url: str, headers: dict[str, str], content: bytes | None,
-              stream: bool, host: str) -> httpx.Response:
+              host: str) -> tuple[httpx.Response, str]:
+        """Send, following redirects by hand; returns the response (streamed) and the URL that answered."""
         for _ in range(6):
             req = self._http.build_request(method, url, headers=headers, content=content)
-            resp = self._http.send(req, stream=stream)
+            resp = self._http.send(req, stream=True)
             if resp.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
                 location = resp.headers.get("Location")
-                _close(resp)
+                _read_error(resp)
                 if not location:
                     raise RegistryError(f"{host} redirected without a Location")
                 new_url = urljoin(url, location)
-                new_host = urlparse(new_url).netloc
-                if new_host != urlparse(url).netloc:
-                    # Never forward credentials to another host (object storage, CDN, attacker).
+                new = urlparse(new_url)
+                old = urlparse(url)
+                if new.scheme not in ("http", "https"):
+                    raise RegistryError(f"{host} redirected to a non-HTTP URL ({new.scheme}:); refusing")
+                if new.netloc != old.netloc or new.scheme != old.scheme:
+                    # Never forward credentials to another host (object storage, CDN, attacker), nor
+                    # to the same host over another scheme.
                     headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-                    if urlparse(new_url).scheme != "https" and not (
-                        new_host in self.options.insecure or is_loopback(new_host)
-                    ):
-                        raise RegistryError(f"{host} redirected to plain HTTP at {new_host}; refusing")
+                if new.scheme == "http" and old.scheme == "https" and not (
+                        new.netloc in self.options.insecure or is_loopback(new.netloc)):
+                    raise RegistryError(f"{host} redirected from HTTPS to plain HTTP at {new.netloc}; refusing")
+                if new.scheme == "http" and new.netloc != old.netloc and not (
+                        new.netloc in self.options.insecure or is_loopback(new.netloc)):
+                    raise RegistryError(f"{host} redirected to plain HTTP at {new.netloc}; refusing")
                 url = new_url
                 continue
-            return resp
+            return resp, url
         raise RegistryError(f"{host}: too many redirects")
 
     # ---- manifests ------------------------------------------------------------------------
@@ -381,7 +434,8 @@ class RegistryClient:
             resp = self.request("GET", ref, url, scope=_pull(ref), headers={"Accept": accept},
                                 what=f"manifest {ref}", stream=True)
             try:
-                raw = _read_capped(resp, MAX_MANIFEST_BYTES, f"manifest {ref}")
+                raw = _read_capped(resp, MAX_MANIFEST_BYTES, f"manifest {ref}",
+                                   time.monotonic() + self.options.deadline)
             except httpx.TransportError as exc:
                 if attempt == self.options.retries:
                     raise RegistryError(f"manifest {ref}: connection dropped: {exc}") from exc
@@ -434,12 +488,15 @@ class RegistryClient:
             raise NotFoundError(f"image {ref} not found", 404)
         return desc
 
-    def put_manifest(self, ref: Reference, raw: bytes, media_type: str) -> str:
-        """PUT a manifest under ref's tag (or digest). Returns its digest. Safe to retry (idempotent)."""
+    def put_manifest(self, ref: Reference, raw: bytes, media_type: str, retry: bool = True) -> str:
+        """PUT a manifest under ref's tag (or digest). Returns its digest.
+
+        Retrying the same body is safe for an image's own tag or digest, never for a tag whose content
+        was planned from an earlier read (signature tags: the store re-reads and re-plans instead)."""
         digest = sha256_digest(raw)
         url = self._url(ref, f"manifests/{ref.tag or digest}")
         self.request("PUT", ref, url, scope=_push(ref), headers={"Content-Type": media_type},
-                     content=raw, ok=(200, 201, 202), what=f"push manifest {ref}")
+                     content=raw, ok=(200, 201, 202), what=f"push manifest {ref}", retry=retry)
         return digest
 
     def delete_manifest(self, ref: Reference, digest: str) -> None:
@@ -451,15 +508,24 @@ class RegistryClient:
         """Every tag of the repository, following `Link` pagination."""
         url: str | None = self._url(ref, f"tags/list?n={page_size}")
         tags: list[str] = []
+        pages = 0
         while url:
+            pages += 1
+            if pages > limits.MAX_TAG_PAGES:
+                raise RegistryError(f"tags of {ref.name}: more than {limits.MAX_TAG_PAGES} pages; refusing to read on")
             try:
                 resp = self.request("GET", ref, url, scope=_pull(ref), what=f"tags of {ref.name}")
             except NotFoundError:
                 return tags
             try:
-                tags.extend(resp.json().get("tags") or [])
+                page = resp.json()
+                page_tags = page.get("tags") if isinstance(page, dict) else None
             except ValueError as exc:
                 raise RegistryError(f"tags of {ref.name}: the registry answered invalid JSON") from exc
+            if page_tags is not None and not (isinstance(page_tags, list)
+                                              and all(isinstance(t, str) for t in page_tags)):
+                raise RegistryError(f"tags of {ref.name}: the registry answered a tag list that is not strings")
+            tags.extend(page_tags or [])
             link = resp.headers.get("Link")
             url = None
             if link and "rel=\"next\"" in link.replace("'", '"'):
@@ -493,13 +559,23 @@ class RegistryClient:
         url = self._url(ref, f"blobs/{digest}")
         offset = 0
         failures = 0
+        started = time.monotonic()
         while True:
             headers = {"Range": f"bytes={offset}-"} if offset else {}
             resp = self.request("GET", ref, url, scope=_pull(ref), headers=headers, stream=True,
                                 ok=(200, 206), what=f"blob {digest} of {ref.name}")
             skip = offset if resp.status_code == 200 else 0
             try:
-                for chunk in resp.iter_bytes(CHUNK):
+                length = int(resp.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = 0
+            deadline = started + self.options.blob_deadline(offset + length)
+            try:
+                for chunk in resp.iter_bytes():  # as the network delivers it, so the deadline is checked
+                    if time.monotonic() > deadline:
+                        raise RegistryError(
+                            f"blob {digest} of {ref.name}: not received within {deadline - started:.0f} s "
+                            f"({offset} bytes so far); the registry is too slow or stalling, try again later")
                     if skip:
                         if len(chunk) <= skip:
                             skip -= len(chunk)
@@ -606,6 +682,14 @@ class RegistryClient:
         return str(urljoin(url, loc))
 
 
+def _retry_after(resp: httpx.Response) -> float | None:
+    try:
+        value = float(resp.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
 def _is_cert_error(exc: Exception) -> bool:
     text = str(exc)
     return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text
@@ -632,25 +716,37 @@ def _close(resp: httpx.Response) -> None:
         resp.close()
 
 
-def _read_capped(resp: httpx.Response, cap: int, what: str) -> bytes:
+def _read_capped(resp: httpx.Response, cap: int, what: str, deadline: float | None = None,
+                 truncate: bool = False) -> bytes:
+    """The body, at most cap bytes (more is refused, or with truncate cut off), within the deadline."""
     out = bytearray()
     try:
         for chunk in resp.iter_bytes():
             out += chunk
             if len(out) > cap:
+                if truncate:
+                    return bytes(out[:cap])
                 raise RegistryError(f"{what}: larger than {cap} bytes; refusing it")
+            if deadline is not None and time.monotonic() > deadline:
+                raise RegistryError(f"{what}: the answer did not arrive in time ({len(out)} bytes so far); "
+                                    "the registry is too slow or stalling, try again later")
     finally:
         resp.close()
     return bytes(out)
 
 
 def _read_error(resp: httpx.Response) -> str:
+    """The registry's error messages from an error body, reading at most MAX_ERROR_BODY_BYTES of it."""
     try:
-        resp.read()
-        data = resp.json()
+        if resp.request.method == "HEAD":
+            return ""
+        raw = _read_capped(resp, limits.MAX_ERROR_BODY_BYTES, "error body",
+                           time.monotonic() + 10.0, truncate=True)
+        data = json.loads(raw)
         errors = data.get("errors") or []
         msgs = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)]
-        return f" ({'; '.join(msgs)})" if msgs else ""
+        text = "; ".join(msgs)[:500]
+        return f" ({text})" if msgs else ""
     except Exception:
         return ""
     finally:

@@ -27,7 +27,7 @@ from vouch.signing.sign import sign_digest
 from vouch.signing.signer import KeySigner
 from vouch.store.attest import attach_one_current, read_attestations
 from vouch.store.layout import StoredLayer
-from vouch.verify.attestations import bom_timestamp, verify_attestations
+from vouch.verify.attestations import age_problem, bom_time, verify_attestations
 from vouch.verify.signatures import verify_image
 
 CDX = PREDICATE_TYPES["cyclonedx"]
@@ -71,12 +71,12 @@ def current_key_for(signer: KeySigner, digest: str, refresh_after: dt.timedelta,
             return None
         if stmt.get("predicateType") != CDX:
             return None
-        if not any((s.get("digest") or {}).get(algo) == hexd for s in stmt.get("subject") or []
-                   if isinstance(s, dict)):
+        if not any(isinstance(s, dict) and isinstance(s.get("digest"), dict) and s["digest"].get(algo) == hexd
+                   for s in stmt.get("subject") or []):
             return None
         predicate = stmt.get("predicate")
-        ts = bom_timestamp(predicate)
-        if ts is None or now - ts > refresh_after or not generator_is_us(predicate):
+        ts, problem = bom_time(predicate)
+        if ts is None or problem or age_problem(ts, now, refresh_after) or not generator_is_us(predicate):
             return None
         return (ts.isoformat(), layer.descriptor.digest)
 

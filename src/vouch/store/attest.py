@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from vouch.errors import VouchError
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, RegistryClient
+from vouch.oci.digest import sha256_digest
 from vouch.oci.reference import Reference
 from vouch.signing.attestation import open_envelope
 from vouch.store.layout import (
@@ -49,25 +50,35 @@ def statement_info(client: RegistryClient, repo: Reference, layer: StoredLayer) 
         return None, None, None
 
 
+def superseded_by_same_type(d: Descriptor, state: TagState) -> bool:
+    """A vanished attestation was replaced when the tag now holds another one of its predicate type."""
+    ptype = (d.annotations or {}).get(ANN_PREDICATE_TYPE)
+    return ptype is not None and any(x.annotations.get(ANN_PREDICATE_TYPE) == ptype for x in state.layers)
+
+
 def attach(client: RegistryClient, image: Reference, digest: str, envelope_bytes: bytes, statement_bytes: bytes,
            predicate_type: str, public_key: ec.EllipticCurvePublicKey, replace: bool) -> AttachResult:
     repo = target_repository(image)
     tag = tag_for(digest, ATT_SUFFIX)
     layer = NewLayer(mt.DSSE_ENVELOPE, envelope_bytes, {ANN_PREDICATE_TYPE: predicate_type, ANN_SIGNATURE: ""})
     dropped = 0
-    cache: dict[str, tuple[str | None, bytes | None, bytes | None]] = {}
+    ours_digest = sha256_digest(statement_bytes)
+    # Per layer digest: (predicate type, identical statement signed by our key). Only these small facts
+    # are kept, not the envelopes: a tag of many large layers costs one layer's memory at a time.
+    cache: dict[str, tuple[str | None, bool]] = {}
 
-    def info(x: StoredLayer) -> tuple[str | None, bytes | None, bytes | None]:
+    def info(x: StoredLayer) -> tuple[str | None, bool]:
         key = x.descriptor.digest
         if key not in cache:
-            cache[key] = statement_info(client, repo, x)
+            ptype, stmt, raw = statement_info(client, repo, x)
+            by_us = (stmt is not None and raw is not None and sha256_digest(stmt) == ours_digest
+                     and open_envelope(raw).verify([public_key]) is not None)
+            cache[key] = (ptype, by_us)
+            x.payload = None
         return cache[key]
 
     def same_statement_by_us(x: StoredLayer) -> bool:
-        _, stmt, raw = info(x)
-        if stmt != statement_bytes or raw is None:
-            return False
-        return open_envelope(raw).verify([public_key]) is not None
+        return info(x)[1]
 
     def planner(state: TagState) -> list[Descriptor] | None:
         nonlocal dropped
@@ -80,7 +91,8 @@ def attach(client: RegistryClient, image: Reference, digest: str, envelope_bytes
         first = ours[0].descriptor if ours else layer.descriptor()
         return [first, *keep] if replace else [*keep, first]
 
-    result = update_tag(client, repo, tag, planner, blobs=[envelope_bytes])
+    result = update_tag(client, repo, tag, planner, blobs=[envelope_bytes], replacing=replace,
+                        superseded=superseded_by_same_type)
     return AttachResult(digest, result.changed, dropped, f"{repo.name}:{tag}")
 
 
@@ -108,12 +120,15 @@ def attach_one_current(client: RegistryClient, image: Reference, digest: str, en
     tag = tag_for(digest, ATT_SUFFIX)
     layer = NewLayer(mt.DSSE_ENVELOPE, envelope_bytes, {ANN_PREDICATE_TYPE: predicate_type, ANN_SIGNATURE: ""})
     ours_key = current_key(StoredLayer(layer.descriptor(), envelope_bytes), envelope_bytes)
-    cache: dict[str, tuple[str | None, bytes | None, bytes | None]] = {}
+    # Per layer digest: (predicate type, its current-key or None); envelopes are not kept.
+    cache: dict[str, tuple[str | None, tuple[str, str] | None]] = {}
     dropped = 0
 
-    def info(x: StoredLayer) -> tuple[str | None, bytes | None, bytes | None]:
+    def info(x: StoredLayer) -> tuple[str | None, tuple[str, str] | None]:
         if x.descriptor.digest not in cache:
-            cache[x.descriptor.digest] = statement_info(client, repo, x)
+            ptype, _, raw = statement_info(client, repo, x)
+            cache[x.descriptor.digest] = (ptype, current_key(x, raw) if raw is not None else None)
+            x.payload = None
         return cache[x.descriptor.digest]
 
     def planner(state: TagState) -> list[Descriptor] | None:
@@ -122,8 +137,7 @@ def attach_one_current(client: RegistryClient, image: Reference, digest: str, en
         others = [x.descriptor for x in state.layers if x not in same]
         scored = []
         for x in same:
-            raw = info(x)[2]
-            k = current_key(x, raw) if raw is not None else None
+            k = info(x)[1]
             if k is not None:
                 scored.append((k, x.descriptor.digest, x.descriptor))
         if len(same) == 1 and scored:
@@ -137,5 +151,6 @@ def attach_one_current(client: RegistryClient, image: Reference, digest: str, en
         dropped = len([x for x in same if x.descriptor.digest != winner.digest])
         return [winner, *others]
 
-    result = update_tag(client, repo, tag, planner, blobs=[envelope_bytes])
+    result = update_tag(client, repo, tag, planner, blobs=[envelope_bytes], replacing=True,
+                        superseded=superseded_by_same_type)
     return AttachResult(digest, result.changed, dropped, f"{repo.name}:{tag}")

@@ -15,11 +15,12 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from vouch.errors import NotFoundError, RegistryError, VerificationError
+from vouch import limits
+from vouch.errors import NotFoundError, RegistryError, VerificationError, VouchError
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, Manifest, RegistryClient
 from vouch.oci.digest import sha256_digest
@@ -29,7 +30,7 @@ log = logging.getLogger("vouch.store")
 
 SIG_SUFFIX = "sig"
 ATT_SUFFIX = "att"
-MAX_PAYLOAD_BYTES = {SIG_SUFFIX: 1024 * 1024, ATT_SUFFIX: 128 * 1024 * 1024}
+MAX_PAYLOAD_BYTES = {SIG_SUFFIX: limits.MAX_SIGNATURE_PAYLOAD_BYTES, ATT_SUFFIX: limits.MAX_ATTESTATION_BYTES}
 ANN_SIGNATURE = "dev.cosignproject.cosign/signature"
 
 
@@ -101,6 +102,71 @@ def fetch_payload(client: RegistryClient, repo: Reference, layer: StoredLayer, s
     return layer.payload
 
 
+@dataclass
+class PayloadRead:
+    """One layer to check, with its payload or the reason it could not be read."""
+
+    layer: StoredLayer
+    payload: bytes | None
+    error: str = ""
+
+
+@dataclass
+class TagReading:
+    """What a verifier reads of a tag: the layers within the bounds, and what it skipped."""
+
+    skipped_layers: int = 0  # over limits.MAX_LAYERS_PER_TAG
+    skipped_bytes: int = 0  # layers not read because the tag's byte budget was spent
+
+    def note(self) -> str:
+        parts = []
+        if self.skipped_layers:
+            parts.append(f"{self.skipped_layers} layer(s) past the first {limits.MAX_LAYERS_PER_TAG} not read")
+        if self.skipped_bytes:
+            parts.append(f"{self.skipped_bytes} layer(s) not read: the tag's payloads exceed "
+                         f"{limits.MAX_ATTESTATION_BYTES_PER_TAG} bytes")
+        return "; ".join(parts)
+
+
+def read_payloads(client: RegistryClient, repo: Reference, layers: list[StoredLayer], suffix: str,
+                  reading: TagReading) -> Iterator[PayloadRead]:
+    """The payloads of a tag's layers, bounded: at most MAX_LAYERS_PER_TAG distinct layers, each blob
+    fetched once, at most MAX_ATTESTATION_BYTES_PER_TAG bytes in all. Payloads are not kept: a caller
+    that needs one after the loop keeps it itself, so memory is one layer at a time."""
+    distinct: dict[str, StoredLayer] = {}
+    for x in layers:
+        distinct.setdefault(layer_key(x.descriptor), x)
+    todo = list(distinct.values())
+    if len(todo) > limits.MAX_LAYERS_PER_TAG:
+        reading.skipped_layers = len(todo) - limits.MAX_LAYERS_PER_TAG
+        todo = todo[: limits.MAX_LAYERS_PER_TAG]
+    budget = limits.MAX_ATTESTATION_BYTES_PER_TAG
+    small: dict[str, bytes] = {}  # small payloads (signatures) by digest: each blob fetched once
+    last: tuple[str, bytes] | None = None  # and the last large one (a repeated SBOM envelope)
+    for x in todo:
+        d = x.descriptor
+        cached = small.get(d.digest) if last is None or last[0] != d.digest else last[1]
+        if cached is not None:
+            yield PayloadRead(x, cached)
+            continue
+        if d.size > budget:
+            reading.skipped_bytes += 1
+            continue
+        try:
+            payload = fetch_payload(client, repo, x, suffix)
+        except VouchError as exc:
+            yield PayloadRead(x, None, str(exc))
+            continue
+        finally:
+            x.payload = None
+        budget -= len(payload)
+        if len(payload) <= 64 * 1024:
+            small[d.digest] = payload
+        else:
+            last = (d.digest, payload)
+        yield PayloadRead(x, payload)
+
+
 def _config_for(descriptors: list[Descriptor]) -> bytes:
     """The empty image config go-containerregistry writes for cosign's signature images."""
     cfg: dict[str, Any] = {
@@ -129,6 +195,9 @@ def build_manifest(client: RegistryClient, repo: Reference, descriptors: list[De
 # Decides, from the current layers, what the new list should be. Returns None when nothing
 # needs to change (idempotent no-op).
 Planner = Callable[[TagState], list[Descriptor] | None]
+# Says whether a layer that vanished from the tag was superseded by what the tag holds now (another
+# writer's deliberate replacement), rather than lost to a concurrent writer's stale plan.
+Superseded = Callable[[Descriptor, TagState], bool]
 
 
 @dataclass
@@ -136,59 +205,145 @@ class UpdateResult:
     changed: bool
     manifest_digest: str | None
     attempts: int
+    restored: int = 0  # layers another writer's stale update had removed, put back
+
+
+def layer_key(d: Descriptor) -> str:
+    """A layer's identity in a tag: the same payload signed by two keys is two layers."""
+    return json.dumps(d.to_json(), sort_keys=True, separators=(",", ":"))
+
+
+def _confirm_absent(client: RegistryClient, repo: Reference, tag: str, confirm_delay: float) -> TagState:
+    """A 404 for a signature tag is believed only when a second read and the tag list agree.
+
+    Registries on eventually consistent storage answer 404 for a tag that exists, just after a
+    write; taking that as "empty" would make the writer put a tag holding only its own layer and
+    drop every other signer's. If the tag is listed but keeps answering 404, nothing is written."""
+    for attempt in range(4):
+        time.sleep(confirm_delay * (2**attempt))
+        state = read_tag(client, repo, tag)
+        if state.manifest is not None:
+            log.info("%s:%s: a read answered 404 but the tag exists", repo.name, tag)
+            return state
+        if attempt == 0 and tag not in client.list_tags(repo):
+            return state
+    raise RegistryError(f"{repo.name}:{tag}: the registry lists this tag but answers 404 for it; refusing to write "
+                        "(a write now could drop the signatures stored there); try again later")
 
 
 def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Planner,
                blobs: list[bytes] | None = None, max_attempts: int = 8,
-               settle: float | None = None) -> UpdateResult:
-    """Read-modify-write of a signature tag, safe against concurrent writers.
+               settle: float | None = None, replacing: bool = False,
+               superseded: Superseded | None = None, confirm_delay: float = 0.05) -> UpdateResult:
+    """Read-modify-write of a signature tag, safe against concurrent writers and faults.
 
-    The planner says what the layer list should become, or None when the tag already holds what
-    we want. After a write the tag is read back (planner must now say None), and once more after
-    a settle delay, to catch a concurrent writer that put a manifest built from an older read;
-    on a lost update the whole cycle runs again. Blobs are pushed first.
-
-    The settle delay defaults to twice our own read→put window, between 20 ms and 2 s: a
-    concurrent writer puts at most one such window after its read, which came before our put.
+    - The planner says what the layer list should become, or None when the tag already holds what we
+      want. Every attempt re-reads and re-plans: a manifest PUT is never retried with a body planned
+      from an older read (a 503 with Retry-After, a dropped connection: wait, read, plan again).
+    - Every layer seen in any read of this update must still be there at the end, unless the planner
+      dropped it (`replacing`) or another writer superseded it: a layer
+      that vanished — a concurrent writer put a manifest built from an older read, or the registry
+      served an old view — is put back. Without `replacing`, a plan that drops a layer is a bug.
+    - A 404 for the tag is confirmed before a new tag is created (see _confirm_absent).
+    - After a write the tag is read back, and once more after a settle delay (twice our own
+      read→put window, between 20 ms and 2 s: a concurrent writer puts at most one such window
+      after its read, which came before our put), and the whole cycle runs again on a lost update.
     """
     for blob in blobs or []:
         client.push_blob(repo, blob)
     wrote = False
     last_digest: str | None = None
     window = 0.0
-    for attempt in range(1, max_attempts + 1):
-        if attempt > 2:  # a lost update already happened: back off with jitter before re-reading
+    # Every layer read from the tag during this update (other writers' layers; our own content is the
+    # planner's to judge: an equivalent layer by another writer with our key may stand in for it).
+    seen: dict[str, Descriptor] = {}
+    dropped: set[str] = set()  # layers our own plan removed
+    restored_total = 0
+    checked_blobs: dict[str, bool] = {}
+
+    def merged(state: TagState) -> tuple[TagState, int]:
+        """The state as read, plus the layers seen earlier that vanished without being superseded."""
+        present = {layer_key(x.descriptor) for x in state.layers}
+        missing = [d for k, d in seen.items() if k not in present and k not in dropped
+                   and not (superseded is not None and superseded(d, state))]
+        back = []
+        for d in missing:
+            if d.digest not in checked_blobs:
+                checked_blobs[d.digest] = client.blob_exists(repo, d.digest)
+            if checked_blobs[d.digest]:
+                back.append(StoredLayer(d))
+            else:
+                log.warning("%s:%s: layer %s vanished and its blob is gone; it cannot be put back",
+                            repo.name, tag, d.digest)
+        if back:
+            log.warning("%s:%s: %d layer(s) seen earlier are missing (a concurrent writer's stale update?); "
+                        "putting them back", repo.name, tag, len(back))
+        return TagState(state.manifest, state.layers + back), len(back)
+
+    def remember(state: TagState) -> None:
+        for x in state.layers:
+            seen.setdefault(layer_key(x.descriptor), x.descriptor)
+
+    def read(first: bool) -> TagState:
+        state = read_tag(client, repo, tag)
+        if state.manifest is None and first and not seen:
+            state = _confirm_absent(client, repo, tag, confirm_delay)
+        remember(state)
+        return state
+
+    attempt = 0
+    retry_after: float | None = None
+    while attempt < max_attempts:
+        attempt += 1
+        if retry_after is not None:
+            client.sleep_before_retry(attempt - 1, retry_after)
+            retry_after = None
+        elif attempt > 2:  # a lost update already happened: back off with jitter before re-reading
             time.sleep(random.uniform(0.0, 0.05) * attempt)
         started = time.monotonic()
-        state = read_tag(client, repo, tag)
+        state, restored = merged(read(first=attempt == 1))
         new = planner(state)
+        if new is None and restored:
+            new = [x.descriptor for x in state.layers]  # nothing of ours to add, but layers to put back
         if new is None:
             delay = settle if settle is not None else min(2.0, max(0.02, 2 * window))
             if wrote and delay > 0:
                 # Our write is in place; check it is still there after a concurrent writer's window.
                 time.sleep(delay * (0.75 + 0.5 * random.random()))
-                again = read_tag(client, repo, tag)
-                if planner(again) is None:
-                    return UpdateResult(True, again.manifest.digest if again.manifest else None, attempt)
+                again, restored = merged(read(first=False))
+                if planner(again) is None and not restored:
+                    return UpdateResult(True, again.manifest.digest if again.manifest else None, attempt,
+                                        restored_total)
                 log.info("%s:%s changed under us; re-applying", repo.name, tag)
                 continue
-            return UpdateResult(wrote, state.manifest.digest if state.manifest else None, attempt)
+            return UpdateResult(wrote, state.manifest.digest if state.manifest else None, attempt, restored_total)
+        new_keys = {layer_key(d) for d in new}
+        removed = {layer_key(x.descriptor) for x in state.layers} - new_keys
+        if removed and not replacing:
+            raise AssertionError(f"{repo.name}:{tag}: a plan without replacement dropped {len(removed)} layer(s)")
         try:
             raw = build_manifest(client, repo, new)
-            last_digest = client.put_manifest(repo.with_tag(tag), raw, mt.OCI_MANIFEST)
+            last_digest = client.put_manifest(repo.with_tag(tag), raw, mt.OCI_MANIFEST, retry=False)
         except RegistryError as exc:
-            # A registry may briefly not see a blob another writer is committing at the same moment
-            # (distribution's filesystem driver rewrites the repository link in place): make sure our
-            # blobs are there and try the whole read-modify-write again.
-            if exc.status != 400 or "BLOB_UNKNOWN" not in str(exc) or attempt == max_attempts:
-                raise
-            log.info("%s:%s: registry did not see a blob yet (%s); retrying", repo.name, tag, exc)
-            for blob in blobs or []:
-                client.push_blob(repo, blob)
-            time.sleep(random.uniform(0.05, 0.2) * attempt)
-            continue
+            if exc.status == 400 and "BLOB_UNKNOWN" in str(exc) and attempt < max_attempts:
+                # A registry may briefly not see a blob another writer is committing at the same moment
+                # (distribution's filesystem driver rewrites the repository link in place): make sure
+                # our blobs are there and try the whole read-modify-write again.
+                log.info("%s:%s: registry did not see a blob yet (%s); retrying", repo.name, tag, exc)
+                for blob in blobs or []:
+                    client.push_blob(repo, blob)
+                checked_blobs.clear()
+                time.sleep(random.uniform(0.05, 0.2) * attempt)
+                continue
+            if exc.transient and attempt < max_attempts:
+                # The PUT may or may not have happened: wait as told, then read and plan again.
+                log.info("%s:%s: write failed (%s); re-reading before trying again", repo.name, tag, exc)
+                retry_after = exc.retry_after if exc.retry_after is not None else 0.0
+                continue
+            raise
+        dropped |= removed
+        restored_total += restored
         window = max(window, time.monotonic() - started)
         wrote = True
     raise RegistryError(f"{repo.name}:{tag}: could not apply the update after {max_attempts} attempts "
                         f"(concurrent writers?); last manifest {last_digest}; nothing was removed, run again")
-

@@ -9,7 +9,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from vouch.errors import VerificationError, VouchError
+from vouch.errors import VerificationError
 from vouch.keys.cosign import key_id
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import RegistryClient
@@ -20,7 +20,8 @@ from vouch.store.layout import (
     ANN_SIGNATURE,
     SIG_SUFFIX,
     StoredLayer,
-    fetch_payload,
+    TagReading,
+    read_payloads,
     read_tag,
     tag_for,
     target_repository,
@@ -42,6 +43,7 @@ class VerifyResult:
     digest: str
     checks: list[SignatureCheck] = field(default_factory=list)
     problem: str = ""  # a reason that concerns the whole tag (missing, wrong media types)
+    skipped: str = ""  # layers not read (over the bounds of limits.py), said to the user
 
     @property
     def verified(self) -> list[SignatureCheck]:
@@ -54,9 +56,10 @@ class VerifyResult:
     def reason(self) -> str:
         if self.problem:
             return self.problem
+        tail = f" ({self.skipped})" if self.skipped else ""
         if not self.checks:
-            return "no signatures found"
-        return "no valid signature: " + "; ".join(sorted({c.reason for c in self.checks}))
+            return "no signatures found" + tail
+        return "no valid signature: " + "; ".join(sorted({c.reason for c in self.checks})) + tail
 
 
 def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: list[ec.EllipticCurvePublicKey],
@@ -79,6 +82,8 @@ def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: list[ec.E
     except VerificationError as exc:
         return SignatureCheck(d.digest, False, str(exc))
     critical = obj["critical"]
+    if not isinstance(critical, dict):
+        return SignatureCheck(d.digest, False, "payload's critical section is not an object")
     if critical.get("type") != SIGNATURE_TYPE:
         return SignatureCheck(d.digest, False, f"payload type {critical.get('type')!r} is not {SIGNATURE_TYPE!r}")
     signed_digest = critical["image"]["docker-manifest-digest"]
@@ -112,13 +117,13 @@ def verify_image(client: RegistryClient, image: Reference, keys: list[ec.Ellipti
                           "manifests must be OCI (containers/image refuses Docker media types)")
         return result
     ref_check = image.docker_reference if check_reference else None
-    for layer in state.layers:
-        try:
-            payload = fetch_payload(client, repo, layer, SIG_SUFFIX)
-        except VouchError as exc:
-            result.checks.append(SignatureCheck(layer.descriptor.digest, False, str(exc)))
+    reading = TagReading()
+    for item in read_payloads(client, repo, state.layers, SIG_SUFFIX, reading):
+        if item.payload is None:
+            result.checks.append(SignatureCheck(item.layer.descriptor.digest, False, item.error))
             continue
-        result.checks.append(check_layer(layer, payload, digest, keys, annotations, ref_check))
+        result.checks.append(check_layer(item.layer, item.payload, digest, keys, annotations, ref_check))
+    result.skipped = reading.note()
     return result
 
 
