@@ -142,10 +142,9 @@ def read_payloads(client: RegistryClient, repo: Reference, layers: list[StoredLa
         todo = todo[: limits.MAX_LAYERS_PER_TAG]
     budget = limits.MAX_ATTESTATION_BYTES_PER_TAG
     small: dict[str, bytes] = {}  # small payloads (signatures) by digest: each blob fetched once
-    last: tuple[str, bytes] | None = None  # and the last large one (a repeated SBOM envelope)
     for x in todo:
         d = x.descriptor
-        cached = small.get(d.digest) if last is None or last[0] != d.digest else last[1]
+        cached = small.get(d.digest)
         if cached is not None:
             yield PayloadRead(x, cached)
             continue
@@ -162,9 +161,10 @@ def read_payloads(client: RegistryClient, repo: Reference, layers: list[StoredLa
         budget -= len(payload)
         if len(payload) <= 64 * 1024:
             small[d.digest] = payload
-        else:
-            last = (d.digest, payload)
-        yield PayloadRead(x, payload)
+        item = PayloadRead(x, payload)
+        del payload  # the caller holds the only reference: gone before the next layer is fetched
+        yield item
+        del item
 
 
 def _config_for(descriptors: list[Descriptor]) -> bytes:

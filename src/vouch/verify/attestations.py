@@ -16,7 +16,7 @@ from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
 from vouch.signing.attestation import INTOTO_PAYLOAD_TYPE, PREDICATE_TYPES, open_envelope
 from vouch.store.attest import ANN_PREDICATE_TYPE, read_attestations
-from vouch.store.layout import ATT_SUFFIX, TagReading, read_payloads
+from vouch.store.layout import ATT_SUFFIX, PayloadRead, TagReading, read_payloads
 
 _AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -137,6 +137,78 @@ class AttestationResult:
         return [f"{c.layer_digest[:19]}: {c.reason}" for c in self.checks if not c.ok and c.reason]
 
 
+def _check_layer(item: PayloadRead, keys: list[ec.EllipticCurvePublicKey], predicate_type: str | None,
+                 max_age: dt.timedelta | None, now: dt.datetime, digest: str) -> AttestationCheck:
+    """One attestation layer against the policy (signature, payload type, statement type, subject, age)."""
+    algo, _, hexd = digest.partition(":")
+    layer = item.layer
+    d = layer.descriptor
+    check = AttestationCheck(d.digest, False, predicate_type=layer.annotations.get(ANN_PREDICATE_TYPE))
+    if d.media_type != mt.DSSE_ENVELOPE:
+        check.reason = f"layer media type {d.media_type!r} is not a DSSE envelope"
+        return check
+    if item.payload is None:
+        check.reason = item.error
+        return check
+    try:
+        env = open_envelope(item.payload)
+    except VouchError as exc:
+        check.reason = str(exc)
+        return check
+    if env.payload_type != INTOTO_PAYLOAD_TYPE:
+        check.reason = f"payloadType {env.payload_type!r} is not {INTOTO_PAYLOAD_TYPE!r}"
+        return check
+    check.key_id = env.verify(keys)
+    if check.key_id is None:
+        # Nothing of an unverified statement is read further (nor kept): it is not evidence.
+        check.reason = "DSSE signature does not verify with the given key(s) (unknown signer or edited statement)"
+        return check
+    try:
+        stmt = env.statement()
+    except VouchError as exc:
+        check.reason = str(exc)
+        return check
+    stmt_type = stmt.get("predicateType")
+    annotated = check.predicate_type
+    check.predicate_type = str(stmt_type) if stmt_type is not None else None
+    if predicate_type is not None and check.predicate_type != predicate_type:
+        check.reason = f"statement is of type {check.predicate_type}, not {predicate_type}"
+        if annotated == predicate_type:
+            check.reason = (f"the layer's predicateType annotation says {annotated} but the signed statement "
+                            f"says {check.predicate_type}")
+            check.predicate_type = predicate_type  # count it as a refused attestation of the asked type
+        return check
+    if annotated is not None and annotated != check.predicate_type:
+        check.reason = (f"the layer's predicateType annotation says {annotated} but the signed statement says "
+                        f"{check.predicate_type}")
+        return check
+    subjects = stmt.get("subject") or []
+    if not any(isinstance(s, dict) and isinstance(s.get("digest"), dict) and s["digest"].get(algo) == hexd
+               for s in subjects):
+        names = [f"{s.get('name')}@{algo}:{s['digest'].get(algo) if isinstance(s.get('digest'), dict) else '?'}"
+                 for s in subjects if isinstance(s, dict)]
+        check.reason = f"statement subject {', '.join(names) or '(none)'} is not this image ({digest})"
+        return check
+    if check.predicate_type == PREDICATE_TYPES["cyclonedx"]:
+        ts, problem = bom_time(stmt.get("predicate"))
+        if ts is not None:
+            check.age = now - ts
+        if max_age is not None:
+            if problem:
+                check.reason = problem
+                return check
+            if ts is None:
+                check.reason = "the SBOM has no metadata.timestamp, so its age cannot be checked"
+                return check
+            check.reason = age_problem(ts, now, max_age)
+            if check.reason:
+                return check
+    check.statement = stmt
+    check.envelope = item.payload
+    check.ok = True
+    return check
+
+
 def verify_attestations(client: RegistryClient, image: Reference, keys: list[ec.EllipticCurvePublicKey],
                         predicate_type: str | None, max_age: dt.timedelta | None = None,
                         now: dt.datetime | None = None) -> AttestationResult:
@@ -145,74 +217,9 @@ def verify_attestations(client: RegistryClient, image: Reference, keys: list[ec.
     digest = desc.digest
     result = AttestationResult(f"{image.name}@{digest}", digest, predicate_type)
     repo, layers = read_attestations(client, image, digest)
-    algo, _, hexd = digest.partition(":")
     reading = TagReading()
     for item in read_payloads(client, repo, layers, ATT_SUFFIX, reading):
-        layer = item.layer
-        d = layer.descriptor
-        check = AttestationCheck(d.digest, False, predicate_type=layer.annotations.get(ANN_PREDICATE_TYPE))
-        result.checks.append(check)
-        if d.media_type != mt.DSSE_ENVELOPE:
-            check.reason = f"layer media type {d.media_type!r} is not a DSSE envelope"
-            continue
-        if item.payload is None:
-            check.reason = item.error
-            continue
-        try:
-            env = open_envelope(item.payload)
-        except VouchError as exc:
-            check.reason = str(exc)
-            continue
-        if env.payload_type != INTOTO_PAYLOAD_TYPE:
-            check.reason = f"payloadType {env.payload_type!r} is not {INTOTO_PAYLOAD_TYPE!r}"
-            continue
-        check.key_id = env.verify(keys)
-        if check.key_id is None:
-            # Nothing of an unverified statement is read further (nor kept): it is not evidence.
-            check.reason = "DSSE signature does not verify with the given key(s) (unknown signer or edited statement)"
-            continue
-        try:
-            stmt = env.statement()
-        except VouchError as exc:
-            check.reason = str(exc)
-            continue
-        stmt_type = stmt.get("predicateType")
-        annotated = check.predicate_type
-        check.predicate_type = str(stmt_type) if stmt_type is not None else None
-        if predicate_type is not None and check.predicate_type != predicate_type:
-            check.reason = f"statement is of type {check.predicate_type}, not {predicate_type}"
-            if annotated == predicate_type:
-                check.reason = (f"the layer's predicateType annotation says {annotated} but the signed statement "
-                                f"says {check.predicate_type}")
-                check.predicate_type = predicate_type  # count it as a refused attestation of the asked type
-            continue
-        if annotated is not None and annotated != check.predicate_type:
-            check.reason = (f"the layer's predicateType annotation says {annotated} but the signed statement says "
-                            f"{check.predicate_type}")
-            continue
-        subjects = stmt.get("subject") or []
-        if not any(isinstance(s, dict) and isinstance(s.get("digest"), dict) and s["digest"].get(algo) == hexd
-                   for s in subjects):
-            names = [f"{s.get('name')}@{algo}:{s['digest'].get(algo) if isinstance(s.get('digest'), dict) else '?'}"
-                     for s in subjects if isinstance(s, dict)]
-            check.reason = f"statement subject {', '.join(names) or '(none)'} is not this image ({digest})"
-            continue
-        if check.predicate_type == PREDICATE_TYPES["cyclonedx"]:
-            ts, problem = bom_time(stmt.get("predicate"))
-            if ts is not None:
-                check.age = now - ts
-            if max_age is not None:
-                if problem:
-                    check.reason = problem
-                    continue
-                if ts is None:
-                    check.reason = "the SBOM has no metadata.timestamp, so its age cannot be checked"
-                    continue
-                check.reason = age_problem(ts, now, max_age)
-                if check.reason:
-                    continue
-        check.statement = stmt
-        check.envelope = item.payload
-        check.ok = True
+        result.checks.append(_check_layer(item, keys, predicate_type, max_age, now, digest))
+        del item  # one envelope in memory at a time
     result.skipped = reading.note()
     return result
