@@ -139,3 +139,14 @@ def test_upload_errors(dtrack: FakeDT, bom_file: Path, tmp_path: Path, case: str
     lines = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
     assert len(lines) == 1 and message in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_api_key_never_sent_over_plain_http_to_another_host() -> None:
+    """The API key is a credential: plain HTTP is accepted only on loopback (issue 12)."""
+    from vouch.dtrack import upload_bom
+    from vouch.errors import InputError
+
+    with pytest.raises(InputError, match="clear text"):
+        upload_bom("http://dtrack.example.org", "secret", "p", "1", b"{}", False)
+    with pytest.raises(InputError, match="not an http"):
+        upload_bom("ftp://dtrack.example.org", "secret", "p", "1", b"{}", False)

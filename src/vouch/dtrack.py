@@ -7,9 +7,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from urllib.parse import urlparse
+
 import httpx
 
 from vouch.errors import InputError, RegistryError
+from vouch.oci.client import is_loopback
 
 
 def _problem(resp: httpx.Response) -> str:
@@ -34,6 +37,12 @@ def upload_bom(url: str, api_key: str, project: str, version: str, bom: bytes, a
     if not api_key:
         raise InputError("no Dependency-Track API key: set DTRACK_API_KEY")
     base = url.rstrip("/")
+    parsed = urlparse(base)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InputError(f"--url {url!r} is not an http(s) URL of a Dependency-Track server")
+    if parsed.scheme == "http" and not is_loopback(parsed.netloc):
+        raise InputError(f"--url {url} is plain HTTP: the API key would cross the network in clear text; "
+                         "use the server's https:// URL")
     body = {"projectName": project, "projectVersion": version, "autoCreate": auto_create,
             "bom": base64.b64encode(bom).decode()}
     headers = {"X-Api-Key": api_key, "Content-Type": "application/json", "Accept": "application/json"}

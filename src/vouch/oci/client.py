@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import random
+import re
 import ssl
 import threading
 import time
@@ -38,6 +39,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CHUNK = 1024 * 1024
 
 BlobOpener = Callable[[], Iterator[bytes]]
+# algorithm:encoded as the OCI image spec defines a digest
+_DIGEST_RE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -57,17 +60,24 @@ class Descriptor:
         return out
 
     @staticmethod
-    def from_json(obj: dict[str, Any]) -> Descriptor:
-        try:
-            return Descriptor(
-                media_type=str(obj["mediaType"]),
-                digest=str(obj["digest"]),
-                size=int(obj["size"]),
-                annotations=obj.get("annotations"),
-                platform=obj.get("platform"),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"malformed OCI descriptor: {exc}") from exc
+    def from_json(obj: Any) -> Descriptor:
+        """A descriptor from a manifest, checked for type and shape (the manifest comes from outside)."""
+        if not isinstance(obj, dict):
+            raise InputError("malformed OCI descriptor: not a JSON object")
+        media_type, digest, size = obj.get("mediaType"), obj.get("digest"), obj.get("size")
+        annotations, platform = obj.get("annotations"), obj.get("platform")
+        if not isinstance(media_type, str) or not isinstance(digest, str):
+            raise InputError("malformed OCI descriptor: mediaType and digest must be strings")
+        if not _DIGEST_RE.fullmatch(digest):
+            raise InputError(f"malformed OCI descriptor: digest {digest[:80]!r} is not algorithm:hex")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InputError("malformed OCI descriptor: size must be a non-negative integer")
+        if annotations is not None and not (isinstance(annotations, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in annotations.items())):
+            raise InputError("malformed OCI descriptor: annotations must map strings to strings")
+        if platform is not None and not isinstance(platform, dict):
+            raise InputError("malformed OCI descriptor: platform must be an object")
+        return Descriptor(media_type, digest, size, annotations, platform)
 
 
 @dataclass
@@ -95,13 +105,23 @@ class Manifest:
     def is_index(self) -> bool:
         return mt.is_index(self.media_type)
 
+    def _list(self, key: str) -> list[Descriptor]:
+        items = self.json.get(key)
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            raise InputError(f"manifest {self.digest}: `{key}` is not a list")
+        return [Descriptor.from_json(x) for x in items]
+
     def layers(self) -> list[Descriptor]:
-        return [Descriptor.from_json(x) for x in self.json.get("layers") or []]
+        return self._list("layers")
 
     def children(self) -> list[Descriptor]:
-        return [Descriptor.from_json(x) for x in self.json.get("manifests") or []]
+        return self._list("manifests")
 
     def config(self) -> Descriptor:
+        if "config" not in self.json:
+            raise InputError(f"manifest {self.digest} has no config")
         return Descriptor.from_json(self.json["config"])
 
     def descriptor(self) -> Descriptor:
