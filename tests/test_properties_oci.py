@@ -3,6 +3,7 @@ descriptors, auth challenges. Arbitrary input gives a value or a VouchError, nev
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -22,10 +23,11 @@ json_values: st.SearchStrategy[Any] = st.recursive(
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
     max_leaves=30,
 )
-GOOD = {"mediaType": mt.OCI_LAYER if hasattr(mt, "OCI_LAYER") else "application/vnd.oci.image.layer.v1.tar+gzip",
+GOOD = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
         "digest": "sha256:" + "ab" * 32, "size": 12, "annotations": {"a": "b"}}
 descriptor_like = st.fixed_dictionaries(
-    {}, optional={"mediaType": json_values | st.just(GOOD["mediaType"]), "digest": json_values | st.just(GOOD["digest"]),
+    {}, optional={"mediaType": json_values | st.just(GOOD["mediaType"]),
+                  "digest": json_values | st.just(GOOD["digest"]),
                   "size": json_values | st.just(12), "annotations": json_values | st.just({"a": "b"}),
                   "platform": json_values | st.just({"os": "linux"})})
 manifest_like = st.fixed_dictionaries(
@@ -54,10 +56,8 @@ def test_manifest_parts_are_values_or_vouch_errors(obj: dict[str, Any]) -> None:
 @SETTINGS
 @given(st.binary(max_size=300))
 def test_manifest_bytes_are_values_or_vouch_errors(raw: bytes) -> None:
-    try:
+    with contextlib.suppress(VouchError):
         _all_parts(Manifest(raw, mt.OCI_MANIFEST, "sha256:" + "0" * 64))
-    except VouchError:
-        pass
 
 
 @SETTINGS
