@@ -14,17 +14,28 @@ DOCKER_HUB_GGCR_NAME = "index.docker.io"
 DEFAULT_TAG = "latest"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
-_PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+# Every pattern is used with fullmatch: `$` would also match before a trailing newline, so that
+# "host/repo\n:tag" would parse. Character classes are spelled out (no `\w`, which is Unicode-wide).
+_PATH_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _DOMAIN_RE = re.compile(
-    r"^(?:localhost|(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*"
-    r"|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$"
+    r"(?:localhost|(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*"
+    r"|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?"
 )
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})$")
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128}")
+# Control characters (C0, DEL, C1): never part of a reference, and a newline in one could forge log lines.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Longest reference quoted back in a message: the name is at most 255 characters, tag and digest ~200.
+_SHOW_MAX = 300
+
+
+def _show(text: str) -> str:
+    """text quoted for a message, cut short if an attacker made it huge."""
+    return repr(text) if len(text) <= _SHOW_MAX else repr(text[:_SHOW_MAX]) + f"... ({len(text)} characters)"
 
 
 def is_digest(value: str) -> bool:
-    return bool(_DIGEST_RE.match(value))
+    return bool(_DIGEST_RE.fullmatch(value))
 
 
 @dataclass(frozen=True)
@@ -79,30 +90,33 @@ class Reference:
 def parse_reference(text: str) -> Reference:
     """Parse REF the way `docker pull` does; raise ReferenceError_ with a one-line reason."""
     original = text
+    if _CONTROL_RE.search(text):
+        raise ReferenceError_(f"invalid image reference {_show(original)}: it contains a control character "
+                              "(newline, tab, ...); write the reference on one line")
     text = text.strip()
     if not text:
         raise ReferenceError_("empty image reference: give one like registry.example.com/team/app:1.0")
     if "://" in text:
-        raise ReferenceError_(f"invalid image reference {original!r}: drop the URL scheme (write host/repo:tag)")
+        raise ReferenceError_(f"invalid image reference {_show(original)}: drop the URL scheme (write host/repo:tag)")
     digest: str | None = None
     if "@" in text:
         text, digest = text.split("@", 1)
-        if not _DIGEST_RE.match(digest):
+        if not _DIGEST_RE.fullmatch(digest):
             raise ReferenceError_(
-                f"invalid image reference {original!r}: digest {digest!r} is not sha256:<64 hex digits>"
+                f"invalid image reference {_show(original)}: digest {_show(digest)} is not sha256:<64 hex digits>"
             )
     tag: str | None = None
     slash = text.rfind("/")
     colon = text.rfind(":")
     if colon > slash:
         text, tag = text[:colon], text[colon + 1 :]
-        if not _TAG_RE.match(tag):
-            raise ReferenceError_(f"invalid image reference {original!r}: bad tag {tag!r}")
+        if not _TAG_RE.fullmatch(tag):
+            raise ReferenceError_(f"invalid image reference {_show(original)}: bad tag {_show(tag)}")
     first, sep, rest = text.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         registry, path = first, rest
-        if not _DOMAIN_RE.match(registry):
-            raise ReferenceError_(f"invalid image reference {original!r}: bad registry host {registry!r}")
+        if not _DOMAIN_RE.fullmatch(registry):
+            raise ReferenceError_(f"invalid image reference {_show(original)}: bad registry host {_show(registry)}")
         registry = registry.lower()
     else:
         registry, path = DEFAULT_REGISTRY, text
@@ -110,11 +124,11 @@ def parse_reference(text: str) -> Reference:
         registry = DEFAULT_REGISTRY
     if registry == DEFAULT_REGISTRY and "/" not in path:
         path = f"library/{path}"
-    if not path or not _PATH_RE.match(path):
+    if not path or not _PATH_RE.fullmatch(path):
         hint = " (repository names must be lowercase)" if path != path.lower() else ""
-        raise ReferenceError_(f"invalid image reference {original!r}: bad repository {path!r}{hint}")
+        raise ReferenceError_(f"invalid image reference {_show(original)}: bad repository {_show(path)}{hint}")
     if len(registry) + 1 + len(path) > 255:
-        raise ReferenceError_(f"invalid image reference {original!r}: name longer than 255 characters")
+        raise ReferenceError_(f"invalid image reference {_show(original)}: name longer than 255 characters")
     if tag is None and digest is None:
         tag = DEFAULT_TAG
     return Reference(registry, path, tag, digest)
