@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from vouch.errors import InputError
 from vouch.keys.cosign import key_id
-from vouch.signing.payload import go_json
+from vouch.signing.payload import go_json, loads_json
 from vouch.signing.signer import KeySigner, verify_with_any
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -79,12 +77,16 @@ class OpenedEnvelope:
     raw: bytes
 
     def statement(self) -> dict[str, Any]:
+        """The in-toto statement, its shape checked: _type and predicateType strings, a non-empty subject
+        list of {name: str, digest: {algorithm: hex}} objects; the predicate may be any JSON."""
         try:
-            obj = json.loads(self.payload)
+            obj = loads_json(self.payload)
         except ValueError as exc:
             raise InputError("the attestation payload is not JSON") from exc
-        if not isinstance(obj, dict):
-            raise InputError("the attestation payload is not an in-toto statement")
+        problem = _statement_problem(obj)
+        if problem:
+            raise InputError(f"the attestation payload is not an in-toto statement: {problem}")
+        assert isinstance(obj, dict)
         return obj
 
     def verify(self, keys: list[ec.EllipticCurvePublicKey]) -> str | None:
@@ -97,11 +99,69 @@ class OpenedEnvelope:
         return None
 
 
+def _statement_problem(obj: Any) -> str | None:
+    """What keeps obj from being an in-toto statement, or None."""
+    if not isinstance(obj, dict):
+        return "it is not a JSON object"
+    for field in ("_type", "predicateType"):
+        if not isinstance(obj.get(field), str):
+            return f"{field} is missing or not a string"
+    subjects = obj.get("subject")
+    if not isinstance(subjects, list) or not subjects:
+        return "subject is missing or not a non-empty list"
+    for i, s in enumerate(subjects):
+        if not isinstance(s, dict):
+            return f"subject[{i}] is not an object"
+        if "name" in s and not isinstance(s["name"], str):
+            return f"subject[{i}].name is not a string"
+        digest = s.get("digest")
+        if not isinstance(digest, dict):
+            return f"subject[{i}].digest is missing or not an object"
+        if not all(isinstance(v, str) for v in digest.values()):
+            return f"subject[{i}].digest has a value that is not a string"
+    return None
+
+
+def _envelope_problem(obj: Any) -> str | None:
+    """What keeps obj from being a DSSE envelope, or None."""
+    if not isinstance(obj, dict):
+        return "it is not a JSON object"
+    for field in ("payloadType", "payload"):
+        if not isinstance(obj.get(field), str):
+            return f"{field} is missing or not a string"
+    sigs = obj.get("signatures")
+    if sigs is not None and not isinstance(sigs, list):
+        return "signatures is not a list"
+    for i, sig in enumerate(sigs or []):
+        if not isinstance(sig, dict) or not isinstance(sig.get("sig"), str):
+            return f"signatures[{i}] is not an object with a sig string"
+        if sig.get("keyid") is not None and not isinstance(sig["keyid"], str):
+            return f"signatures[{i}].keyid is not a string"
+    return None
+
+
+def _b64(text: str) -> bytes:
+    """Standard base64, strictly (ValueError otherwise, also for non-ASCII text)."""
+    return base64.b64decode(text, validate=True)
+
+
 def open_envelope(raw: bytes) -> OpenedEnvelope:
+    """A DSSE envelope's fields, type-checked and base64-decoded; InputError for anything else."""
     try:
-        obj = json.loads(raw)
-        payload = base64.b64decode(obj["payload"], validate=True)
-        sigs = [base64.b64decode(s["sig"], validate=True) for s in obj.get("signatures") or []]
-        return OpenedEnvelope(str(obj["payloadType"]), payload, sigs, raw)
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise InputError("not a DSSE envelope") from exc
+        obj = loads_json(raw)
+    except ValueError as exc:
+        raise InputError("not a DSSE envelope: it is not JSON") from exc
+    problem = _envelope_problem(obj)
+    if problem:
+        raise InputError(f"not a DSSE envelope: {problem}")
+    try:
+        payload = _b64(obj["payload"])
+    except ValueError as exc:
+        raise InputError("not a DSSE envelope: payload is not base64") from exc
+    sigs = []
+    for i, s in enumerate(obj.get("signatures") or []):
+        try:
+            sigs.append(_b64(s["sig"]))
+        except ValueError as exc:
+            raise InputError(f"not a DSSE envelope: signatures[{i}].sig is not base64") from exc
+    return OpenedEnvelope(obj["payloadType"], payload, sigs, raw)

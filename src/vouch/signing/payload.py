@@ -32,14 +32,45 @@ def go_json(obj: Any) -> bytes:
     return text.encode()
 
 
-def parse_payload(payload: bytes) -> dict[str, Any]:
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_json(data: bytes | str) -> Any:
+    """json.loads as Go's encoding/json reads: NaN/Infinity are refused; too-deep nesting is a ValueError."""
     try:
-        obj = json.loads(payload)
-        critical = obj["critical"]
-        _ = critical["image"]["docker-manifest-digest"]
-        _ = critical["type"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise VerificationError("signature payload is not a cosign simple-signing payload") from exc
+        return json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+
+
+def _not_simple_signing(why: str) -> VerificationError:
+    return VerificationError(f"signature payload is not a cosign simple-signing payload: {why}")
+
+
+def parse_payload(payload: bytes) -> dict[str, Any]:
+    """The payload as JSON, its shape checked: callers may index critical.identity/image/type and optional."""
+    try:
+        obj = loads_json(payload)
+    except ValueError as exc:
+        raise _not_simple_signing("it is not JSON") from exc
     if not isinstance(obj, dict):
         raise VerificationError("signature payload is not a JSON object")
+    critical = obj.get("critical")
+    if not isinstance(critical, dict):
+        raise _not_simple_signing("critical is missing or not an object")
+    identity = critical.get("identity")
+    if not isinstance(identity, dict):
+        raise _not_simple_signing("critical.identity is missing or not an object")
+    if "docker-reference" in identity and not isinstance(identity["docker-reference"], str):
+        raise _not_simple_signing("critical.identity.docker-reference is not a string")
+    image = critical.get("image")
+    if not isinstance(image, dict):
+        raise _not_simple_signing("critical.image is missing or not an object")
+    if not isinstance(image.get("docker-manifest-digest"), str):
+        raise _not_simple_signing("critical.image.docker-manifest-digest is missing or not a string")
+    if not isinstance(critical.get("type"), str):
+        raise _not_simple_signing("critical.type is missing or not a string")
+    if obj.get("optional") is not None and not isinstance(obj["optional"], dict):
+        raise _not_simple_signing("optional is neither null nor an object")
     return obj
