@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from vouch.errors import InputError, NotFoundError, RegistryError
+from vouch.yamlsafe import load_yaml, read_limited
 
 PREFIX = "k8s://"
 
@@ -47,6 +47,17 @@ def secret_manifest(namespace: str, name: str, private_pem: bytes, public_pem: b
     }
 
 
+def _named(items: Any, name: Any, field: str) -> dict[str, Any] | None:
+    """The `field` object of the entry called name in a kubeconfig list (contexts, clusters, users)."""
+    if not isinstance(items, list) or not isinstance(name, str) or not name:
+        return None
+    for item in items:
+        if isinstance(item, dict) and item.get("name") == name:
+            value = item.get(field)
+            return value if isinstance(value, dict) else None
+    return None
+
+
 @dataclass
 class KubeClient:
     server: str
@@ -59,38 +70,65 @@ class KubeClient:
         cfg_path = Path(path or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
                         or Path.home() / ".kube" / "config")
         try:
-            cfg = yaml.safe_load(cfg_path.read_text())
-        except OSError as exc:
-            raise InputError(f"cannot read kubeconfig {cfg_path}: {exc.strerror}; set KUBECONFIG") from exc
-        try:
-            ctx_name = cfg["current-context"]
-            ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)
-            cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
-            users: list[dict[str, Any]] = [u["user"] for u in cfg.get("users") or [] if u["name"] == ctx.get("user")]
-            user: dict[str, Any] = (users[0] if users else None) or {}
-        except (KeyError, StopIteration, TypeError) as exc:
-            raise InputError(f"kubeconfig {cfg_path} has no usable current context") from exc
+            raw = read_limited(cfg_path)
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise InputError(f"cannot read kubeconfig {cfg_path}: {why}; set KUBECONFIG") from exc
+        cfg = load_yaml(raw, f"kubeconfig {cfg_path}")
+        ctx = cluster = None
+        if isinstance(cfg, dict):
+            ctx = _named(cfg.get("contexts"), cfg.get("current-context"), "context")
+            cluster = _named(cfg.get("clusters"), ctx.get("cluster"), "cluster") if ctx else None
+        if ctx is None or cluster is None or not isinstance(cluster.get("server"), str) or not cluster["server"]:
+            raise InputError(f"kubeconfig {cfg_path} has no usable current context")
+        assert isinstance(cfg, dict)
+        user = _named(cfg.get("users"), ctx.get("user"), "user") or {}
+
+        def text(obj: dict[str, Any], field: str) -> str | None:
+            value = obj.get(field)
+            if value is None or value == "":
+                return None
+            if not isinstance(value, str) or not value.isprintable():
+                raise InputError(f"kubeconfig {cfg_path}: {field} is not a string of printable characters")
+            return value
+
+        def b64(obj: dict[str, Any], field: str) -> bytes | None:
+            value = text(obj, field)
+            if value is None:
+                return None
+            try:
+                return base64.b64decode(value, validate=True)
+            except ValueError as exc:
+                raise InputError(f"kubeconfig {cfg_path}: {field} is not base64") from exc
+
         headers: dict[str, str] = {}
-        if user.get("token"):
-            headers["Authorization"] = f"Bearer {user['token']}"
-        elif user.get("username") and user.get("password"):
-            basic = base64.b64encode(f"{user['username']}:{user['password']}".encode()).decode()
+        token, username, password = text(user, "token"), text(user, "username"), text(user, "password")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        elif username and password:
+            basic = base64.b64encode(f"{username}:{password}".encode()).decode()
             headers["Authorization"] = f"Basic {basic}"
         verify: Any = True
-        if cluster.get("insecure-skip-tls-verify"):
-            verify = False
-        elif cluster.get("certificate-authority-data"):
-            verify = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
-        elif cluster.get("certificate-authority"):
-            verify = ssl.create_default_context(cafile=cluster["certificate-authority"])
+        ca_data, ca_file = b64(cluster, "certificate-authority-data"), text(cluster, "certificate-authority")
+        try:
+            if cluster.get("insecure-skip-tls-verify") is True:
+                verify = False
+            elif ca_data:
+                verify = ssl.create_default_context(cadata=ca_data.decode())
+            elif ca_file:
+                verify = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; non-UTF-8 PEM a ValueError
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())
+            raise InputError(f"kubeconfig {cfg_path}: the cluster's CA certificate does not load: {why}") from exc
         cert = None
-        if user.get("client-certificate-data") and user.get("client-key-data"):
+        cert_data, key_data = b64(user, "client-certificate-data"), b64(user, "client-key-data")
+        if cert_data and key_data:
             d = Path(tempfile.mkdtemp(prefix="vouch-kube-"))
-            (d / "c.pem").write_bytes(base64.b64decode(user["client-certificate-data"]))
+            (d / "c.pem").write_bytes(cert_data)
             key_file = d / "k.pem"
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
-                f.write(base64.b64decode(user["client-key-data"]))
+                f.write(key_data)
             cert = (str(d / "c.pem"), str(key_file))
         return KubeClient(str(cluster["server"]).rstrip("/"), headers, verify, cert)
 
@@ -98,7 +136,11 @@ class KubeClient:
         verify = self.verify
         if self.cert is not None:
             ctx = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
-            ctx.load_cert_chain(*self.cert)
+            try:
+                ctx.load_cert_chain(*self.cert)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise InputError("the kubeconfig's client-certificate-data and client-key-data do not load as a "
+                                 "PEM certificate and key") from exc
             verify = ctx
         return httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), verify=verify, headers=self.headers)
 
@@ -114,9 +156,11 @@ class KubeClient:
             raise NotFoundError(f"{what}: not found", 404)
         if resp.status_code >= 400:
             try:
-                msg = resp.json().get("message", "")
+                body = resp.json()
+                msg = str(body.get("message", "")) if isinstance(body, dict) else ""
             except ValueError:
-                msg = resp.text[:200]
+                msg = resp.text
+            msg = " ".join(msg.split())[:300]
             raise RegistryError(f"{what}: Kubernetes API answered HTTP {resp.status_code}: {msg}", resp.status_code)
 
     def _request(self, method: str, namespace: str, name: str, body: dict[str, Any] | None = None) -> httpx.Response:
@@ -133,8 +177,24 @@ class KubeClient:
         return resp
 
     def get_secret(self, namespace: str, name: str) -> dict[str, bytes]:
-        data = self._request("GET", namespace, name).json().get("data") or {}
-        return {k: base64.b64decode(v) for k, v in data.items()}
+        what = f"secret {namespace}/{name}"
+        resp = self._request("GET", namespace, name)
+        try:
+            body = resp.json()
+        except ValueError as exc:
+            raise RegistryError(f"{what}: the Kubernetes API answered invalid JSON") from exc
+        data = (body.get("data") if isinstance(body, dict) else None) or {}
+        if not isinstance(body, dict) or not isinstance(data, dict):
+            raise RegistryError(f"{what}: the Kubernetes API answered something else than a Secret object")
+        out: dict[str, bytes] = {}
+        for k, v in data.items():
+            try:
+                if not isinstance(v, str):
+                    raise ValueError("not a string")
+                out[k] = base64.b64decode(v, validate=True)
+            except ValueError as exc:
+                raise RegistryError(f"{what}: the Secret's data value {k[:100]!r} is not base64") from exc
+        return out
 
     def delete_secret(self, namespace: str, name: str) -> None:
         self._request("DELETE", namespace, name)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from vouch.errors import InputError
 from vouch.oci.reference import Reference, parse_reference
+from vouch.yamlsafe import load_yaml, read_limited
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off"}
@@ -30,11 +30,12 @@ class Release:
 def load_manifest(path: str) -> Release:
     """release.yaml:  release: 2026.04 / images: [REF, {ref: REF, platform: linux/amd64}, ...]"""
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        raw = read_limited(Path(path))
     except OSError as exc:
-        raise InputError(f"cannot read release manifest {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(f"release manifest {path} is not valid YAML: {exc}") from exc
+        raise InputError(f"cannot read release manifest {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a path with a NUL byte
+        raise InputError(f"cannot read release manifest {path!r}: {exc}") from exc
+    data = load_yaml(raw, f"release manifest {path}")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not data["images"]:
         raise InputError(f"release manifest {path} needs a non-empty `images:` list")
     images = []
@@ -42,10 +43,18 @@ def load_manifest(path: str) -> Release:
         if isinstance(item, str):
             images.append(ReleaseImage(parse_reference(item)))
         elif isinstance(item, dict) and isinstance(item.get("ref"), str):
-            images.append(ReleaseImage(parse_reference(item["ref"]), item.get("platform")))
+            platform = item.get("platform")
+            if platform is not None and not isinstance(platform, str):
+                raise InputError(f"release manifest {path}: images[{i}].platform must be a string like "
+                                 "linux/amd64")
+            images.append(ReleaseImage(parse_reference(item["ref"]), platform))
         else:
             raise InputError(f"release manifest {path}: images[{i}] must be a reference or {{ref: ..., platform: ...}}")
     name = data.get("release")
+    # A name or version: YAML reads 2026.04 as a float and 2026-04-01 as a date, both fine as text.
+    if name is not None and not isinstance(name, str | int | float | dt.date):
+        raise InputError(f"release manifest {path}: `release:` must be a name or version (a string), "
+                         f"not a {type(name).__name__}")
     return Release(str(name) if name is not None else None, images)
 
 
