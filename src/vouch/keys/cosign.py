@@ -6,6 +6,7 @@ Pure functions: no I/O here, so every one is tested against the shared vectors.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
 import os
@@ -28,19 +29,36 @@ ACCEPTED_N = (32768, 65536, 131072)
 SALT_LEN = 32
 NONCE_LEN = 24
 
-_PEM_RE = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END \1-----", re.S)
+# BEGIN/END lines. Blocks are paired in one linear pass: a regex spanning BEGIN ... END would rescan the
+# rest of the file for every unmatched BEGIN (quadratic: minutes for a 500 KB file of BEGIN lines).
+_PEM_MARKER_RE = re.compile(r"-----(BEGIN|END) ([A-Z0-9 ]{1,64})-----")
 
 
 def pem_blocks(data: bytes | str) -> list[tuple[str, bytes]]:
-    """All PEM blocks in data: (label, DER/body bytes)."""
+    """All PEM blocks in data: (label, DER/body bytes). A BEGIN pairs with the next END of its label."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    markers = list(_PEM_MARKER_RE.finditer(text))
+    ends: dict[str, list[int]] = {}  # label -> indexes in markers of its END lines, ascending
+    for i, m in enumerate(markers):
+        if m.group(1) == "END":
+            ends.setdefault(m.group(2), []).append(i)
     out = []
-    for m in _PEM_RE.finditer(text):
-        body = "".join(m.group(2).split())
+    done = 0  # text before this offset belongs to a block already read
+    for i, m in enumerate(markers):
+        if m.group(1) != "BEGIN" or m.start() < done:
+            continue
+        label = m.group(2)
+        candidates = ends.get(label, [])
+        j = bisect.bisect_right(candidates, i)
+        if j == len(candidates):
+            continue
+        end = markers[candidates[j]]
+        body = "".join(text[m.end() : end.start()].split())
         try:
-            out.append((m.group(1), base64.b64decode(body, validate=True)))
+            out.append((label, base64.b64decode(body, validate=True)))
         except ValueError as exc:
-            raise KeyError_(f"PEM block {m.group(1)!r} is not valid base64") from exc
+            raise KeyError_(f"PEM block {label!r} is not valid base64") from exc
+        done = end.end()
     return out
 
 
@@ -72,25 +90,55 @@ def encrypt_envelope(plaintext: bytes, password: bytes, *, salt: bytes | None = 
     return json.dumps(env, separators=(",", ":")).encode()
 
 
+def _envelope_problem(env: Any) -> str | None:
+    """What keeps env from having the shape of cosign's envelope, or None (values are checked after)."""
+    if not isinstance(env, dict):
+        return "not a JSON object"
+    kdf, cipher = env.get("kdf"), env.get("cipher")
+    if not isinstance(kdf, dict) or not isinstance(cipher, dict):
+        return "kdf or cipher is missing or not an object"
+    params = kdf.get("params")
+    if not isinstance(params, dict):
+        return "kdf.params is missing or not an object"
+    for k in ("N", "r", "p"):
+        # bool is an int in Python, not in JSON; a float (32768.0, 1e400) is not an integer parameter.
+        if not isinstance(params.get(k), int) or isinstance(params[k], bool):
+            return f"kdf.params.{k} is missing or not an integer"
+    for where, obj, k in (("kdf", kdf, "name"), ("kdf", kdf, "salt"), ("cipher", cipher, "name"),
+                          ("cipher", cipher, "nonce")):
+        if not isinstance(obj.get(k), str):
+            return f"{where}.{k} is missing or not a string"
+    if not isinstance(env.get("ciphertext"), str):
+        return "ciphertext is missing or not a string"
+    return None
+
+
 def decrypt_envelope(envelope: bytes, password: bytes) -> bytes:
     """Decrypt a go-securesystemslib/cosign envelope. Refuses unknown KDFs, ciphers and parameters."""
     try:
         env: Any = json.loads(envelope)
-        kdf, cipher = env["kdf"], env["cipher"]
-        params = kdf["params"]
-        n, r, p = int(params["N"]), int(params["r"]), int(params["p"])
+    except (ValueError, RecursionError) as exc:
+        raise KeyError_("the encrypted key envelope is malformed (not cosign's JSON format)") from exc
+    problem = _envelope_problem(env)
+    if problem:
+        raise KeyError_(f"the encrypted key envelope is malformed (not cosign's JSON format): {problem}")
+    kdf, cipher = env["kdf"], env["cipher"]
+    n, r, p = (kdf["params"][k] for k in ("N", "r", "p"))
+    kdf_name, cipher_name = kdf["name"], cipher["name"]
+    try:
         salt = base64.b64decode(kdf["salt"], validate=True)
         nonce = base64.b64decode(cipher["nonce"], validate=True)
         ciphertext = base64.b64decode(env["ciphertext"], validate=True)
-        kdf_name, cipher_name = kdf["name"], cipher["name"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise KeyError_("the encrypted key envelope is malformed (not cosign's JSON format)") from exc
+    except ValueError as exc:
+        raise KeyError_("the encrypted key envelope is malformed (not cosign's JSON format): "
+                        "salt, nonce or ciphertext is not base64") from exc
     if kdf_name != "scrypt":
-        raise KeyError_(f"unsupported key derivation {kdf_name!r}: cosign keys use scrypt")
+        raise KeyError_(f"unsupported key derivation {kdf_name[:64]!r}: cosign keys use scrypt")
     if cipher_name != "nacl/secretbox":
-        raise KeyError_(f"unsupported cipher {cipher_name!r}: cosign keys use nacl/secretbox")
+        raise KeyError_(f"unsupported cipher {cipher_name[:64]!r}: cosign keys use nacl/secretbox")
     if n not in ACCEPTED_N or r != 8 or p != 1:
-        raise KeyError_(f"unsupported scrypt parameters N={n} r={r} p={p}: accepted are N in "
+        shown_n, shown_r, shown_p = (str(x) if len(str(x)) <= 20 else "(huge)" for x in (n, r, p))
+        raise KeyError_(f"unsupported scrypt parameters N={shown_n} r={shown_r} p={shown_p}: accepted are N in "
                         f"{', '.join(map(str, ACCEPTED_N))} with r=8 p=1")
     if len(nonce) != NONCE_LEN:
         raise KeyError_("the encrypted key envelope has a nonce of the wrong length")
@@ -163,7 +211,7 @@ def load_private_key(pem: bytes, password: bytes) -> ec.EllipticCurvePrivateKey:
                         "which cosign refuses); re-import it with `vouch import-key-pair`")
     try:
         key = serialization.load_der_private_key(plaintext, password=None)
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise KeyError_("the decrypted private key is not PKCS#8 (cosign refuses SEC1 and other encodings); "
                         "re-import it with `vouch import-key-pair`") from exc
     _check_p256(key, "the private key")
@@ -198,7 +246,7 @@ def load_public_keys(pem: bytes, what: str = "public key file") -> list[ec.Ellip
             continue
         try:
             key = serialization.load_der_public_key(der)
-        except (ValueError, UnsupportedAlgorithm) as exc:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise KeyError_(f"{what}: a PUBLIC KEY block does not parse") from exc
         _check_p256(key, what)
         assert isinstance(key, ec.EllipticCurvePublicKey)
