@@ -268,6 +268,119 @@ def test_first_and_last_layer_recorded(tmp_path: Path) -> None:
     _ = TarEntry
 
 
+# ---- cost per entry: constant whatever the headers, markers and paths ----------------------------
+
+
+def _timed_scan(tmp_path: Path, layers: list[Layer]) -> tuple[SbomResult, float]:
+    import time
+
+    start = time.monotonic()
+    r = sbom_of(tmp_path, layers)
+    return r, time.monotonic() - start
+
+
+def _pax_tar(global_keys: int, files: int) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT,
+                      pax_headers={f"{i:x}": "" for i in range(global_keys)}) as tf:
+        for i in range(files):
+            tf.addfile(tarfile.TarInfo(f"srv/f{i}"), io.BytesIO(b""))
+    return buf.getvalue()
+
+
+@pytest.mark.timeout(120)
+def test_pax_global_header_with_many_keys_costs_nothing_per_entry(tmp_path: Path) -> None:
+    """A PAX global header of 78,000 keys (~800 KiB, under the record limit) before 20,000 entries:
+    every entry used to copy all the keys (15 s for this layer); the keys the scan does not use are
+    dropped once, so the layer reads about as fast as without the header."""
+    big = _pax_tar(78_000, 20_000)
+    plain = _pax_tar(0, 20_000)
+    r, slow = _timed_scan(tmp_path / "a", [gz_layer(big)])
+    _, fast = _timed_scan(tmp_path / "b", [gz_layer(plain)])
+    assert len([n for n in r.view.nodes if n.startswith("srv/f")]) == 20_000
+    assert slow < 5 * fast + 2.0, (slow, fast)  # generous: the old cost was ~60x
+
+
+@pytest.mark.timeout(120)
+def test_repeated_opaque_markers_cost_one_walk(tmp_path: Path) -> None:
+    """20,000 copies of one opaque-directory marker over a 20,000-file directory: each copy used to
+    walk the whole directory again (M x 20k); a marker met before, or one under a directory already
+    hidden, now costs a dict lookup."""
+    lower = gz_layer(raw_tar([entry(f"opt/a/d{i % 100}/f{i}", b"") for i in range(20_000)]))
+    markers = gz_layer(raw_tar([entry("opt/a/.wh..wh..opq")] * 20_000 + [entry("opt/a/new", b"1")]))
+    nested = gz_layer(raw_tar([entry("opt/a/.wh..wh..opq")] + [entry(f"opt/a/d{i}/.wh..wh..opq") for i in range(100)]
+                              + [entry(f"opt/a/.wh.d{i}") for i in range(100)] + [entry("opt/a/new", b"1")]))
+    plain = gz_layer(raw_tar([entry("opt/a/.wh..wh..opq")] + [entry(f"opt/b/f{i}", b"") for i in range(20_000)]
+                             + [entry("opt/a/new", b"1")]))
+    r, slow = _timed_scan(tmp_path / "a", [lower, markers])
+    _, fast = _timed_scan(tmp_path / "b", [lower, plain])
+    assert [n for n in r.view.nodes if n.startswith("opt/")] == ["opt/a/new"]
+    assert r.view.is_dir("opt/a") and not r.view.is_dir("opt/a/d1")
+    r2 = sbom_of(tmp_path / "c", [lower, nested])
+    assert [n for n in r2.view.nodes if n.startswith("opt/")] == ["opt/a/new"]
+    assert slow < 5 * fast + 2.0, (slow, fast)  # the old cost was minutes
+
+
+def test_deep_implicit_directories_cost_linear_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 4 KiB path of 2,000 components whose parents have no entries: the index used to keep every
+    ancestor's full path (~4 MiB per entry, 910 MiB RSS for 200 of them in a 100 KiB layer); it keeps
+    one node per component now. Parents without entries are bounded per image."""
+    import tracemalloc
+
+    from vouch import limits
+
+    deep = "/".join(["a"] * 2000)
+    layer = gz_layer(raw_tar([entry(f"x{i}/{deep}", b"") for i in range(100)]))
+    tracemalloc.start()
+    try:
+        r = sbom_of(tmp_path / "a", [layer])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(r.view.nodes) == 100 and r.view.is_dir("x7/" + "/".join(["a"] * 1000))
+    assert r.view.resolve(f"x7/{deep}") == f"x7/{deep}"
+    assert peak < 96 * 1024 * 1024, peak  # the old index: ~400 MiB of ancestor strings
+    monkeypatch.setattr(limits, "SBOM_MAX_IMPLICIT_DIRS", 50_000)
+    with pytest.raises(InputError, match=r"layer 1 .*path index is too large.*without an entry"):
+        sbom_of(tmp_path / "b", [layer])
+
+
+def test_overlong_names_are_refused(tmp_path: Path) -> None:
+    """A GNU long name (or a PAX path) longer than limits.SBOM_MAX_PATH_BYTES: a clear error naming the
+    layer; a long-name record of gigabytes is refused before it is read."""
+    long_name = raw_tar([entry("d/" + "n" * 20_000, b"x")])
+    with pytest.raises(InputError, match=r"layer 1 .*longer than the limit of 16384"):
+        sbom_of(tmp_path / "a", [gz_layer(long_name)])
+    info = tarfile.TarInfo("././@LongLink")
+    info.type = tarfile.GNUTYPE_LONGNAME
+    info.size = 8 * 1024**3
+    huge = info.tobuf(format=tarfile.GNU_FORMAT)
+    with pytest.raises(InputError, match=r"layer 1 .*'L' metadata record of 8589934592 bytes is too large"):
+        sbom_of(tmp_path / "b", [gz_layer(huge + b"\0" * 1024)])
+
+
+def test_symlink_mazes_and_hard_link_chains_stay_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Symlink loops end after 40 hops; links that grow the path stop at the path limit; a maze asked
+    about many times spends at most the image's resolve budget, then paths are taken as written (with
+    one warning). A chain of 5,000 hard links, each to the previous one, costs one lookup per link."""
+    from vouch import limits
+
+    files = [entry("etc/os-release", OS), entry("loop/a", b"", tarfile.SYMTYPE, "b/x"),
+             entry("loop/b", b"", tarfile.SYMTYPE, "a/y"), entry("grow", b"", tarfile.SYMTYPE, "grow/" + "g/" * 4000),
+             entry("chain/0", b"data")]
+    files += [entry(f"chain/{i}", b"", tarfile.LNKTYPE, f"chain/{i - 1}") for i in range(1, 5000)]
+    r = sbom_of(tmp_path, [gz_layer(raw_tar(files))])
+    view = r.view
+    assert view.resolve("loop/a/z").startswith("loop/")  # ended, inside the root
+    assert len(view.resolve("grow/f")) <= limits.SBOM_MAX_PATH_BYTES + 8010
+    assert view.nodes["chain/4999"].kind == "f" and view.nodes["chain/4999"].size == 4
+    monkeypatch.setattr(limits, "SBOM_MAX_RESOLVE_STEPS", 10_000)
+    for i in range(1000):
+        view.resolve(f"loop/a/{i}")
+    assert view.resolve("loop/a/q") == "loop/a/q"  # the budget is spent: taken as written
+    assert sum("symlink resolution stopped" in w for w in view.warnings) == 1
+
+
 # ---- binaries and archives (file claimers: ELF, jar) ---------------------------------------------
 
 

@@ -81,6 +81,15 @@ SBOM_MAX_TAR_META_BYTES = 1024 * 1024
 SBOM_MAX_PATH_BYTES = 16 * 1024
 # Symlinks followed to resolve one path, as Linux's own limit (MAXSYMLINKS, 40): a loop ends there.
 SBOM_MAX_SYMLINK_HOPS = 40
+# Directories the path index creates for parents no entry of the image names (tars may omit them):
+# real images have a few thousand, one per directory at most. A deep path of implicit parents would
+# otherwise cost memory per component at no cost in the tar; past this the image is refused.
+SBOM_MAX_IMPLICIT_DIRS = 1_000_000
+# Path components walked and symlinks followed by all path lookups of one image's scan (catalogers
+# resolve every file a package database lists): real images need ~20 per lookup, ~20 million in all.
+# A symlink maze asked about millions of times stops here with a warning; later paths are taken as
+# written.
+SBOM_MAX_RESOLVE_STEPS = 200_000_000
 
 # ---- time ---------------------------------------------------------------------------------------------
 

@@ -74,6 +74,19 @@ class Node:
     mode: int = 0
 
 
+class _Dir:
+    """A node of the path index, a tree of path components: the entry at this path if there is one,
+    and the names below it. One of these per path (not per ancestor string, whose sum grows with the
+    square of a path's depth), so that a deep path costs memory and time linear in its length.
+    Invariant: a _Dir without an entry has children (emptied directories leave the index)."""
+
+    __slots__ = ("kids", "node")
+
+    def __init__(self) -> None:
+        self.kids: dict[str, _Dir] | None = None
+        self.node: Node | None = None
+
+
 @dataclass
 class LayerInfo:
     index: int
@@ -90,13 +103,22 @@ class Parsed:
     layer: int
 
 
+class IndexLimit(ValueError):
+    """The path index outgrew a bound (add_layer turns it into an InputError naming the layer)."""
+
+
 @dataclass
 class ImageView:
     layers: list[LayerInfo] = field(default_factory=list)
     nodes: dict[str, Node] = field(default_factory=dict)
     parsed: dict[str, Parsed] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    _children: dict[str, set[str]] = field(default_factory=dict)
+    _root: _Dir = field(default_factory=_Dir)
+    _implicit_dirs: int = 0  # index nodes created for parents that had no entry (yet): bounded
+    _resolve_steps: int = 0  # path components walked and symlinks followed by resolve(): bounded
+    _resolve_warned: bool = False
+    _last_parent_path: str = ""
+    _last_parent: _Dir | None = None  # the index node of the previous entry's directory
 
     # ---- queries for catalogers ----------------------------------------------------------
 
@@ -105,35 +127,44 @@ class ImageView:
 
     def is_dir(self, path: str) -> bool:
         """A directory, also one that only exists because paths below it do (tars may omit the entry)."""
-        p = self.resolve(path)
-        node = self.nodes.get(p)
-        if node is not None:
-            return node.kind == "d"
-        stack = list(self._children.get(p, ()))
-        while stack:  # any entry below it that still exists (whiteouts leave stale index entries)
-            k = stack.pop()
-            if k in self.nodes:
-                return True
-            stack.extend(self._children.get(k, ()))
-        return False
+        d = self._find(self.resolve(path))
+        if d is None:
+            return False
+        if d.node is not None:
+            return d.node.kind == "d"
+        return bool(d.kids)  # an implicit directory is in the index only while something is below it
 
-    def resolve(self, path: str, max_hops: int = 40) -> str:
-        """Follow symlinks (in any component) without ever leaving the root."""
+    def resolve(self, path: str, max_hops: int = limits.SBOM_MAX_SYMLINK_HOPS) -> str:
+        """Follow symlinks (in any component) without ever leaving the root. Linear in the path's
+        length per symlink followed; a symlink maze costs at most limits.SBOM_MAX_RESOLVE_STEPS for
+        the whole image, after which paths are taken as written (and a warning says so)."""
         path = clean_path(path)
         for _ in range(max_hops):
-            parts = path.split("/")
-            changed = False
-            for i in range(1, len(parts) + 1):
-                prefix = "/".join(parts[:i])
-                node = self.nodes.get(prefix)
+            if len(path) > limits.SBOM_MAX_PATH_BYTES or self._resolve_steps > limits.SBOM_MAX_RESOLVE_STEPS:
+                break  # no entry has a longer path; or the image's budget is spent
+            parts = path.split("/") if path else []
+            d: _Dir | None = self._root
+            for i, part in enumerate(parts):
+                kids = d.kids if d is not None else None
+                d = kids.get(part) if kids else None
+                if d is None:
+                    self._resolve_steps += i + 1
+                    return path  # nothing below: no further symlink on this path
+                node = d.node
                 if node is not None and node.kind == "l" and node.link is not None:
                     target = node.link
-                    base = target if target.startswith("/") else posixpath.join(posixpath.dirname(prefix), target)
-                    path = clean_path("/".join([base, *parts[i:]]))
-                    changed = True
+                    prefix = "/".join(parts[:i])
+                    base = target if target.startswith("/") else posixpath.join(prefix, target)
+                    path = clean_path("/".join([base, *parts[i + 1:]]))
+                    self._resolve_steps += i + 1 + len(path) // 64
                     break
-            if not changed:
+            else:
+                self._resolve_steps += len(parts)
                 return path
+        if self._resolve_steps > limits.SBOM_MAX_RESOLVE_STEPS and not self._resolve_warned:
+            self._resolve_warned = True
+            self.warnings.append(f"symlink resolution stopped after {limits.SBOM_MAX_RESOLVE_STEPS} steps (a "
+                                 "symlink maze?); later paths are taken as written")
         return path
 
     def get(self, path: str) -> Parsed | None:
@@ -147,6 +178,18 @@ class ImageView:
 
     # ---- building --------------------------------------------------------------------------
 
+    def _find(self, path: str) -> _Dir | None:
+        d = self._root
+        if not path:
+            return d
+        for part in path.split("/"):
+            kids = d.kids
+            nxt = kids.get(part) if kids else None
+            if nxt is None:
+                return None
+            d = nxt
+        return d
+
     def _add(self, path: str, node: Node) -> None:
         old = self.nodes.get(path)
         if old is not None:
@@ -154,33 +197,78 @@ class ImageView:
             if old.kind == "d" and node.kind != "d":
                 self._remove_tree(path, below_layer=None, keep_self=False)
         self.nodes[path] = node
-        # Register the whole ancestor chain: tars need not carry entries for parent directories,
-        # and a whiteout or opaque marker higher up must still reach this path.
-        child = path
-        while child:
-            parent = posixpath.dirname(child)
-            kids = self._children.setdefault(parent, set())
-            if child in kids:
-                break
-            kids.add(child)
-            child = parent
+        # Index the whole ancestor chain: tars need not carry entries for parent directories, and a
+        # whiteout or opaque marker higher up must still reach this path.
+        parent_path, _, name = path.rpartition("/")
+        parent = self._last_parent if parent_path == self._last_parent_path else None
+        if parent is None:  # not the directory of the previous entry (tars list a directory's files together)
+            parent = self._root
+            for part in parent_path.split("/") if parent_path else ():
+                kids = parent.kids
+                if kids is None:
+                    kids = parent.kids = {}
+                nxt = kids.get(part)
+                if nxt is None:
+                    nxt = kids[part] = _Dir()
+                    self._implicit_dirs += 1
+                parent = nxt
+            if self._implicit_dirs > limits.SBOM_MAX_IMPLICIT_DIRS:
+                raise IndexLimit(f"more than {limits.SBOM_MAX_IMPLICIT_DIRS} parent directories without an entry "
+                                 "of their own")
+            self._last_parent_path, self._last_parent = parent_path, parent
+        kids = parent.kids
+        if kids is None:
+            kids = parent.kids = {}
+        d = kids.get(name)
+        if d is None:
+            d = kids[name] = _Dir()
+        d.node = node
 
     def _remove_tree(self, path: str, below_layer: int | None, keep_self: bool) -> None:
-        stack = [path]
+        """Remove `path` (unless keep_self) and everything below it that lower layers brought (all of
+        it if below_layer is None). Children go before their parent, so that directories left empty
+        leave the index, up to the root: each removed path is visited once, ever."""
+        self._last_parent = None  # it may leave the index below
+        chain = [self._root]
+        parts = path.split("/") if path else []
+        for part in parts:
+            kids = chain[-1].kids
+            nxt = kids.get(part) if kids else None
+            if nxt is None:
+                return  # nothing indexed there
+            chain.append(nxt)
+        top = chain[-1]
+        # iterative post-order walk (deep trees must not hit the recursion limit)
+        stack: list[tuple[str, _Dir, list[tuple[str, _Dir]]]] = [(path, top, list(top.kids.items()) if top.kids
+                                                                  else [])]
         while stack:
-            p = stack.pop()
-            stack.extend(self._children.get(p, ()))
-            if keep_self and p == path:
+            p, d, todo = stack[-1]
+            if todo:
+                name, kid = todo.pop()
+                stack.append((f"{p}/{name}" if p else name, kid, list(kid.kids.items()) if kid.kids else []))
                 continue
-            node = self.nodes.get(p)
-            if node is None:
-                continue  # an implicit directory: its children were pushed above
-            if below_layer is not None and node.last_layer >= below_layer:
-                if node.first_layer < below_layer:
-                    node.first_layer = below_layer  # recreated above the whiteout: new from here on
-                continue
-            del self.nodes[p]
-            self.parsed.pop(p, None)
+            stack.pop()
+            node = d.node
+            if node is not None and not (keep_self and d is top):
+                if below_layer is not None and node.last_layer >= below_layer:
+                    if node.first_layer < below_layer:
+                        node.first_layer = below_layer  # recreated above the whiteout: new from here on
+                else:
+                    del self.nodes[p]
+                    self.parsed.pop(p, None)
+                    d.node = None
+            if stack and d.node is None and not d.kids:
+                parent = stack[-1][1]
+                assert parent.kids is not None
+                del parent.kids[p.rpartition("/")[2]]
+        # the top and its ancestors, if now empty and without an entry, leave the index too
+        for depth in range(len(chain) - 1, 0, -1):
+            d = chain[depth]
+            if d.node is not None or d.kids:
+                break
+            parent_kids = chain[depth - 1].kids
+            assert parent_kids is not None
+            del parent_kids[parts[depth - 1]]
 
 
 def clean_path(name: str) -> str:
@@ -243,8 +331,7 @@ def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claime
     file_claimers: list[FileClaimer] = [c for c in claimers if hasattr(c, "reduce_file")]
     what = f"layer {layer.index + 1} ({layer.digest[:19]})"
     i = layer.index
-    whiteouts: list[str] = []
-    opaques: list[str] = []
+    markers: dict[str, bool] = {}  # whiteout (True) or opaque-directory (False) marker paths: each once
     producer, stream = open_layer_stream(chunks, what, options.max_layer_bytes, options.max_ratio,
                                          options.ratio_floor)
     consumed = 0
@@ -261,9 +348,9 @@ def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claime
             if base.startswith(WHITEOUT):
                 parent = posixpath.dirname(path)
                 if base == OPAQUE:
-                    opaques.append(parent)
+                    markers.setdefault(parent, False)  # a repeated marker costs a dict lookup
                 else:
-                    whiteouts.append(posixpath.join(parent, base[len(WHITEOUT):]))
+                    markers[posixpath.join(parent, base[len(WHITEOUT):])] = True  # hides more than opaque
                 continue
             t = member.type
             if t == DIR:
@@ -316,12 +403,23 @@ def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claime
         producer.finish()  # the rest of the blob is read, so its digest is checked
     except TarFormatError as exc:
         raise InputError(f"{what}: not a readable tar stream ({exc})") from exc
+    except IndexLimit as exc:
+        raise InputError(f"{what}: the image's path index is too large ({exc}); refusing it") from exc
     except (EOFError, OSError) as exc:
         raise InputError(f"{what}: truncated or corrupt ({exc})") from exc
     finally:
         producer.close()
-    # Whiteouts hide what the lower layers had (entries of this layer stay).
-    for path in whiteouts:
-        view._remove_tree(path, below_layer=i, keep_self=False)
-    for path in opaques:
-        view._remove_tree(path, below_layer=i, keep_self=True)
+    apply_whiteouts(view, markers, i)
+
+
+def apply_whiteouts(view: ImageView, markers: dict[str, bool], layer: int) -> None:
+    """Whiteouts (True) and opaque markers (False) of one layer hide what the lower layers had below
+    them (entries of this layer stay). A marker below another one is already covered by it and is
+    skipped, so nested markers cost one walk of the tree, not one each."""
+    # "/" → "\0" in the sort key puts a path's descendants right after it (before "a-b" sorts "a/b")
+    covering: str | None = None
+    for path in sorted(markers, key=lambda p: p.replace("/", "\0")):
+        if covering is not None and (covering == "" or path.startswith(covering + "/")):
+            continue
+        covering = path
+        view._remove_tree(path, below_layer=layer, keep_self=not markers[path])

@@ -11,8 +11,12 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from vouch import limits
+
 BLOCK = 512
-MAX_META = 1024 * 1024  # a PAX or GNU long-name record larger than this is refused
+MAX_META = limits.SBOM_MAX_TAR_META_BYTES  # a PAX or GNU long-name record larger than this is refused
+MAX_NAME = limits.SBOM_MAX_PATH_BYTES  # a member name or link target longer than this is refused
+PAX_KEYS = frozenset(("path", "linkpath", "size"))  # the PAX keys the scan uses; the others are dropped
 
 REG, LNK, SYM, CHR, BLK, DIR, FIFO = "0", "1", "2", "3", "4", "5", "6"
 
@@ -49,24 +53,27 @@ def _str(field: bytes) -> str:
     return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def _pax(data: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _pax(data: bytes, into: dict[str, str]) -> None:
+    """The records of a PAX header that the scan uses (PAX_KEYS) into `into`: the others (times,
+    owners, xattrs, or 78,000 junk keys) are parsed and dropped, so they cost nothing per entry."""
     pos = 0
-    while pos < len(data):
-        sp = data.find(b" ", pos)
+    end = len(data)
+    while pos < end:
+        sp = data.find(b" ", pos, min(end, pos + 20))  # the decimal length: 20 digits at most
         if sp < 0:
-            break
+            break  # padding or trailing junk ends the records, as tarfile reads them
         try:
             length = int(data[pos:sp])
         except ValueError as exc:
             raise TarFormatError("bad PAX record length") from exc
-        if length <= 0 or pos + length > len(data):
-            raise TarFormatError("bad PAX record length")
+        if length <= sp + 1 - pos or pos + length > end or data[pos + length - 1] != 0x0A:
+            raise TarFormatError("bad PAX record length")  # a record ends with a newline, where its length says
         record = data[sp + 1 : pos + length - 1]  # without the trailing newline
-        key, _, value = record.partition(b"=")
-        out[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
+        key, eq, value = record.partition(b"=")
+        name = key.decode("utf-8", "replace")
+        if eq and name in PAX_KEYS:
+            into[name] = value.decode("utf-8", "surrogateescape")
         pos += length
-    return out
 
 
 class TarReader:
@@ -141,9 +148,9 @@ class TarReader:
                     raise TarFormatError(f"a {typeflag!r} metadata record of {size} bytes is too large")
                 data = self._read_exact(padded)[:size]
                 if typeflag == "x":
-                    pending.update(_pax(data))
+                    _pax(data, pending)
                 elif typeflag == "g":
-                    pax_global.update(_pax(data))
+                    _pax(data, pax_global)
                 elif typeflag == "L":
                     pending["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
                 else:
@@ -155,13 +162,17 @@ class TarReader:
                 if prefix:
                     name = prefix + "/" + name
             linkname = _str(header[157:257])
-            attrs = {**pax_global, **pending}
+            # an entry's own records, else the global ones: at most three lookups, never a merged copy
+            name = pending.get("path", pax_global.get("path", name))
+            linkname = pending.get("linkpath", pax_global.get("linkpath", linkname))
+            pax_size = pending.get("size", pax_global.get("size"))
             pending = {}
-            name = attrs.get("path", name)
-            linkname = attrs.get("linkpath", linkname)
-            if "size" in attrs:
+            if len(name) > MAX_NAME or len(linkname) > MAX_NAME:
+                raise TarFormatError(f"a member name or link target of {max(len(name), len(linkname))} characters "
+                                     f"is longer than the limit of {MAX_NAME}")
+            if pax_size is not None:
                 try:
-                    size = int(attrs["size"])
+                    size = int(pax_size)
                 except ValueError as exc:
                     raise TarFormatError("bad PAX size") from exc
                 if size < 0:
