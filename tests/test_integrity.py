@@ -8,6 +8,7 @@ exit code and message, and (where memory is the point) the peak RSS of a child p
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
@@ -409,7 +410,7 @@ def test_dripping_manifest_body_hits_the_deadline() -> None:
     with HostileServer(route) as server, \
             RegistryClient(RegistryOptions(deadline=2.0, timeout=5.0, retries=0)) as c, \
             pytest.raises(RegistryError, match="did not arrive in time"):
-        c.get_manifest(Reference(server.host, "akko/app", "v1"))
+        c.get_manifest(Reference(server.host, "akko/app", "v1"))  # before: read for as long as the server dripped
 
 
 def test_dripping_blob_hits_the_deadline() -> None:
@@ -518,3 +519,40 @@ def test_absurd_max_age_is_a_usage_error(tmp_path: Path, age: str) -> None:
                        timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("Error: ") and "Traceback" not in r.stderr
+
+
+def test_dripping_headers_hit_the_deadline() -> None:
+    """The status line and headers dripped a byte at a time: a per-read timeout never fires, the total
+    deadline does (enforced at the socket by vouch.oci.deadline)."""
+    import socket
+
+    stop = threading.Event()
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        srv.settimeout(30)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.recv(65536)
+                for ch in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 200:
+                    if stop.is_set():
+                        break
+                    conn.sendall(bytes([ch]))
+                    time.sleep(0.2)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        with RegistryClient(RegistryOptions(deadline=2.0, timeout=5.0, retries=0)) as c:
+            c._schemes[f"127.0.0.1:{port}"] = "http"
+            # "total deadline", not httpx's per-read "timed out": the deadline cut the dripping server off
+            with pytest.raises(RegistryError, match="total deadline of the request passed"):
+                c.get_manifest(Reference(f"127.0.0.1:{port}", "akko/app", "v1"))
+    finally:
+        stop.set()
+        srv.close()

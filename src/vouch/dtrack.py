@@ -6,7 +6,6 @@ import base64
 import time
 from collections.abc import Callable
 from typing import Any
-
 from urllib.parse import urlparse
 
 import httpx

@@ -27,6 +27,7 @@ import httpx
 
 from vouch import limits
 from vouch.errors import DigestMismatchError, InputError, NotFoundError, RegistryError
+from vouch.oci import deadline
 from vouch.oci import mediatypes as mt
 from vouch.oci.auth import Credentials, basic_header, lookup_credentials, parse_challenge
 from vouch.oci.digest import check_digest, hasher_for, sha256_digest
@@ -161,6 +162,10 @@ class RegistryClient:
     def __init__(self, options: RegistryOptions | None = None, transport: httpx.BaseTransport | None = None):
         self.options = options or RegistryOptions()
         verify: Any = ssl.create_default_context(cafile=self.options.ca_file) if self.options.ca_file else True
+        if transport is None:
+            transport = httpx.HTTPTransport(verify=verify)
+            if not deadline.install(transport):  # pragma: no cover - httpx changed its internals
+                log.warning("cannot enforce total request deadlines with this httpx version")
         self._http = httpx.Client(
             timeout=httpx.Timeout(self.options.timeout, connect=10.0),
             follow_redirects=False,
@@ -254,14 +259,15 @@ class RegistryClient:
                     headers["Authorization"] = basic_header(creds)
                 url = realm + ("&" if "?" in realm else "?") + urlencode(query)
                 req = self._http.build_request("GET", url, headers=headers)
-            deadline = time.monotonic() + self.options.deadline
-            resp = self._http.send(req, stream=True)
-            if resp.status_code == 200:
-                body_bytes = _read_capped(resp, limits.MAX_TOKEN_RESPONSE_BYTES, f"token answer of {host}",
-                                          deadline)
-            else:
-                _read_error(resp)
-                body_bytes = b""
+            until = time.monotonic() + self.options.deadline
+            with deadline.deadline(until):
+                resp = self._http.send(req, stream=True)
+                if resp.status_code == 200:
+                    body_bytes = _read_capped(resp, limits.MAX_TOKEN_RESPONSE_BYTES, f"token answer of {host}",
+                                              until)
+                else:
+                    _read_error(resp)
+                    body_bytes = b""
         except httpx.HTTPError as exc:
             raise RegistryError(f"cannot reach the token service of {host} ({realm}): {exc}") from exc
         if resp.status_code in (401, 403):
@@ -361,11 +367,12 @@ class RegistryClient:
             auth = self._auth_header(host, scope)
             if auth:
                 hdrs["Authorization"] = auth
-            deadline = time.monotonic() + self.options.deadline
+            until = time.monotonic() + self.options.deadline
             try:
-                resp, final_url = self._send(method, url, hdrs, content, host)
-                if resp.status_code in ok and not stream:
-                    resp._content = _read_capped(resp, max_body, what or f"{method} {url}", deadline)
+                with deadline.deadline(until):
+                    resp, final_url = self._send(method, url, hdrs, content, host)
+                    if resp.status_code in ok and not stream:
+                        resp._content = _read_capped(resp, max_body, what or f"{method} {url}", until)
             except (httpx.TransportError, DigestMismatchError) as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 if _is_cert_error(exc):
@@ -453,11 +460,15 @@ class RegistryClient:
         for attempt in range(self.options.retries + 1):
             resp = self.request("GET", ref, url, scope=_pull(ref), headers={"Accept": accept},
                                 what=f"manifest {ref}", stream=True)
+            until = time.monotonic() + self.options.deadline
             try:
-                raw = _read_capped(resp, MAX_MANIFEST_BYTES, f"manifest {ref}",
-                                   time.monotonic() + self.options.deadline)
+                with deadline.deadline(until):
+                    raw = _read_capped(resp, MAX_MANIFEST_BYTES, f"manifest {ref}", until)
             except httpx.TransportError as exc:
                 if attempt == self.options.retries:
+                    if "total deadline" in str(exc):
+                        raise RegistryError(f"manifest {ref}: the answer did not arrive in time ({exc}); the registry "
+                                            "is too slow or stalling, try again later") from exc
                     raise RegistryError(f"manifest {ref}: connection dropped: {exc}") from exc
                 continue
             media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
