@@ -11,6 +11,7 @@ import resource
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,6 @@ import pytest
 from tests.support.images import small_image
 from tests.support.keys import new_signer, write_keypair
 from vouch.errors import InputError, KeyError_, ReferenceError_, RegistryError, VerificationError, VouchError
-from vouch.keys import files
 from vouch.keys.cosign import decrypt_envelope, encrypt_envelope, load_public_keys, pem_blocks, public_key_pem
 from vouch.keys.files import read_key_file, write_new_file
 from vouch.keys.k8s import KubeClient
@@ -397,13 +397,14 @@ def test_private_key_is_0600_from_the_start(tmp_path: Path, monkeypatch: pytest.
 def test_no_overwrite_holds_against_a_racing_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The target appears between the existence check and the rename: it is kept, not replaced."""
     target = tmp_path / "cosign.key"
-    real_mkstemp = files.tempfile.mkstemp
+    real_mkstemp = tempfile.mkstemp
 
     def racing_mkstemp(*a: Any, **k: Any) -> tuple[int, str]:
         target.write_bytes(b"the other writer's key")
-        return real_mkstemp(*a, **k)
+        fd, name = real_mkstemp(*a, **k)
+        return fd, str(name)
 
-    monkeypatch.setattr(files.tempfile, "mkstemp", racing_mkstemp)
+    monkeypatch.setattr(tempfile, "mkstemp", racing_mkstemp)
     with pytest.raises(InputError, match="already exists"):
         write_new_file(target, b"mine", 0o600, force=False)
     assert target.read_bytes() == b"the other writer's key" and sorted(tmp_path.iterdir()) == [target]

@@ -77,7 +77,10 @@ def load_yaml(data: str | bytes, what: str) -> Any:
             raise InputError(f"{what} is not UTF-8 text (byte {exc.start} is not valid UTF-8)") from exc
     else:
         text = data
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # the reader refuses non-printable characters here already
+    except yaml.YAMLError as exc:
+        raise InputError(f"{what} is not valid YAML: {_one_line(exc)}") from exc
     try:
         return loader.get_single_data()
     except _Refused as exc:
