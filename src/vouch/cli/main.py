@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import sys
@@ -245,9 +246,15 @@ def verify(
             err(f"\nVerification for {r.image} --\nThe following checks were performed on each of these "
                 "signatures:\n  - The cosign claims were validated\n"
                 "  - The signatures were verified against the specified public key")
+            reasons: dict[str, int] = {}
             for c in r.checks:
                 if not c.ok:
-                    err(f"  (ignored a layer that did not verify: {c.reason})")
+                    reasons[c.reason] = reasons.get(c.reason, 0) + 1
+            for reason, n in reasons.items():
+                err(f"  (ignored {n} layer(s) that did not verify: {reason})" if n > 1
+                    else f"  (ignored a layer that did not verify: {reason})")
+            if r.skipped:
+                err(f"  (not read: {r.skipped})")
         else:
             err(f"Error: {r.image}: {r.reason()}")
     if st.output == OutputFormat.json:
@@ -304,9 +311,17 @@ def sbom(
 
 def _attest(st: State, signer: KeySigner, ref: Reference, predicate: object, type_uri: str,
             replace: bool) -> dict[str, object]:
-    from vouch.signing.attestation import envelope, statement
+    from vouch.signing.attestation import PREDICATE_TYPES, envelope, statement
     from vouch.store.attest import attach
+    from vouch.verify.attestations import age_problem, bom_time
 
+    if type_uri == PREDICATE_TYPES["cyclonedx"]:
+        # Never sign a BOM that verifiers must refuse: a malformed or future metadata.timestamp.
+        ts, problem = bom_time(predicate)
+        if problem:
+            raise InputError(f"{problem}; refusing to sign it")
+        if ts is not None and (future := age_problem(ts, dt.datetime.now(dt.UTC), None)):
+            raise InputError(f"{future} (not signing a BOM dated in the future)")
     digest = st.client().resolve(ref).digest
     stmt = statement(type_uri, ref.docker_reference, digest, predicate)
     env = envelope(signer, stmt)
@@ -396,8 +411,12 @@ def verify_attestation(
     age = parse_age(max_age) if max_age else None
     results = [verify_attestations(st.client(), ref, keys, type_uri, age) for ref in refs]
     for r in results:
-        for p in r.problems():
+        for p in r.problems()[:20]:
             err(f"  refused {p}")
+        if len(r.problems()) > 20:
+            err(f"  … and {len(r.problems()) - 20} more refused layer(s)")
+        if r.skipped:
+            err(f"  (not read: {r.skipped})")
         if r.ok:
             err(f"Verification for {r.image} --\nThe following checks were performed on each of these "
                 "attestations:\n  - The signatures were verified against the specified public key\n"
