@@ -176,6 +176,8 @@ def test_statement_shapes_refused(stmt: Any, where: str) -> None:
     b'{"payloadType": "t", "payload": "\xc3\xa9"}',
     b'{"payloadType": "t", "payload": "", "signatures": [{"sig": "@"}]}',
     b"[" * 50_000, b"\xff\xfe\x00",
+    # UTF-16 JSON: json.loads reads it, but `download attestation` prints envelopes as UTF-8
+    '{"payloadType": "t", "payload": ""}'.encode("utf-16"),
 ])
 def test_envelope_shapes_refused(raw: bytes) -> None:
     with pytest.raises(InputError) as info:

@@ -37,9 +37,11 @@ def _refuse_constant(name: str) -> Any:
 
 
 def loads_json(data: bytes | str) -> Any:
-    """json.loads as Go's encoding/json reads: NaN/Infinity are refused; too-deep nesting is a ValueError."""
+    """json.loads as Go's encoding/json reads: UTF-8 only (json.loads would also take UTF-16/32 bytes, which
+    callers then fail to print), NaN/Infinity refused; too-deep nesting is a ValueError too."""
     try:
-        return json.loads(data, parse_constant=_refuse_constant)
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text, parse_constant=_refuse_constant)
     except RecursionError as exc:
         raise ValueError("nested too deeply") from exc
 
