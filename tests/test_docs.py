@@ -52,3 +52,13 @@ def test_every_command_has_working_help() -> None:
     for path in paths:
         r = runner.invoke(app, [*path, "--help"])
         assert r.exit_code == 0, (path, r.output[-500:])
+
+
+def test_operator_guide_lists_every_resource_limit() -> None:
+    """docs/operator.md holds exactly the table scripts/limits_table.py renders from src/vouch/limits.py."""
+    from limits_table import BEGIN, END, table
+
+    guide = (ROOT / "docs" / "operator.md").read_text()
+    assert BEGIN in guide and END in guide
+    current = guide[guide.index(BEGIN): guide.index(END) + len(END)]
+    assert current == table(), "re-render the limits table: python scripts/limits_table.py"

@@ -12,13 +12,16 @@ from __future__ import annotations
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 # The part of an error answer read for its message: error bodies are JSON lines, never megabytes.
 MAX_ERROR_BODY_BYTES = 64 * 1024
-# A token endpoint's answer and the token itself: real tokens are JWTs of a few KiB; headers over
-# ~16 KiB are refused by most servers anyway.
+# A token endpoint's whole answer: real ones are a JWT of a few KiB plus a refresh token.
 MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
+# The token itself, sent on as a header: real tokens are JWTs of a few KiB, and most servers refuse
+# headers over ~16 KiB anyway (a 50 MB token would be sent with every request).
 MAX_TOKEN_BYTES = 16 * 1024
-# Total time one request may take, whatever the server drips (a per-read timeout alone lets a server
-# send a byte every few seconds forever). Blob bodies get a deadline per this many bytes on top.
+# Total time one request may take, status line, headers and body, whatever the server drips (a
+# per-read timeout alone lets a server send a byte every few seconds forever). Enforced at the socket.
 REQUEST_DEADLINE_SECONDS = 300.0
+# Extra time a blob body gets per MiB on top of the request deadline: a floor of 0.5 MiB/s, far below
+# any registry a CI runner pulls from, so a 1 GiB layer has ~40 minutes.
 BLOB_DEADLINE_SECONDS_PER_MIB = 2.0
 # A page of tags: registries answer at most a few thousand per page.
 MAX_TAG_PAGES = 1000
@@ -32,8 +35,10 @@ MAX_LAYERS_PER_TAG = 256
 # A simple-signing payload is ~300 bytes; 1 MiB leaves room for very large annotations.
 MAX_SIGNATURE_PAYLOAD_BYTES = 1024 * 1024
 # A DSSE envelope holding an SBOM: the largest real SBOMs (a 1.4 GB image with every ecosystem) are a
-# few MiB; 128 MiB per envelope, and the sum read for one tag bounded too.
+# few MiB; 128 MiB is cosign's own default attachment limit.
 MAX_ATTESTATION_BYTES = 128 * 1024 * 1024
+# All payloads read from one tag by a verifier: one envelope is in memory at a time, but the time and
+# traffic of a tag of many large layers are bounded too. Layers past it are skipped and said so.
 MAX_ATTESTATION_BYTES_PER_TAG = 256 * 1024 * 1024
 
 # ---- files the tool reads ---------------------------------------------------------------------------
@@ -90,6 +95,12 @@ SBOM_MAX_IMPLICIT_DIRS = 1_000_000
 # A symlink maze asked about millions of times stops here with a warning; later paths are taken as
 # written.
 SBOM_MAX_RESOLVE_STEPS = 200_000_000
+
+# ---- SBOM: package databases -----------------------------------------------------------------------
+
+# Virtual-machine instructions sqlite may spend reading an image's rpmdb.sqlite (its schema comes from
+# the image: a recursive view would never end). Reading a real 2,000-package database takes ~100,000.
+SBOM_MAX_SQLITE_STEPS = 100_000_000
 
 # ---- time ---------------------------------------------------------------------------------------------
 
