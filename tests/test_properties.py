@@ -26,7 +26,13 @@ from hypothesis import strategies as st
 from tests.conftest import VECTORS
 from vouch.errors import InputError, KeyError_, ReferenceError_, VerificationError, VouchError
 from vouch.keys import cosign
-from vouch.keys.cosign import encrypt_envelope, load_private_key, load_public_keys, pem_encode
+from vouch.keys.cosign import (
+    encrypt_envelope,
+    import_plain_private_key,
+    load_private_key,
+    load_public_keys,
+    pem_encode,
+)
 from vouch.keys.k8s import KubeClient
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor
@@ -317,6 +323,19 @@ def test_decrypted_key_bytes(der: bytes) -> None:
 @given(st.sampled_from(REAL_KEY_FILES).flatmap(lambda b: mutated(b, PEM_ALPHABET)))
 def test_real_key_files_mutated_as_public_keys(pem: bytes) -> None:
     _check_public(pem)
+
+
+PLAIN_PEMS = [PRIVATE.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+              for fmt in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL)]
+
+
+@SETTINGS
+@given(st.binary(max_size=200) | st.sampled_from(PLAIN_PEMS).flatmap(lambda b: mutated(b, PEM_ALPHABET)))
+def test_plain_keys_to_import(pem: bytes) -> None:
+    try:
+        import_plain_private_key(pem)
+    except KeyError_ as exc:
+        assert "\n" not in str(exc)
 
 
 # ---- release.yaml and kubeconfig -----------------------------------------------------------------------------------
