@@ -7,8 +7,10 @@ kubeconfig context (token, client certificate, or basic auth; its CA), over http
 
 from __future__ import annotations
 
+import atexit
 import base64
 import os
+import shutil
 import ssl
 import tempfile
 from dataclasses import dataclass
@@ -123,7 +125,8 @@ class KubeClient:
         cert = None
         cert_data, key_data = b64(user, "client-certificate-data"), b64(user, "client-key-data")
         if cert_data and key_data:
-            d = Path(tempfile.mkdtemp(prefix="vouch-kube-"))
+            d = Path(tempfile.mkdtemp(prefix="vouch-kube-"))  # 0700; ssl reads a cert chain from files only
+            atexit.register(shutil.rmtree, d, ignore_errors=True)  # the client key does not outlive the process
             (d / "c.pem").write_bytes(cert_data)
             key_file = d / "k.pem"
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
