@@ -556,3 +556,48 @@ def test_dripping_headers_hit_the_deadline() -> None:
     finally:
         stop.set()
         srv.close()
+
+
+def test_equivalent_layer_by_the_same_key_is_not_restored_as_a_duplicate(registry: RegistryServer,
+                                                                         repo_name: str) -> None:
+    """Two releases with one key: A writes, reads its layer back, then B's equivalent signature replaces
+    it before A's settle read. A must not put its own layer back beside B's (one signature, not two)."""
+    from vouch.signing.signer import KeySigner
+    from vouch.store import layout
+
+    digest = _push(registry, repo_name)
+    shared = new_signer()
+    twin = KeySigner(shared._key)  # the same key in another process
+    target = Reference(registry.host, repo_name, None, digest)
+    real_read = layout.read_tag
+    calls = {"n": 0, "a_seen": 0, "fired": 0}
+
+    def b_overwrites_before_settle(client: RegistryClient, r: Reference, t: str) -> layout.TagState:
+        calls["n"] += 1
+        if calls["a_seen"] and not calls["fired"]:  # A's settle read: B (which read the empty tag too) puts
+            calls["fired"] = 1
+            layout.read_tag = real_read
+            try:
+                layout.update_tag(client, r, t,  # B planned from the empty tag: its list is its layer alone
+                                  lambda s: None if any(x.descriptor == b_layer for x in s.layers) else [b_layer],
+                                  replacing=True, settle=0)
+            finally:
+                layout.read_tag = b_overwrites_before_settle  # type: ignore[assignment]
+        state = real_read(client, r, t)
+        if state.layers and not calls["fired"]:
+            calls["a_seen"] = 1  # A's read-back saw A's own layer
+        return state
+
+    payload = simple_signing_payload(target.docker_reference, digest, None)
+    with RegistryClient() as c:
+        c.push_blob(Reference(registry.host, repo_name), payload)
+        b_layer = Descriptor(mt.COSIGN_SIMPLESIGNING, sha256_digest(payload), len(payload),
+                             {ANN_SIGNATURE: base64.b64encode(twin.sign(payload)).decode()})
+        layout.read_tag = b_overwrites_before_settle  # type: ignore[assignment]
+        try:
+            sign_image(c, shared, target)
+        finally:
+            layout.read_tag = real_read
+        assert calls["fired"]
+        assert _sig_layers(registry, repo_name, digest) == 1
+        assert verify_image(c, target, [shared.public_key]).ok

@@ -258,6 +258,7 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
     # planner's to judge: an equivalent layer by another writer with our key may stand in for it).
     seen: dict[str, Descriptor] = {}
     dropped: set[str] = set()  # layers our own plan removed
+    ours: set[str] = set()  # layers our own plan added (never "seen": an equivalent one may replace them)
     restored_total = 0
     checked_blobs: dict[str, bool] = {}
 
@@ -282,7 +283,9 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
 
     def remember(state: TagState) -> None:
         for x in state.layers:
-            seen.setdefault(layer_key(x.descriptor), x.descriptor)
+            key = layer_key(x.descriptor)
+            if key not in ours:
+                seen.setdefault(key, x.descriptor)
 
     def read(first: bool) -> TagState:
         state = read_tag(client, repo, tag)
@@ -342,6 +345,7 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
                 continue
             raise
         dropped |= removed
+        ours |= new_keys - {layer_key(x.descriptor) for x in state.layers}
         restored_total += restored
         window = max(window, time.monotonic() - started)
         wrote = True
