@@ -159,8 +159,14 @@ def _write_key_pair(prefix: str, make_key: Callable[[], Any], force: bool) -> tu
                 raise InputError(f"{p} already exists; pass --force to overwrite it")
     key = make_key()
     password = read_password(confirm=True)
+    existed = priv_path.exists()
     write_new_file(priv_path, encrypt_private_key(key, password), 0o600, force)
-    write_new_file(pub_path, public_key_pem(key), 0o644, force)
+    try:
+        write_new_file(pub_path, public_key_pem(key), 0o644, force)
+    except VouchError:
+        if not existed:  # no lone private key left behind by this run
+            priv_path.unlink(missing_ok=True)
+        raise
     err(f"Private key written to {priv_path}\nPublic key written to {pub_path}")
     return priv_path, pub_path
 
@@ -348,9 +354,17 @@ def attest(
     st = state(ctx)
     ref = ref_arg(image)
     type_uri = predicate_type_uri(type_)
-    data = sys.stdin.buffer.read() if predicate == "-" else read_key_file(predicate)
+    from vouch import limits
+    from vouch.signing.payload import loads_json
+
+    if predicate == "-":
+        data = sys.stdin.buffer.read(limits.MAX_INPUT_FILE_BYTES + 1)
+        if len(data) > limits.MAX_INPUT_FILE_BYTES:
+            raise InputError(f"the predicate on stdin is larger than {limits.MAX_INPUT_FILE_BYTES} bytes; refusing it")
+    else:
+        data = read_key_file(predicate)
     try:
-        pred = json.loads(data)
+        pred = loads_json(data)
     except ValueError as exc:
         raise InputError(f"predicate {predicate} is not valid JSON") from exc
     signer = load_signer(key)
@@ -511,7 +525,7 @@ def dtrack_upload(
     st = state(ctx)
     path = Path(source)
     if path.is_file():
-        bom = path.read_bytes()
+        bom = read_key_file(source)  # bounded read (limits.MAX_INPUT_FILE_BYTES)
     else:
         from vouch.sbom.generate import generate_sbom
 
