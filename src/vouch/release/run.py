@@ -27,7 +27,7 @@ from vouch.signing.sign import sign_digest
 from vouch.signing.signer import KeySigner
 from vouch.store.attest import attach_one_current, read_attestations
 from vouch.store.layout import StoredLayer
-from vouch.verify.attestations import age_problem, bom_time, verify_attestations
+from vouch.verify.attestations import age_problem, bom_subject_problem, bom_time, verify_attestations
 from vouch.verify.signatures import verify_image
 
 CDX = PREDICATE_TYPES["cyclonedx"]
@@ -77,6 +77,8 @@ def current_key_for(signer: KeySigner, digest: str, refresh_after: dt.timedelta,
         predicate = stmt.get("predicate")
         ts, problem = bom_time(predicate)
         if ts is None or problem or age_problem(ts, now, refresh_after) or not generator_is_us(predicate):
+            return None
+        if bom_subject_problem(predicate, digest):  # an SBOM of another image is never current here
             return None
         return (ts.isoformat(), layer.descriptor.digest)
 

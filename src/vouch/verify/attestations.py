@@ -83,6 +83,34 @@ def bom_timestamp(predicate: Any) -> dt.datetime | None:
     return bom_time(predicate)[0]
 
 
+_DIGEST_IN = re.compile(r"(sha256|sha384|sha512)(?::|%3[aA])([0-9a-f]{64,128})")
+
+
+def bom_subject_digests(predicate: Any) -> set[str]:
+    """The image digests a CycloneDX BOM says it describes: metadata.component's version, purl
+    (`pkg:oci/NAME@sha256%3A…`) and bom-ref, where they hold one. Empty when it names none (syft
+    given a tag writes the tag as the version): such a BOM cannot be bound to a digest by its content."""
+    metadata = predicate.get("metadata") if isinstance(predicate, dict) else None
+    comp = metadata.get("component") if isinstance(metadata, dict) else None
+    if not isinstance(comp, dict):
+        return set()
+    found: set[str] = set()
+    for key in ("version", "purl", "bom-ref"):
+        value = comp.get(key)
+        if isinstance(value, str):
+            found |= {f"{m[1]}:{m[2]}" for m in _DIGEST_IN.finditer(value)}
+    return found
+
+
+def bom_subject_problem(predicate: Any, digest: str, also: frozenset[str] = frozenset()) -> str:
+    """Why a BOM is not this image's (it names another digest in metadata.component), or ""."""
+    named = bom_subject_digests(predicate)
+    if not named or digest in named or named & also:
+        return ""
+    return (f"the SBOM describes {', '.join(sorted(named))} (its metadata.component), not this image ({digest}): "
+            "an SBOM of another image")
+
+
 def age_problem(ts: dt.datetime, now: dt.datetime, max_age: dt.timedelta | None) -> str:
     """Why an SBOM generated at ts does not pass max_age now (a future date never does), or ""."""
     if ts - now > CLOCK_SKEW:
@@ -190,6 +218,9 @@ def _check_layer(item: PayloadRead, keys: list[ec.EllipticCurvePublicKey], predi
         check.reason = f"statement subject {', '.join(names) or '(none)'} is not this image ({digest})"
         return check
     if check.predicate_type == PREDICATE_TYPES["cyclonedx"]:
+        check.reason = bom_subject_problem(stmt.get("predicate"), digest)
+        if check.reason:
+            return check
         ts, problem = bom_time(stmt.get("predicate"))
         if ts is not None:
             check.age = now - ts
