@@ -104,7 +104,7 @@ def main() -> int:
         table = Table(title="Release 2026.04")
         kinds = {n: d + (f"+{APP_KIND[n]}" if n in APP_KIND else "") + (" (index)" if multi else "")
                  for n, d, multi in RELEASE_IMAGES}
-        for col in ("image", "kind", "digest", "signature", "SBOM", "pkgs", "re-run",
+        for col in ("image", "kind", "digest", "signature", "SBOM", "packages per ecosystem", "re-run",
                     *[f"{c} check" for c in cosigns]):
             table.add_column(col)
         rerun_by_image = {i["image"]: i for i in r2["images"]}
@@ -112,7 +112,9 @@ def main() -> int:
             again = rerun_by_image[img["image"]]
             short = img["image"].split("/", 1)[1].removeprefix("akko/")
             table.add_row(short, kinds.get(short, ""), img["digest"][7:19],
-                          img["signature"], img["sbom"], str(img["packages"]),
+                          img["signature"], img["sbom"],
+                          ", ".join(f"{k} {v}" for k, v in sorted(img.get("ecosystems", {}).items()))
+                          or str(img["packages"]),
                           "no-op" if (again["signature"], again["sbom"]) == ("already-signed", "current")
                           else f"{again['signature']}, sbom {again['sbom']}",
                           *[peer[img["image"]][c] for c in cosigns])

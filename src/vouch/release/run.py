@@ -40,6 +40,7 @@ class ImageReport:
     signature: str = ""  # signed | already-signed
     sbom: str = ""  # attested | current
     packages: int | None = None
+    ecosystems: dict[str, int] = field(default_factory=dict)  # packages per purl type, when an SBOM was made
     seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     exit_code: int = 0
@@ -123,6 +124,8 @@ def release_image(client: RegistryClient, signer: KeySigner, img: ReleaseImage, 
             lap("check")
             result = generate_sbom(RegistrySource(client, pinned), img.platform, digest=digest)
             report.packages = len(result.packages)
+            for pkg in result.packages:
+                report.ecosystems[pkg.type] = report.ecosystems.get(pkg.type, 0) + 1
             lap("sbom")
             stmt = statement(CDX, img.ref.docker_reference, digest, json.loads(result.to_json()))
             att = attach_one_current(client, pinned, digest, envelope(signer, stmt), CDX, key)

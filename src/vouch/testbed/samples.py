@@ -168,7 +168,17 @@ def _package_db(distro: str) -> dict[str, bytes]:
         return out
     if distro == "alpine":
         return {"lib/apk/db/installed": APK_INSTALLED, "etc/alpine-release": b"3.20.3\n"}
+    if distro == "rpm":
+        return {"var/lib/rpm/rpmdb.sqlite": sample_rpmdb()}
     return {}
+
+
+def sample_rpmdb() -> bytes:
+    """The rpm database of the rpm-based samples: made by real rpmbuild + rpm (scripts/make-sample-rpmdb.sh)."""
+    import gzip
+    from importlib.resources import files
+
+    return gzip.decompress(files("vouch.testbed").joinpath("data/rpmdb.sqlite.gz").read_bytes())
 
 
 def _app_files(name: str, kind: str | None) -> dict[str, bytes]:
