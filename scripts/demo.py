@@ -93,7 +93,7 @@ def main() -> int:
                 sig = subprocess.run([c, "verify", *flags, pinned], capture_output=True, env=cenv, timeout=120)
                 att = subprocess.run([c, "verify-attestation", *flags, "--type", "cyclonedx", pinned],
                                      capture_output=True, env=cenv, timeout=120)
-                peer.setdefault(img["image"], {})[c] = (
+                peer.setdefault(img["digest"], {})[c] = (
                     "ok" if sig.returncode == 0 and att.returncode == 0 else
                     f"FAILED (verify {sig.returncode}, verify-attestation {att.returncode})")
 
@@ -104,20 +104,20 @@ def main() -> int:
         table = Table(title="Release 2026.04")
         kinds = {n: d + (f"+{APP_KIND[n]}" if n in APP_KIND else "") + (" (index)" if multi else "")
                  for n, d, multi in RELEASE_IMAGES}
-        for col in ("image", "kind", "digest", "signature", "SBOM", "packages per ecosystem", "re-run",
+        for col in ("image", "kind", "platform", "digest", "signature", "SBOM", "packages per ecosystem", "re-run",
                     *[f"{c} check" for c in cosigns]):
             table.add_column(col)
-        rerun_by_image = {i["image"]: i for i in r2["images"]}
+        rerun_by_image = {(i["image"], i.get("platform", "")): i for i in r2["images"]}
         for img in r1["images"]:
-            again = rerun_by_image[img["image"]]
+            again = rerun_by_image[(img["image"], img.get("platform", ""))]
             short = img["image"].split("/", 1)[1].removeprefix("akko/")
-            table.add_row(short, kinds.get(short, ""), img["digest"][7:19],
+            table.add_row(short, kinds.get(short, ""), img.get("platform") or "-", img["digest"][7:19],
                           img["signature"], img["sbom"],
                           ", ".join(f"{k} {v}" for k, v in sorted(img.get("ecosystems", {}).items()))
                           or str(img["packages"]),
                           "no-op" if (again["signature"], again["sbom"]) == ("already-signed", "current")
                           else f"{again['signature']}, sbom {again['sbom']}",
-                          *[peer[img["image"]][c] for c in cosigns])
+                          *[peer[img["digest"]][c] for c in cosigns])
         console.print(table)
         console.print(f"first run: {len(r1['images'])} images signed and attested in {t_first:.2f} s "
                       f"({r1['requests']} registry requests)")

@@ -17,9 +17,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vouch import __version__
-from vouch.errors import EXIT_VERIFY, VerificationError, VouchError
+from vouch.errors import EXIT_VERIFY, InputError, VerificationError, VouchError
+from vouch.oci import mediatypes as mt
 from vouch.oci.client import RegistryClient
-from vouch.oci.source import RegistrySource
+from vouch.oci.reference import Reference
+from vouch.oci.source import RegistrySource, select_platform
+from vouch.release.multiarch import merge_platform_boms, platform_children, platform_of
 from vouch.release.plan import ReleaseImage
 from vouch.sbom.generate import generate_sbom
 from vouch.signing.attestation import PREDICATE_TYPES, envelope, open_envelope, statement
@@ -37,6 +40,7 @@ CDX = PREDICATE_TYPES["cyclonedx"]
 class ImageReport:
     image: str
     digest: str = ""
+    platform: str = ""  # os/arch of a platform image, "index" for a multi-arch index, "" for a plain image
     signature: str = ""  # signed | already-signed
     sbom: str = ""  # attested | current
     packages: int | None = None
@@ -86,18 +90,36 @@ def current_key_for(signer: KeySigner, digest: str, refresh_after: dt.timedelta,
     return key
 
 
-def sbom_is_current(client: RegistryClient, img: ReleaseImage, digest: str,
-                    key: Callable[[StoredLayer, bytes], tuple[str, str] | None]) -> bool:
+def current_sbom(client: RegistryClient, ref: Reference, digest: str,
+                 key: Callable[[StoredLayer, bytes], tuple[str, str] | None]) -> dict[str, Any] | None:
+    """The predicate of the digest's one CycloneDX statement when it is current, else None."""
     from vouch.store.attest import statement_info
 
-    repo, layers = read_attestations(client, img.ref, digest)
+    repo, layers = read_attestations(client, ref, digest)
     cdx = [(x, info) for x in layers if (info := statement_info(client, repo, x))[0] == CDX]
-    return len(cdx) == 1 and cdx[0][1][2] is not None and key(cdx[0][0], cdx[0][1][2]) is not None
+    if len(cdx) != 1 or cdx[0][1][2] is None:
+        return None
+    layer, (_, _, raw) = cdx[0]
+    if raw is None or key(layer, raw) is None:
+        return None
+    predicate = open_envelope(raw).statement().get("predicate")
+    return predicate if isinstance(predicate, dict) else None
 
 
-def release_image(client: RegistryClient, signer: KeySigner, img: ReleaseImage, refresh_after: dt.timedelta,
-                  max_age: dt.timedelta) -> ImageReport:
-    report = ImageReport(img.ref.name)
+def sbom_is_current(client: RegistryClient, img: ReleaseImage, digest: str,
+                    key: Callable[[StoredLayer, bytes], tuple[str, str] | None]) -> bool:
+    return current_sbom(client, img.ref, digest, key) is not None
+
+
+BomFactory = Callable[[], tuple[dict[str, Any], dict[str, int]]]  # (the BOM, packages per ecosystem)
+
+
+def _release_digest(client: RegistryClient, signer: KeySigner, ref: Reference, digest: str, platform: str,
+                    refresh_after: dt.timedelta, max_age: dt.timedelta, make_bom: BomFactory,
+                    force_sbom: bool = False) -> tuple[ImageReport, dict[str, Any] | None]:
+    """Sign one digest and attach its current SBOM (made by make_bom only when needed).
+    Returns the report and the digest's current BOM (None on failure)."""
+    report = ImageReport(ref.name, digest, platform=platform)
     t = time.perf_counter()
 
     def lap(name: str) -> None:
@@ -106,28 +128,24 @@ def release_image(client: RegistryClient, signer: KeySigner, img: ReleaseImage, 
         report.seconds[name] = round(now - t, 4)
         t = now
 
+    bom: dict[str, Any] | None = None
     try:
-        digest = client.resolve(img.ref).digest
-        report.digest = digest
-        pinned = img.ref.with_digest(digest)
-        lap("resolve")
+        pinned = ref.with_digest(digest)
         signed = sign_digest(client, signer, pinned, digest, None)
         report.signature = "signed" if signed.signed else "already-signed"
         wrote = signed.signed
         lap("sign")
         now = dt.datetime.now(dt.UTC)
         key = current_key_for(signer, digest, refresh_after, now)
-        if sbom_is_current(client, img, digest, key):
+        bom = None if force_sbom else current_sbom(client, ref, digest, key)
+        lap("check")
+        if bom is not None:
             report.sbom = "current"
-            lap("check")
         else:
-            lap("check")
-            result = generate_sbom(RegistrySource(client, pinned), img.platform, digest=digest)
-            report.packages = len(result.packages)
-            for pkg in result.packages:
-                report.ecosystems[pkg.type] = report.ecosystems.get(pkg.type, 0) + 1
+            bom, report.ecosystems = make_bom()
+            report.packages = sum(report.ecosystems.values())
             lap("sbom")
-            stmt = statement(CDX, img.ref.docker_reference, digest, json.loads(result.to_json()))
+            stmt = statement(CDX, ref.docker_reference, digest, bom)
             att = attach_one_current(client, pinned, digest, envelope(signer, stmt), CDX, key)
             report.sbom = "attested" if att.attached else "current"
             wrote = wrote or att.attached
@@ -141,23 +159,89 @@ def release_image(client: RegistryClient, signer: KeySigner, img: ReleaseImage, 
     except VouchError as exc:
         report.error = str(exc)
         report.exit_code = exc.exit_code
+        bom = None
     except Exception as exc:  # one broken image never stops the others
         report.error = f"internal error: {type(exc).__name__}: {exc}"
         report.exit_code = 70
-    return report
+        bom = None
+    return report, bom
+
+
+def _image_bom(client: RegistryClient, ref: Reference, digest: str) -> BomFactory:
+    def make() -> tuple[dict[str, Any], dict[str, int]]:
+        result = generate_sbom(RegistrySource(client, ref.with_digest(digest)), None, digest=digest)
+        counts: dict[str, int] = {}
+        for pkg in result.packages:
+            counts[pkg.type] = counts.get(pkg.type, 0) + 1
+        bom: dict[str, Any] = json.loads(result.to_json())
+        return bom, counts
+
+    return make
+
+
+def release_image(client: RegistryClient, signer: KeySigner, img: ReleaseImage, refresh_after: dt.timedelta,
+                  max_age: dt.timedelta) -> list[ImageReport]:
+    """One release entry: an image (one report), or an index: every platform image signed and given its own
+    SBOM, then the index signed and given the BOM merged from its platforms (one report per digest)."""
+    try:
+        desc = client.resolve(img.ref)
+        if not mt.is_index(desc.media_type):
+            report, _ = _release_digest(client, signer, img.ref, desc.digest, img.platform or "", refresh_after,
+                                        max_age, _image_bom(client, img.ref, desc.digest))
+            return [report]
+        index = client.get_manifest(img.ref.with_digest(desc.digest))
+        children = platform_children(index)
+        if img.platform:
+            children = [select_platform(index, img.platform)]
+        if not children:
+            raise InputError(f"index {img.ref.name}@{desc.digest} lists no platform image")
+    except VouchError as exc:
+        return [ImageReport(img.ref.name, error=str(exc), exit_code=exc.exit_code)]
+    reports: list[ImageReport] = []
+    parts: list[tuple[str, str, dict[str, Any]]] = []
+    refreshed = False
+    for child in children:
+        report, bom = _release_digest(client, signer, img.ref, child.digest, platform_of(child), refresh_after,
+                                      max_age, _image_bom(client, img.ref, child.digest))
+        reports.append(report)
+        refreshed = refreshed or report.sbom == "attested"
+        if bom is not None:
+            parts.append((platform_of(child), child.digest, bom))
+    if len(parts) < len(children):
+        reports.insert(0, ImageReport(img.ref.name, desc.digest, platform="index", exit_code=max(
+            r.exit_code for r in reports), error="not attested: a platform image failed (see its row)"))
+        return reports
+
+    def merged() -> tuple[dict[str, Any], dict[str, int]]:
+        bom = merge_platform_boms(img.ref.name, desc.digest, parts,
+                                  dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00"))
+        counts: dict[str, int] = {}
+        for comp in bom["components"]:
+            purl = str(comp.get("purl") or "")
+            if purl.startswith("pkg:") and comp.get("type") != "container":
+                kind = purl[4:].split("/", 1)[0]
+                counts[kind] = counts.get(kind, 0) + 1
+        return bom, counts
+
+    # The index's BOM is rebuilt whenever a platform's SBOM was, so it never lags behind them.
+    index_report, _ = _release_digest(client, signer, img.ref, desc.digest, "index", refresh_after, max_age,
+                                      merged, force_sbom=refreshed)
+    return [index_report, *reports]
 
 
 def run_release(client: RegistryClient, signer: KeySigner, images: list[ReleaseImage], concurrency: int,
                 refresh_after: dt.timedelta, max_age: dt.timedelta,
                 on_done: Callable[[ImageReport], None] | None = None) -> list[ImageReport]:
-    def one(img: ReleaseImage) -> ImageReport:
-        r = release_image(client, signer, img, refresh_after, max_age)
+    """Every entry in parallel; the reports flat, one per digest (an index and each of its platforms)."""
+    def one(img: ReleaseImage) -> list[ImageReport]:
+        rs = release_image(client, signer, img, refresh_after, max_age)
         if on_done is not None:
-            on_done(r)
-        return r
+            for r in rs:
+                on_done(r)
+        return rs
 
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(images)))) as pool:
-        return list(pool.map(one, images))
+        return [r for rs in pool.map(one, images) for r in rs]
 
 
 def exit_code(reports: list[ImageReport]) -> int:
@@ -173,26 +257,40 @@ class GateReport:
     sbom: str = ""
     ok: bool = False
     exit_code: int = 0
+    platform: str = ""  # as in ImageReport
+
+
+def _gate_digest(client: RegistryClient, keys: list[Any], ref: Reference, digest: str, platform: str,
+                 max_age: dt.timedelta) -> GateReport:
+    g = GateReport(ref.name, digest, platform=platform)
+    try:
+        pinned = ref.with_digest(digest)
+        sig = verify_image(client, pinned, keys)
+        g.signature = "ok" if sig.ok else sig.reason()
+        att = verify_attestations(client, pinned, keys, CDX, max_age)
+        g.sbom = "ok" if att.ok else att.reason()
+        g.ok = sig.ok and att.ok
+        g.exit_code = 0 if g.ok else EXIT_VERIFY
+    except VouchError as exc:
+        g.signature = g.sbom = str(exc)
+        g.exit_code = exc.exit_code
+    return g
 
 
 def verify_release(client: RegistryClient, keys: list[Any], images: list[ReleaseImage], max_age: dt.timedelta,
                    concurrency: int) -> list[GateReport]:
-    def one(img: ReleaseImage) -> GateReport:
-        g = GateReport(img.ref.name)
+    """Every digest a pod may name: an image, or an index and each of its platform images."""
+    def one(img: ReleaseImage) -> list[GateReport]:
         try:
-            digest = client.resolve(img.ref).digest
-            g.digest = digest
-            pinned = img.ref.with_digest(digest)
-            sig = verify_image(client, pinned, keys)
-            g.signature = "ok" if sig.ok else sig.reason()
-            att = verify_attestations(client, pinned, keys, CDX, max_age)
-            g.sbom = "ok" if att.ok else att.reason()
-            g.ok = sig.ok and att.ok
-            g.exit_code = 0 if g.ok else EXIT_VERIFY
+            desc = client.resolve(img.ref)
+            if not mt.is_index(desc.media_type):
+                return [_gate_digest(client, keys, img.ref, desc.digest, img.platform or "", max_age)]
+            index = client.get_manifest(img.ref.with_digest(desc.digest))
+            children = [select_platform(index, img.platform)] if img.platform else platform_children(index)
         except VouchError as exc:
-            g.signature = g.sbom = str(exc)
-            g.exit_code = exc.exit_code
-        return g
+            return [GateReport(img.ref.name, signature=str(exc), sbom=str(exc), exit_code=exc.exit_code)]
+        return [_gate_digest(client, keys, img.ref, desc.digest, "index", max_age),
+                *[_gate_digest(client, keys, img.ref, c.digest, platform_of(c), max_age) for c in children]]
 
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(images)))) as pool:
-        return list(pool.map(one, images))
+        return [g for gs in pool.map(one, images) for g in gs]
