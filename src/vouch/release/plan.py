@@ -50,6 +50,14 @@ def load_manifest(path: str) -> Release:
             images.append(ReleaseImage(parse_reference(item["ref"]), platform))
         else:
             raise InputError(f"release manifest {path}: images[{i}] must be a reference or {{ref: ..., platform: ...}}")
+    first: dict[str, int] = {}
+    for i, img in enumerate(images):
+        key = str(img.ref)
+        if key in first:
+            raise InputError(f"release manifest {path}: images[{i}] names {key} more than once (also "
+                             f"images[{first[key]}]); one entry releases every platform of an index (a platform: "
+                             "restricts it to one)")
+        first[key] = i
     name = data.get("release")
     # A name or version: YAML reads 2026.04 as a float and 2026-04-01 as a date, both fine as text.
     if name is not None and not isinstance(name, str | int | float | dt.date):
