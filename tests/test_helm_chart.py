@@ -49,3 +49,17 @@ def test_chart_requires_keys(tmp_path: Path) -> None:
     r = subprocess.run([str(helm), "template", "akko-opa", str(CHART)], capture_output=True, text=True, timeout=120,
                        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert r.returncode != 0 and "imagePolicy.publicKeys is required" in r.stderr
+
+
+def test_chart_takes_the_previous_key_separately(tmp_path: Path) -> None:
+    """Rotation (issue 15): cosign.pub stays the single current key; the overlap's previous key is its own
+    value, and the chart renders one attestor entry per key, as `vouch policy kyverno` does for both."""
+    current, previous = public_key_pem(generate_private_key()), public_key_pem(generate_private_key())
+    (tmp_path / "cosign.pub").write_bytes(current)
+    (tmp_path / "cosign.previous.pub").write_bytes(previous)
+    doc = render(tmp_path, "--set-file", f"imagePolicy.publicKeys={tmp_path / 'cosign.pub'}",
+                 "--set-file", f"imagePolicy.previousPublicKeys={tmp_path / 'cosign.previous.pub'}")
+    jsonschema.Draft7Validator(crd_schema()).validate(doc)
+    assert doc["spec"] == cluster_policy(current + previous, ["harbor.akko-ai.com/akko/*"], "audit")["spec"]
+    entries = doc["spec"]["rules"][0]["verifyImages"][0]["attestors"][0]["entries"]
+    assert len(entries) == 2

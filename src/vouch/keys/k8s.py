@@ -33,11 +33,19 @@ def parse_ref(ref: str) -> tuple[str, str]:
     return ns, name
 
 
+PREVIOUS_PUB = "cosign.previous.pub"  # the previous public key during a rotation overlap (vouch reads it too)
+
+
 def secret_manifest(namespace: str, name: str, private_pem: bytes, public_pem: bytes,
-                    password: bytes) -> dict[str, Any]:
+                    password: bytes, previous_public_pem: bytes | None = None) -> dict[str, Any]:
+    """The key Secret: cosign.key/.pub/.password as cosign reads them (cosign.pub always the single current
+    key, so stock `cosign verify --key k8s://…` works); during an overlap also cosign.previous.pub."""
     def b64(b: bytes) -> str:
         return base64.b64encode(b).decode()
 
+    data = {"cosign.key": b64(private_pem), "cosign.pub": b64(public_pem), "cosign.password": b64(password)}
+    if previous_public_pem:
+        data[PREVIOUS_PUB] = b64(previous_public_pem)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -45,7 +53,7 @@ def secret_manifest(namespace: str, name: str, private_pem: bytes, public_pem: b
                      "labels": {"app.kubernetes.io/managed-by": "vouch"}},
         "type": "Opaque",
         "immutable": True,
-        "data": {"cosign.key": b64(private_pem), "cosign.pub": b64(public_pem), "cosign.password": b64(password)},
+        "data": data,
     }
 
 
