@@ -483,6 +483,39 @@ def test_hostile_java_archives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "java could not parse app/not-a-zip.jar" in joined
 
 
+def test_java_archives_with_other_compression_methods_and_huge_directories(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """zipfile inflates a bzip2 or LZMA member in one unbounded call (380 bytes of bzip2 came back as
+    300 MiB at once): jars use stored and deflate only, so other methods are not read, with a warning.
+    A central directory over its bound is refused before zipfile builds an object per member."""
+    import tracemalloc
+
+    from vouch.sbom.catalogers import java
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("META-INF/MANIFEST.MF", b"\0" * (64 * 1024 * 1024), compress_type=zipfile.ZIP_BZIP2)
+        zf.writestr("lib/inner-1.0.jar", _jar({"a": b"b"}), compress_type=zipfile.ZIP_LZMA)
+        zf.writestr("META-INF/maven/g/a/pom.properties", b"groupId=g\nartifactId=a\nversion=1\n")
+    bomb = buf.getvalue()
+    assert len(bomb) < 2000
+    tracemalloc.start()
+    try:
+        scan = java.JavaCataloger().reduce_file("app/a-1.jar", io.BytesIO(bomb), len(bomb))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert scan is not None and [(p.artifact, p.version) for p in scan.packages] == [("a", "1")]
+    assert peak < 16 * 1024 * 1024, peak
+    assert [w.split(": ", 1)[1] for w in scan.warnings] == [
+        "compressed with method 12, which jars do not use; not read",
+        "compressed with method 14, which jars do not use; not read"]
+    monkeypatch.setattr(java, "MAX_DIRECTORY_BYTES", 100)
+    many = _jar({f"f{i}": b"" for i in range(10)})
+    with pytest.raises(java.ArchiveLimit, match=r"a central directory of [0-9]+ bytes, over 100"):
+        java.JavaCataloger().reduce_file("app/b.jar", io.BytesIO(many), len(many))
+
+
 def test_text_parsers_stay_linear_on_crafted_metadata() -> None:
     """Inputs shaped to make a backtracking regex explode (the peers' patterns come from Go's linear
     engine). Each call returns at once with the right answer; a regression shows as a hung test."""
@@ -501,6 +534,60 @@ def test_text_parsers_stay_linear_on_crafted_metadata() -> None:
     assert pom_xml_licenses("<licenses>" + "<license><name>" * 100000 + "</licenses>") == []
     assert manifest_licenses({"Bundle-License": 'a,"' * 50000}) != []
     assert identify("lib/" + "a-" + "1-" * 50000 + "x.jar", {}, []) == []
+
+
+
+@pytest.mark.timeout(60)
+def test_metadata_parsers_stay_linear_on_long_runs() -> None:
+    """Whitespace runs and continuation lines, a few MiB of them: each used to cost time quadratic in
+    the run (1 MiB of newlines in a gemspec: hours; a 1 MiB licence field of spaces: hours; 300,000
+    continuation lines of a dpkg field or a manifest: minutes). Each is one linear pass now."""
+    import time
+
+    from vouch.sbom.catalogers.dpkg import copyright_licenses, parse_paragraphs
+    from vouch.sbom.catalogers.java import parse_manifest
+    from vouch.sbom.catalogers.ruby import parse_gemspec
+    from vouch.sbom.licenses import split_expression
+
+    start = time.monotonic()
+    assert parse_gemspec("\n" * 1_000_000 + " \n" * 500_000 + "s.name = 'x'\n")["name"] == "x"
+    assert split_expression("MIT" + " " * 1_000_000 + "or  \t GPL-2.0") == ["MIT", "GPL-2.0"]
+    licences = copyright_licenses("License: MIT" + " " * 1_000_000 + "x\nLicense:\n  GPL-2+ \n")
+    assert licences == ["MIT x", "GPL-2.0-or-later"]
+    [para] = parse_paragraphs("Package: a\nDescription: d\n" + " x\n" * 300_000)
+    assert para["Description"].count("\n") == 300_000
+    assert len(parse_manifest("Name: a\r\n" + " x\r\n" * 300_000)["Name"]) == 300_001
+    assert time.monotonic() - start < 30  # each took minutes to hours before
+
+
+def test_odd_documents_never_stop_a_catalog(tmp_path: Path) -> None:
+    """Shapes the catalogers once met with an exception that stopped the whole scan (exit 70): an empty
+    redhat-release, a Go binary built at 0001-01-01T00:00+01:00, JSON lists where objects belong, names
+    a purl cannot hold as written; and the same jar at 20,000 paths is merged in linear time."""
+    from vouch.sbom.catalogers.binary import _go_packages
+    from vouch.sbom.catalogers.dotnet import DotnetCataloger
+    from vouch.sbom.catalogers.golang import BuildInfo, main_version, parse_modinfo
+    from vouch.sbom.catalogers.npm import NpmCataloger
+    from vouch.sbom.catalogers.php import ComposerCataloger
+    from vouch.sbom.generate import dedupe
+    from vouch.sbom.model import Location, Package
+
+    r = sbom_of(tmp_path, [gz_layer(raw_tar([entry("etc/redhat-release", b"\n")]))])
+    assert r.distro is None
+    info = BuildInfo("go1.22.5")
+    parse_modinfo(info, "mod\tx.io/a\t(devel)\t\nbuild\tvcs.revision=abc\nbuild\tvcs.time=0001-01-01T00:00:00+01:00\n"
+                  "dep\t\tv1\t\ndep\t/\tv2\t\n")
+    assert main_version(info).startswith("v0.0.0-00010101000000-abc")
+    assert [p.purl for p in _go_packages(info)][1:] == ["pkg:golang/%252F@v2", "pkg:golang/stdlib@1.22.5"]
+    assert NpmCataloger().reduce("p/package.json", b'{"name": "a", "dependencies": [1]}')["dependencies"] == []
+    assert ComposerCataloger().reduce("composer/installed.json", b'{"packages": [{"name": "a/b", "version": "1", '
+                                      b'"require": [1], "license": 5}], "dev-package-names": [[1]]}') == [
+        {"name": "a/b", "version": "1", "licenses": [], "dev": False, "description": None, "requires": []}]
+    assert DotnetCataloger().reduce("a.deps.json", b'{"libraries": [1]}') == []
+    same = [Package("a", "1", "maven", "pkg:maven/g/a@1", "java", locations=[Location(f"/app/{i}.jar", "d", 0)])
+            for i in range(20_000)]
+    [merged] = dedupe(same + same)
+    assert len(merged.locations) == 20_000
 
 
 def test_mutated_binaries_and_archives_never_escape(tmp_path: Path) -> None:

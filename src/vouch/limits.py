@@ -102,6 +102,25 @@ SBOM_MAX_RESOLVE_STEPS = 200_000_000
 # the image: a recursive view would never end). Reading a real 2,000-package database takes ~100,000.
 SBOM_MAX_SQLITE_STEPS = 100_000_000
 
+# ---- SBOM: archives and compressed sections inside files ---------------------------------------------
+
+# Java archives (jar, war, ear), nested ones too (Spring Boot fat jars nest one level, WARs two):
+# nesting depth, members per archive (the largest fat jars have ~30,000), the declared size of one
+# nested archive and of a manifest or pom.properties (real ones: a few KiB), and everything inflated
+# under one top-level archive (the largest real fat jars inflate to ~1 GiB).
+SBOM_JAVA_MAX_DEPTH = 4
+SBOM_JAVA_MAX_MEMBERS = 200_000
+SBOM_JAVA_MAX_NESTED_BYTES = 512 * 1024 * 1024
+SBOM_JAVA_MAX_META_BYTES = 1024 * 1024
+SBOM_JAVA_MAX_TOTAL_BYTES = 4 * 1024**3
+# An archive's central directory, checked before zipfile builds an object per member (~10x the bytes):
+# a 30,000-member fat jar has ~4 MiB of it.
+SBOM_JAVA_MAX_DIRECTORY_BYTES = 16 * 1024 * 1024
+# A Rust binary's cargo-auditable section (zlib-compressed JSON), inflated in one bounded call: ~50 KiB
+# for 500 crates; parsed JSON takes up to ~20x its size in memory, so 16 MiB (was 64) is the cap.
+SBOM_AUDIT_MAX_COMPRESSED = 8 * 1024 * 1024
+SBOM_AUDIT_MAX_JSON = 16 * 1024 * 1024
+
 # ---- time ---------------------------------------------------------------------------------------------
 
 # How far in the future an SBOM's metadata.timestamp may lie and still count as "now": the signing

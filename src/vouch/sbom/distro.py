@@ -64,6 +64,8 @@ def detect_distro(view: ImageView) -> Distro | None:
         if p is not None:
             m = re.search(r"release (\d+(?:\.\d+)?)", p.value)
             name = p.value.split(" release")[0].strip()
+            if not name:
+                continue  # an empty file names no distribution
             ident = "centos" if "CentOS" in name else "rhel" if "Red Hat" in name else name.split()[0].lower()
             return Distro(ident, m.group(1) if m else "", name)
     p = view.get("etc/lsb-release")

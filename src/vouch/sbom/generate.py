@@ -135,15 +135,21 @@ def drop_os_owned(packages: list[Package], view: ImageView) -> list[Package]:
 
 
 def dedupe(packages: list[Package]) -> list[Package]:
-    """One component per purl: evidence from several places is merged, never listed twice."""
+    """One component per purl: evidence from several places is merged, never listed twice (a set of
+    the locations seen: the same jar at 20,000 paths must not cost 20,000² comparisons)."""
     out: dict[str, Package] = {}
+    seen: dict[str, set[tuple[str, str, int]]] = {}
     for p in packages:
         prev = out.get(p.purl)
         if prev is None:
             out[p.purl] = p
+            seen[p.purl] = {(loc.path, loc.layer_diff_id, loc.layer_index) for loc in p.locations}
             continue
+        known = seen[p.purl]
         for loc in p.locations:
-            if loc not in prev.locations:
+            key = (loc.path, loc.layer_diff_id, loc.layer_index)
+            if key not in known:
+                known.add(key)
                 prev.locations.append(loc)
         prev.files = prev.files or p.files
         prev.licenses = prev.licenses or p.licenses

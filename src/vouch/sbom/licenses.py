@@ -93,7 +93,9 @@ def normalize_name_or_url(text: str) -> str | None:
 
 
 def split_expression(text: str) -> list[str]:
-    """Split `A or B`, `A and B`, `A, B`, `A | B` into tokens (drops `with ... exception`)."""
+    """Split `A or B`, `A and B`, `A, B`, `A | B` into tokens (drops `with ... exception`). Whitespace
+    runs are collapsed first: on a long run the patterns below would otherwise backtrack quadratically."""
+    text = " ".join(text.split())
     text = re.sub(r"\s+with\s+[\w.+-]+\s+exception", "", text, flags=re.I)
     parts = re.split(r"\s+(?:or|and|OR|AND)\s+|\s*[,|/]\s*|\s*&\s*", text)
     return [p.strip() for p in parts if p.strip()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Protocol
+from urllib.parse import quote
 
 from packageurl import PackageURL
 
@@ -22,11 +23,33 @@ class Cataloger(Protocol):
     def catalog(self, view: ImageView, distro: Distro | None) -> list[Package]: ...
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    """Lone surrogates (a name read from a non-UTF-8 path, or a JSON "\\udcff") as U+FFFD: a purl is UTF-8."""
+    return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+
+
 def purl(ptype: str, namespace: str | None, name: str, version: str | None,
          qualifiers: dict[str, str | None] | None = None, subpath: str | None = None) -> str:
-    q = {k: v for k, v in (qualifiers or {}).items() if v}
-    return str(PackageURL(type=ptype, namespace=namespace, name=name, version=version or None,
-                          qualifiers=dict(sorted(q.items())) or None, subpath=subpath))
+    """The package URL. Names come from the image: one that packageurl's own normalisation would empty
+    (" ", "/") is named by its percent-encoding instead, so that no name stops a cataloger (and the
+    purl still parses back, as the BOM writer does)."""
+    q = {k: _text(v) for k, v in (qualifiers or {}).items() if v}
+
+    def build(the_name: str) -> str:
+        return str(PackageURL(type=ptype, namespace=_text(namespace) if namespace else None, name=the_name,
+                              version=_text(version) if version else None,
+                              qualifiers=dict(sorted(q.items())) or None,
+                              subpath=_text(subpath) if subpath else None))
+
+    try:
+        return build(_text(name))
+    except (ValueError, TypeError):
+        if not name:
+            raise ValueError("a package without a name has no purl") from None
+    return build(quote(_text(name), safe=""))  # " " is named "%20": a name packageurl parses back
 
 
 def location(view: ImageView, path: str, layer: int | None = None) -> Location:

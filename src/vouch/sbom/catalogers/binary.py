@@ -21,14 +21,15 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from vouch import limits
 from vouch.sbom.catalogers.base import location, purl
 from vouch.sbom.catalogers.golang import BuildInfo, Module, main_version, read_buildinfo, read_pe_buildinfo
 from vouch.sbom.elf import ELF_MAGIC, ElfError, ElfFile
 from vouch.sbom.fsview import ImageView
 from vouch.sbom.model import Distro, Package
 
-MAX_AUDIT_COMPRESSED = 8 * 1024 * 1024
-MAX_AUDIT_JSON = 64 * 1024 * 1024
+MAX_AUDIT_COMPRESSED = limits.SBOM_AUDIT_MAX_COMPRESSED
+MAX_AUDIT_JSON = limits.SBOM_AUDIT_MAX_JSON
 _SCAN_CHUNK = 16 * 1024 * 1024
 _SCAN_OVERLAP = 256
 
@@ -124,8 +125,12 @@ def read_package_notes(elf: ElfFile) -> list[dict[str, str]] | None:
         pos += descsz + (-descsz % 4)
         if name != b"FDO" or ntype != FDO_PACKAGING_METADATA or pos > len(data):
             continue
-        doc = json.loads(desc.rstrip(b"\0").decode("utf-8"))
-        if isinstance(doc, dict) and isinstance(doc.get("name"), str) and isinstance(doc.get("version"), str):
+        try:
+            doc = json.loads(desc.rstrip(b"\0").decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            raise ElfError(f"a package note is not JSON ({exc})") from exc
+        if isinstance(doc, dict) and isinstance(doc.get("name"), str) and isinstance(doc.get("version"), str) \
+                and doc["name"].strip():
             out.append({k: v for k, v in doc.items() if isinstance(v, str)})
     return out or None
 
@@ -167,12 +172,19 @@ def read_audit(elf: ElfFile) -> list[Crate] | None:
         return None
     raw = elf.section_data(sec, MAX_AUDIT_COMPRESSED)
     d = zlib.decompressobj()
-    text = d.decompress(raw, MAX_AUDIT_JSON)
+    try:
+        text = d.decompress(raw, MAX_AUDIT_JSON)  # bounded output, one call
+    except zlib.error as exc:
+        raise ElfError(f"cargo-auditable data is not zlib ({exc})") from exc
     if d.unconsumed_tail:
         raise ElfError(f"cargo-auditable data expands beyond {MAX_AUDIT_JSON} bytes")
-    doc = json.loads(text)
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ElfError(f"cargo-auditable data is not JSON ({exc})") from exc
+    packages = doc.get("packages") if isinstance(doc, dict) else None
     crates = []
-    for p in doc.get("packages") or []:
+    for p in packages if isinstance(packages, list) else []:
         if not isinstance(p, dict) or not p.get("name") or not p.get("version"):
             continue
         if p.get("kind", "runtime") != "runtime":
@@ -268,7 +280,9 @@ def _numeric(version: str) -> str:
 
 
 def _go_purl(path: str, version: str) -> str:
-    namespace, _, name = path.rpartition("/")
+    namespace, _, name = path.rstrip("/").rpartition("/")
+    if not name:  # "/" and such: not a module path, named as written
+        namespace, name = "", path
     return purl("golang", namespace or None, name, version)
 
 
@@ -284,6 +298,8 @@ def _go_packages(info: BuildInfo) -> list[Package]:
         out.append(pkg)
     for dep in info.deps:
         eff: Module = dep.replace or dep
+        if not eff.path:
+            continue  # a `dep` line without a module path names nothing
         version = eff.version or "(devel)"
         pkg = Package(eff.path, version, "golang", _go_purl(eff.path, version), "go-module-binary")
         if dep.replace is not None:

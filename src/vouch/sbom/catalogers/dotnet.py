@@ -18,10 +18,13 @@ class DotnetCataloger:
         return path.endswith(".deps.json")
 
     def reduce(self, path: str, data: bytes) -> Any:
-        doc = json.loads(data)
+        try:
+            doc = json.loads(data)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deep") from exc
         libraries = doc.get("libraries") if isinstance(doc, dict) else None
         out = []
-        for key, info in (libraries or {}).items():
+        for key, info in libraries.items() if isinstance(libraries, dict) else ():
             name, sep, version = key.rpartition("/")
             kind = info.get("type") if isinstance(info, dict) else None
             if sep and name and version and kind in ("package", "project"):

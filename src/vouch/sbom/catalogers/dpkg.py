@@ -19,31 +19,35 @@ _CLAIM = compile_globs(
     "var/lib/dpkg/info/*.conffiles",
     "usr/share/doc/*/copyright",
 )
-_LICENSE_RE = re.compile(r"^License:\s*(.+?)\s*$", re.M)
+_LICENSE_RE = re.compile(r"^License:\s*(\S.*)$", re.M)  # \s* and \S are disjoint: no backtracking
 _COMMON_RE = re.compile(r"/usr/share/common-licenses/([A-Za-z0-9.+_-]+)")
 
 
 def parse_paragraphs(text: str) -> list[dict[str, str]]:
-    """RFC 822-style control paragraphs (continuation lines joined with newlines)."""
+    """RFC 822-style control paragraphs (continuation lines joined with newlines). Linear: a field's
+    lines are collected in a list and joined once (appending to the string would copy it per line)."""
     out: list[dict[str, str]] = []
-    cur: dict[str, str] = {}
+    cur: dict[str, list[str]] = {}
     key = None
+
+    def done() -> None:
+        if cur:
+            out.append({k: "\n".join(v) for k, v in cur.items()})
+
     for line in text.splitlines():
         if not line.strip():
-            if cur:
-                out.append(cur)
+            done()
             cur, key = {}, None
             continue
         if line[0] in " \t" and key is not None:
-            cur[key] += "\n" + line.strip()
+            cur[key].append(line.strip())
             continue
         k, sep, v = line.partition(":")
         if not sep:
             continue
         key = k.strip()
-        cur[key] = v.strip()
-    if cur:
-        out.append(cur)
+        cur[key] = [v.strip()]
+    done()
     return out
 
 
@@ -61,7 +65,7 @@ def parse_relations(value: str) -> list[str]:
 def copyright_licenses(text: str) -> list[str]:
     found: list[str] = []
     for m in _LICENSE_RE.finditer(text):
-        for token in split_expression(m.group(1)):
+        for token in split_expression(m.group(1).rstrip()):
             found.append(token)
     for m in _COMMON_RE.finditer(text):
         found.append(m.group(1))

@@ -205,8 +205,9 @@ def main_version(info: BuildInfo) -> str:
     if rev and when:
         try:
             t = dt.datetime.fromisoformat(when.replace("Z", "+00:00")).astimezone(dt.UTC)
-        except ValueError:
+        except (ValueError, OverflowError):  # not a time, or one UTC cannot hold (0001-01-01T00:00+01:00)
             t = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
         major = re.search(r"/v([2-9]|[1-9][0-9]+)$", mod)
-        return f"v{major.group(1) if major else '0'}.0.0-{t:%Y%m%d%H%M%S}-{rev[:12]}"
+        # the year as four digits: strftime writes year 1 as "1"
+        return f"v{major.group(1) if major else '0'}.0.0-{t.year:04d}{t:%m%d%H%M%S}-{rev[:12]}"
     return "(devel)"

@@ -11,22 +11,25 @@ from __future__ import annotations
 import posixpath
 import re
 import shutil
+import struct
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from vouch import limits
 from vouch.sbom.catalogers.base import location, purl
 from vouch.sbom.fsview import SPOOL_MEMORY, ImageView
 from vouch.sbom.licenses import normalize_name_or_url
 from vouch.sbom.model import Distro, Package
 
 SUFFIXES = (".jar", ".war", ".ear", ".jpi", ".hpi", ".par", ".sar", ".nar", ".kar", ".lpkg")
-MAX_DEPTH = 4
-MAX_MEMBERS = 200_000
-MAX_NESTED_BYTES = 512 * 1024 * 1024  # one nested archive, inflated
-MAX_TOTAL_BYTES = 4 * 1024**3  # everything inflated under one top-level archive
-MAX_META_BYTES = 1024 * 1024  # a manifest or pom.properties
+MAX_DEPTH = limits.SBOM_JAVA_MAX_DEPTH
+MAX_MEMBERS = limits.SBOM_JAVA_MAX_MEMBERS
+MAX_NESTED_BYTES = limits.SBOM_JAVA_MAX_NESTED_BYTES  # one nested archive, inflated
+MAX_TOTAL_BYTES = limits.SBOM_JAVA_MAX_TOTAL_BYTES  # everything inflated under one top-level archive
+MAX_META_BYTES = limits.SBOM_JAVA_MAX_META_BYTES  # a manifest or pom.properties
+MAX_DIRECTORY_BYTES = limits.SBOM_JAVA_MAX_DIRECTORY_BYTES  # the central directory, before zipfile parses it
 _FILENAME = re.compile(r"^(?P<name>.+?)-(?P<version>\d[\w.\-+]*?)(?:\.[a-zA-Z]+)$")
 
 
@@ -62,8 +65,9 @@ class _Budget:
 
 
 def parse_manifest(text: str) -> dict[str, str]:
-    """The main section of MANIFEST.MF (continuation lines start with one space)."""
-    out: dict[str, str] = {}
+    """The main section of MANIFEST.MF (continuation lines start with one space; collected and joined
+    once, as appending to the value would copy it per line)."""
+    out: dict[str, list[str]] = {}
     key = None
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         if not raw.strip():
@@ -71,13 +75,13 @@ def parse_manifest(text: str) -> dict[str, str]:
                 break  # end of the main section
             continue
         if raw.startswith(" ") and key:
-            out[key] += raw[1:]
+            out[key].append(raw[1:])
             continue
         k, sep, v = raw.partition(":")
         if sep:
             key = k.strip()
-            out[key] = v.strip()
-    return out
+            out[key] = [v.strip()]
+    return {k: "".join(v) for k, v in out.items()}
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -147,7 +151,35 @@ def manifest_licenses(manifest: dict[str, str]) -> list[str]:
     return out
 
 
+# Stored and deflate only, as the JAR format itself: zipfile inflates those in bounded calls, but hands
+# a bzip2 or LZMA member's whole expansion back from one call (380 bytes of bzip2 were 300 MiB at once).
+_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+def _central_directory_size(f: BinaryIO) -> int:
+    """The central directory's size from the end record (zip64 too), read before zipfile builds an
+    object per member: that costs ~10x the directory's bytes in memory."""
+    f.seek(0, 2)
+    end = f.tell()
+    f.seek(max(0, end - 65557))
+    tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return 0  # zipfile reports what is wrong
+    size = struct.unpack_from("<I", tail, at + 12)[0]
+    locator = at - 20
+    if size == 0xFFFFFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
+        f.seek(struct.unpack_from("<Q", tail, locator + 8)[0])
+        record = f.read(56)
+        if len(record) == 56 and record[:4] == b"PK\x06\x06":
+            size = struct.unpack_from("<Q", record, 40)[0]
+    return int(size)
+
+
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, budget: _Budget, what: str) -> bytes:
+    if info.compress_type not in _METHODS:
+        raise ArchiveLimit(f"{what}:{info.filename} is compressed with method {info.compress_type}, which jars "
+                           "do not use; not read")
     if info.file_size > limit:
         raise ArchiveLimit(f"{what}:{info.filename} declares {info.file_size} bytes, over {limit}")
     budget.take(info.file_size, what)
@@ -162,6 +194,10 @@ def scan_archive(f: BinaryIO, path: str, depth: int = 0, budget: _Budget | None 
                  warnings: list[str] | None = None) -> list[JavaPackage]:
     budget = budget or _Budget(MAX_TOTAL_BYTES)
     warnings = warnings if warnings is not None else []
+    directory = _central_directory_size(f)
+    if directory > MAX_DIRECTORY_BYTES:
+        raise ArchiveLimit(f"{path}: a central directory of {directory} bytes, over {MAX_DIRECTORY_BYTES}")
+    f.seek(0)
     zf = zipfile.ZipFile(f)
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
@@ -172,6 +208,12 @@ def scan_archive(f: BinaryIO, path: str, depth: int = 0, budget: _Budget | None 
     nested: list[zipfile.ZipInfo] = []
     for info in infos:
         name = info.filename
+        if info.compress_type not in _METHODS:  # never read (see _METHODS); said so if it mattered
+            if name.upper() == "META-INF/MANIFEST.MF" or name.startswith("META-INF/maven/") or \
+                    name.lower().endswith(SUFFIXES):
+                warnings.append(f"{path}:{name}: compressed with method {info.compress_type}, which jars do not "
+                                "use; not read")
+            continue
         if name.upper() == "META-INF/MANIFEST.MF":
             manifest = parse_manifest(_read_member(zf, info, MAX_META_BYTES, budget, path).decode("utf-8", "replace"))
         elif name.startswith("META-INF/maven/") and name.endswith("/pom.properties"):

@@ -48,12 +48,13 @@ class NpmCataloger:
     def reduce(self, path: str, data: bytes) -> Any:
         try:
             obj = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep for the parser
             return None
         if not isinstance(obj, dict):
             return None
+        deps = obj.get("dependencies")
         return {"name": obj.get("name"), "version": obj.get("version"), "license": obj.get("license") or
-                obj.get("licenses"), "dependencies": sorted((obj.get("dependencies") or {}).keys()),
+                obj.get("licenses"), "dependencies": sorted(deps) if isinstance(deps, dict) else [],
                 "description": obj.get("description"), "private": bool(obj.get("private"))}
 
     def catalog(self, view: ImageView, distro: Distro | None) -> list[Package]:
@@ -67,6 +68,8 @@ class NpmCataloger:
                 continue  # a stray package.json, not an installed application
             full = meta["name"]
             scope, _, base = full.rpartition("/") if full.startswith("@") else ("", "", full)
+            if not base.strip() or not meta["version"].strip():
+                continue  # "@scope/" or blanks: no package a purl can name
             pkg = Package(
                 name=full, version=meta["version"], type="npm", cataloger=self.name,
                 purl=purl("npm", scope or None, base, meta["version"]), licenses=_license(meta.get("license")),

@@ -19,18 +19,24 @@ class ComposerCataloger:
         return path.endswith("composer/installed.json")
 
     def reduce(self, path: str, data: bytes) -> Any:
-        doc = json.loads(data)
+        try:
+            doc = json.loads(data)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deep") from exc
         entries = doc.get("packages") if isinstance(doc, dict) else doc
-        dev = set(doc.get("dev-package-names") or []) if isinstance(doc, dict) else set()
+        dev_names = doc.get("dev-package-names") if isinstance(doc, dict) else None
+        dev = {x for x in dev_names if isinstance(x, str)} if isinstance(dev_names, list) else set()
         out = []
         for p in entries if isinstance(entries, list) else []:
             if not isinstance(p, dict) or not isinstance(p.get("name"), str) or not isinstance(p.get("version"), str):
                 continue
             lic = p.get("license") or []
-            lic = [lic] if isinstance(lic, str) else [x for x in lic if isinstance(x, str)]
+            lic = [lic] if isinstance(lic, str) else [x for x in lic if isinstance(x, str)] if isinstance(lic, list) \
+                else []
+            require = p.get("require")
             out.append({"name": p["name"], "version": p["version"], "licenses": lic, "dev": p["name"] in dev,
                         "description": p.get("description") if isinstance(p.get("description"), str) else None,
-                        "requires": sorted(k for k in (p.get("require") or {}) if "/" in k)})
+                        "requires": sorted(k for k in require if "/" in k) if isinstance(require, dict) else []})
         return out
 
     def catalog(self, view: ImageView, distro: Distro | None) -> list[Package]:
@@ -38,6 +44,8 @@ class ComposerCataloger:
         for path, parsed in sorted(view.parsed_by(self.name)):
             for meta in parsed.value:
                 vendor, _, name = meta["name"].rpartition("/")
+                if not name.strip() or not meta["version"].strip():
+                    continue  # "vendor/" or blanks: no package a purl can name
                 licenses = []
                 for value in meta["licenses"]:
                     spdx, raw = normalize(value)

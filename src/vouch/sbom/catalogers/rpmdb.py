@@ -8,6 +8,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
+from vouch import limits
 from vouch.errors import InputError
 from vouch.sbom.catalogers.base import compile_globs, location, owned_layer, purl
 from vouch.sbom.catalogers.rpmheader import HeaderError, RpmHeader, parse_header
@@ -23,17 +24,43 @@ _CLAIM = compile_globs("var/lib/rpm/rpmdb.sqlite", "var/lib/rpm/Packages", "var/
 
 
 def sqlite_blobs(data: bytes) -> Iterator[bytes]:
+    """The header blobs of an rpmdb.sqlite. The database comes from the image, so its schema is
+    hostile too: Packages must be a plain table, a blob can be no larger than the file, all blobs
+    together no more than the file holds (a generated column or a view of `zeroblob()`s cannot
+    conjure more), and the query's work is bounded (a recursive view is stopped)."""
     if len(data) >= 100 and data[:16] == b"SQLite format 3\x00" and data[18:20] == b"\x02\x02":
         # rpm keeps its sqlite db in WAL mode, which an in-memory copy cannot open: read it as a
         # rollback-journal database (bytes 18-19 of the header; the pages themselves are the same).
         data = data[:18] + b"\x01\x01" + data[20:]
+    if len(data) < 100 or not data.startswith(b"SQLite format 3\x00"):  # deserialize(b"") is a MemoryError
+        raise InputError("rpmdb.sqlite is not a readable rpm sqlite database (no SQLite header)")
     conn = sqlite3.connect(":memory:")
+    steps = 0
+
+    def progress() -> int:  # called every 1000 VM instructions: nonzero stops the query
+        nonlocal steps
+        steps += 1000
+        return 1 if steps > limits.SBOM_MAX_SQLITE_STEPS else 0
+
     try:
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max(1024, len(data)))
+        conn.set_progress_handler(progress, 1000)
         conn.deserialize(data)
+        kind = conn.execute("SELECT type FROM sqlite_master WHERE name = 'Packages'").fetchone()
+        columns = {row[1]: row[6] for row in conn.execute("PRAGMA table_xinfo(Packages)")}
+        if kind != ("table",) or columns.get("blob") != 0:  # hidden != 0: a generated column
+            raise InputError("rpmdb.sqlite has no plain Packages table with a blob column")
+        total = 0
         for (blob,) in conn.execute("SELECT blob FROM Packages"):
             if isinstance(blob, bytes):
+                total += len(blob)
+                if total > len(data):
+                    raise InputError("rpmdb.sqlite: its blobs add up to more than the file holds")
                 yield blob
     except sqlite3.DatabaseError as exc:
+        if steps > limits.SBOM_MAX_SQLITE_STEPS:
+            raise InputError(f"rpmdb.sqlite: reading it took more than {limits.SBOM_MAX_SQLITE_STEPS} steps; "
+                             "refusing it") from exc
         raise InputError(f"rpmdb.sqlite is not a readable rpm sqlite database ({exc})") from exc
     finally:
         conn.close()

@@ -11,12 +11,13 @@ from vouch.sbom.licenses import normalize
 from vouch.sbom.model import Distro, Package
 
 _CLAIM = re.compile(r"(?:^|/)specifications/(?:default/)?[^/]+\.gemspec$")
+# `^[ \t]*`, not `^\s*`: \s crosses newlines, and every line start would rescan the blank lines after it
 _STR = r"""["']([^"']+)["']"""
-_NAME = re.compile(r"^\s*\w+\.name\s*=\s*" + _STR, re.M)
-_VERSION = re.compile(r"^\s*\w+\.version\s*=\s*(?:Gem::Version\.new\(\s*)?" + _STR, re.M)
-_LICENSES = re.compile(r"^\s*\w+\.licenses?\s*=\s*\[?([^\n\]]*)", re.M)
+_NAME = re.compile(r"^[ \t]*\w+\.name\s*=\s*" + _STR, re.M)
+_VERSION = re.compile(r"^[ \t]*\w+\.version\s*=\s*(?:Gem::Version\.new\(\s*)?" + _STR, re.M)
+_LICENSES = re.compile(r"^[ \t]*\w+\.licenses?\s*=\s*\[?([^\n\]]*)", re.M)
 _STUB = re.compile(r"^# stub: (\S+) (\S+)", re.M)
-_SUMMARY = re.compile(r"^\s*\w+\.summary\s*=\s*" + _STR, re.M)
+_SUMMARY = re.compile(r"^[ \t]*\w+\.summary\s*=\s*" + _STR, re.M)
 
 
 def parse_gemspec(text: str) -> dict[str, Any]:
