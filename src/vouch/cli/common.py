@@ -1,23 +1,36 @@
-"""Shared CLI plumbing: global options, output, key loading, error rendering."""
+"""Shared CLI plumbing: global options, output, key loading, error rendering, and the habits of cosign
+users (`--flag=false`, `-o json` after the subcommand, `--output-file`, `env://` and `https://` keys)."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import io
+import ipaddress
 import json
 import logging
+import os
 import sys
+import time
+import types
+import typing
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, TypeVar
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import typer
+import typer.core
+import typer.models
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from vouch.errors import InputError
+from vouch.errors import InputError, RegistryError
 from vouch.keys.cosign import load_private_key, load_public_keys
-from vouch.keys.files import read_key_file
-from vouch.keys.password import read_password
+from vouch.keys.files import check_writable, read_key_file, write_new_file
+from vouch.keys.password import open_private_key
 from vouch.oci.client import RegistryClient, RegistryOptions
 from vouch.oci.reference import Reference, parse_reference
 from vouch.signing.signer import KeySigner
@@ -80,11 +93,113 @@ def ref_arg(text: str) -> Reference:
     return parse_reference(text)
 
 
-def load_signer(key_ref: str) -> KeySigner:
-    """A private key from a file, or from a Kubernetes Secret (`k8s://NAMESPACE/NAME`, as cosign)."""
-    if key_ref.startswith("k8s://"):
-        import os
+# A public key fetched from a URL (`--key https://…/cosign.pub`): a PEM key is ~180 bytes, a bundle of
+# keys during a rotation a few hundred; 1 MiB stops a hostile server, not a real key. Time: 30 s in
+# total, whatever the server drips; at most 5 redirects, never from https down to http.
+MAX_KEY_URL_BYTES = 1024 * 1024
+KEY_URL_SECONDS = 30.0
+KEY_URL_REDIRECTS = 5
 
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _key_url_problem(url: str, previous: str | None) -> str | None:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return f"{_shown(url)} names no host"
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http" and _loopback(parts.hostname):
+        if previous is not None and urlsplit(previous).scheme == "https":
+            return f"it redirects from https down to plain http ({_shown(url)})"
+        return None
+    if previous is not None:
+        return f"it redirects to {_shown(url)}, which is not https"
+    return "public keys are fetched over https only (plain http only from a loopback address)"
+
+
+def _shown(url: str) -> str:
+    """url without the user:password a key URL may carry (never printed)."""
+    try:
+        parts = urlsplit(url)
+        if "@" not in parts.netloc:
+            return url
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    except ValueError:
+        return "(malformed)"
+
+
+def fetch_key_url(url: str) -> bytes:
+    """The body of url (a public key PEM): TLS verified, bounded in size and time, redirects only to https."""
+    import httpx
+
+    from vouch.oci import deadline
+
+    shown = _shown(url)
+    current, previous = url, None
+    until = time.monotonic() + KEY_URL_SECONDS
+    transport = httpx.HTTPTransport(verify=True)
+    deadline.install(transport)
+    with httpx.Client(transport=transport, timeout=KEY_URL_SECONDS, follow_redirects=False) as http:
+        for _ in range(KEY_URL_REDIRECTS + 1):
+            try:
+                problem = _key_url_problem(current, previous)
+            except ValueError:
+                problem = "not a valid URL" if previous is None else "it redirects to a malformed URL"
+            if problem:
+                raise InputError(f"cannot fetch the public key {shown}: {problem}")
+            try:
+                with deadline.deadline(until), http.stream("GET", current) as resp:
+                    if resp.is_redirect and "location" in resp.headers:
+                        previous, current = current, urljoin(current, resp.headers["location"])
+                        continue
+                    if resp.status_code != 200:
+                        error = InputError if 400 <= resp.status_code < 500 else RegistryError
+                        raise error(f"cannot fetch the public key {shown}: the server answered HTTP "
+                                    f"{resp.status_code}")
+                    body = bytearray()
+                    for chunk in resp.iter_bytes():
+                        body += chunk
+                        if len(body) > MAX_KEY_URL_BYTES:
+                            raise InputError(f"the public key at {shown} is larger than {MAX_KEY_URL_BYTES} bytes; "
+                                             "refusing it")
+                    return bytes(body)
+            except httpx.InvalidURL as exc:
+                raise InputError(f"cannot fetch the public key {shown}: not a valid URL") from exc
+            except httpx.HTTPError as exc:
+                why = " ".join(str(exc).split()).replace(url, shown) or type(exc).__name__
+                raise RegistryError(f"cannot fetch the public key {shown}: {why}") from exc
+    raise InputError(f"cannot fetch the public key {shown}: more than {KEY_URL_REDIRECTS} redirects")
+
+
+def read_key_ref(ref: str, *, public: bool) -> bytes:
+    """A key's PEM from `env://VARIABLE` (as cosign), from `https://…` (public keys only), else from a file."""
+    if ref.startswith("env://"):
+        name = ref[len("env://"):]
+        if not name:
+            raise InputError("--key env:// names no variable; write env://VARIABLE")
+        value = os.environ.get(name, "")
+        if not value.strip():
+            raise InputError(f"--key {ref}: the environment variable {name} is not set or empty")
+        return value.encode()
+    if ref.startswith(("https://", "http://")):
+        if not public:
+            raise InputError(f"--key {ref}: a private key is never fetched from a URL; use a file, env://VARIABLE "
+                             "or k8s://NAMESPACE/NAME")
+        return fetch_key_url(ref)
+    return read_key_file(ref)
+
+
+def load_signer(key_ref: str) -> KeySigner:
+    """A private key from a file, `env://VARIABLE`, or a Kubernetes Secret (`k8s://NAMESPACE/NAME`), as cosign."""
+    if key_ref.startswith("k8s://"):
         from vouch.keys.k8s import KubeClient, parse_ref
 
         ns, name = parse_ref(key_ref)
@@ -94,9 +209,7 @@ def load_signer(key_ref: str) -> KeySigner:
         env = os.environ.get("COSIGN_PASSWORD")
         password = env.encode() if env is not None else data.get("cosign.password", b"")
         return KeySigner(load_private_key(data["cosign.key"], password))
-    pem = read_key_file(key_ref)
-    password = read_password(confirm=False)
-    return KeySigner(load_private_key(pem, password))
+    return KeySigner(open_private_key(read_key_ref(key_ref, public=False)))
 
 
 def load_verifier_keys(key_refs: list[str]) -> list[ec.EllipticCurvePublicKey]:
@@ -113,7 +226,7 @@ def load_verifier_keys(key_refs: list[str]) -> list[ec.EllipticCurvePublicKey]:
                 raise InputError(f"secret {ns}/{name} has no cosign.pub")
             keys.extend(load_public_keys(data["cosign.pub"], what=ref))
         else:
-            keys.extend(load_public_keys(read_key_file(ref), what=ref))
+            keys.extend(load_public_keys(read_key_ref(ref, public=True), what=ref))
     return keys
 
 
@@ -135,3 +248,195 @@ def parse_annotations(values: list[str] | None) -> dict[str, str] | None:
             raise InputError(f"annotation {v!r} is not key=value")
         out[k] = val
     return out
+
+
+# ---- cosign's command-line habits ------------------------------------------------------------------
+
+# strconv.ParseBool, which cosign's flags use: `--tlog-upload=false`, `--offline=1`, `--yes=True`.
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def cosign_bool_args(params: list[Any], args: list[str]) -> list[str]:
+    """args with cosign's `--flag=true|false` for a boolean flag rewritten as click spells it: `--flag`,
+    `--no-flag`, or nothing (false for a flag that is off by default and has no negative form)."""
+    flags: dict[str, tuple[Any, bool]] = {}
+    for p in params:
+        if getattr(p, "is_flag", False) and getattr(p, "is_bool_flag", False) and not getattr(p, "count", False):
+            for o in p.opts:
+                flags[o] = (p, True)
+            for o in p.secondary_opts:
+                flags[o] = (p, False)
+    out: list[str] = []
+    for i, a in enumerate(args):
+        if a == "--":
+            return out + args[i:]
+        name, eq, value = a.partition("=")
+        if not eq or not name.startswith("--") or name not in flags:
+            out.append(a)
+            continue
+        p, positive = flags[name]
+        if value not in _TRUE | _FALSE:
+            raise typer.BadParameter(f"{name} takes true or false, not {value!r}")
+        on = (value in _TRUE) == positive
+        if on:
+            out.append(p.opts[-1])
+        elif p.secondary_opts:
+            out.append(p.secondary_opts[-1])
+        elif p.default:
+            raise typer.BadParameter(f"{name} cannot be turned off")
+    return out
+
+
+class VouchCommand(typer.core.TyperCommand):
+    """A command that takes cosign's `--flag=false` and prints plain help (names in full at 80 columns)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            # Newer Typer prints an argument's Python type (`<list[str]>`) beside its metavar: the metavar says it.
+            if p.param_type_name == "argument" and p.metavar and hasattr(p, "display_type_rich"):
+                setattr(p, "display_type_rich", lambda ctx: None)  # noqa: B010
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, cosign_bool_args(self.params, args))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        # click's own layout (not Typer's Rich table): flag names are never cut to fit a column at 80 columns.
+        super(typer.core.TyperCommand, self).format_help(ctx, formatter)
+
+
+class VouchGroup(typer.core.TyperGroup):
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, cosign_bool_args(self.params, args))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        super(typer.core.TyperGroup, self).format_help(ctx, formatter)
+
+
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class VouchTyper(typer.Typer):
+    """typer.Typer whose commands are VouchCommands with the shared options (-o/--output, --output-file)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", VouchGroup)
+        kwargs.setdefault("rich_markup_mode", None)
+        kwargs.setdefault("context_settings", CONTEXT_SETTINGS)
+        super().__init__(**kwargs)
+
+    def command(  # type: ignore[override]
+            self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        kwargs.setdefault("cls", VouchCommand)
+        register = super().command(*args, **kwargs)
+
+        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+            register(with_shared_options(func))
+            return func
+
+        return decorator
+
+
+def _parameter_info(annotation: Any) -> tuple[Any, typer.models.ParameterInfo | None]:
+    if typing.get_origin(annotation) is not Annotated:
+        return annotation, None
+    base, *meta = typing.get_args(annotation)
+    return base, next((m for m in meta if isinstance(m, typer.models.ParameterInfo)), None)
+
+
+def _option_names(info: typer.models.ParameterInfo) -> list[str]:
+    # In Annotated[..., typer.Option("--key")] the first name sits in `default` until Typer moves it.
+    names = [info.default, *(getattr(info, "param_decls", None) or ())]
+    return [n for n in names if isinstance(n, str) and n.startswith("-")]
+
+
+# Where the last word of the option's name does not say what its value looks like.
+_METAVARS = {"--annotations": "KEY=VALUE", "--max-age": "AGE", "--refresh-after": "AGE", "--manifest": "FILE",
+             "--report": "FILE", "--predicate": "FILE", "--outfile": "FILE", "--public-key-out": "FILE",
+             "--resign": "MANIFEST", "--images": "PATTERN", "--output-key-prefix": "PREFIX"}
+
+
+def _set_metavar(name: str, annotation: Any) -> None:
+    """A readable metavar (KEY, N, text|json) where none is given, instead of the Python type."""
+    base, info = _parameter_info(annotation)
+    if info is None or info.metavar is not None:
+        return
+    args = [a for a in typing.get_args(base) if a is not type(None)]
+    if typing.get_origin(base) in (typing.Union, types.UnionType) and len(args) == 1:
+        base = args[0]
+    many = typing.get_origin(base) is list
+    if many:
+        base = typing.get_args(base)[0]
+    if base is bool:
+        return
+    if isinstance(info, typer.models.ArgumentInfo):
+        label = name.strip("_").upper()
+        info.metavar = label[:-1] if many and label.endswith("S") else label
+    elif isinstance(base, type) and issubclass(base, Enum):
+        info.metavar = "|".join(str(e.value) for e in base)
+    elif base in (int, float):
+        info.metavar = "N"
+    else:
+        longs = [n for n in _option_names(info) if n.startswith("--")] or ["--" + name.replace("_", "-")]
+        info.metavar = _METAVARS.get(longs[0], longs[0].rsplit("-", 1)[-1].upper())
+
+
+def _redirect_stdout(ctx: typer.Context, path: str) -> None:
+    """cosign's --output-file: what the command prints on stdout goes to path (written whole at the end)."""
+    target = Path(path)
+    check_writable(target)
+    buffer, original = io.StringIO(), sys.stdout
+    sys.stdout = buffer
+
+    def done() -> None:
+        sys.stdout = original
+        write_new_file(target, buffer.getvalue().encode(), 0o644, force=True)
+
+    ctx.call_on_close(done)
+
+
+OUTPUT_HELP = "Output format (also accepted before the command)."
+OUTPUT_FILE_HELP = "Write what the command prints on stdout to this file (as cosign's --output-file)."
+
+
+def with_shared_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """func with the options every command takes: -o/--output (cosign and kubectl users type it after the
+    command) and --output-file (cosign's), unless it has its own; and readable metavars."""
+    hints = typing.get_type_hints(func, include_extras=True)
+    params = [p.replace(annotation=hints.get(p.name, p.annotation))
+              for p in inspect.signature(func).parameters.values()]
+    for p in params:
+        _set_metavar(p.name, p.annotation)
+    taken = {n for p in params if (info := _parameter_info(p.annotation)[1]) for n in _option_names(info)}
+    ctx_name = next((p.name for p in params if p.annotation is typer.Context), None)
+    extra: list[inspect.Parameter] = []
+    own_ctx = ctx_name is None
+    if ctx_name is None:
+        ctx_name = "vouch_ctx_"
+        extra.append(inspect.Parameter(ctx_name, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context))
+    if "--output" not in taken and "-o" not in taken:
+        extra.append(inspect.Parameter(
+            "vouch_output_", inspect.Parameter.KEYWORD_ONLY, default=None,
+            annotation=Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP,
+                                                                   metavar="text|json", show_default=False)]))
+    if "--output-file" not in taken:
+        extra.append(inspect.Parameter(
+            "vouch_output_file_", inspect.Parameter.KEYWORD_ONLY, default=None,
+            annotation=Annotated[str | None, typer.Option("--output-file", help=OUTPUT_FILE_HELP, metavar="FILE")]))
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = kwargs.pop(ctx_name) if own_ctx else kwargs[ctx_name]
+        output = kwargs.pop("vouch_output_", None)
+        output_file = kwargs.pop("vouch_output_file_", None)
+        if output is not None:
+            state(ctx).output = OutputFormat(output)
+        if output_file:
+            _redirect_stdout(ctx, output_file)
+        return func(*args, **kwargs)
+
+    all_params = params + extra
+    wrapper.__signature__ = inspect.Signature(all_params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in all_params}
+    return wrapper

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import time
 import traceback
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,27 +21,29 @@ import typer
 
 from vouch import __version__
 from vouch.cli.common import (
+    CONTEXT_SETTINGS,
     OutputFormat,
     State,
+    VouchTyper,
     emit,
     err,
     load_signer,
     load_verifier_keys,
     parallel_map,
     parse_annotations,
+    read_key_ref,
     ref_arg,
     setup_logging,
     state,
 )
-from vouch.errors import EXIT_USAGE, EXIT_VERIFY, InputError, NotFoundError, VouchError
+from vouch.errors import EXIT_USAGE, EXIT_VERIFY, InputError, NotFoundError, RegistryError, VouchError
 from vouch.keys.cosign import (
     encrypt_private_key,
     generate_private_key,
     import_plain_private_key,
-    load_private_key,
     public_key_pem,
 )
-from vouch.keys.files import read_key_file, write_new_file
+from vouch.keys.files import check_writable, read_key_file, write_new_file
 from vouch.keys.password import read_password
 from vouch.oci.client import Descriptor
 from vouch.oci.copy import copy_image
@@ -53,17 +59,34 @@ Exit codes: 0 success; 1 a verification or policy said no; 2 bad usage or bad in
 (reference, key, password, file); 3 registry or network failure; 70 internal error (a bug).
 """
 
-app = typer.Typer(
+app = VouchTyper(
     name="vouch",
     help="Sign container images, attach SBOM attestations and verify them — compatible with cosign.\n"
     + EXIT_CODES_HELP,
+    epilog="Boolean flags also take cosign's spelling: --tlog-upload=false, --offline=true.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=CONTEXT_SETTINGS,
 )
 
-KeyOpt = Annotated[str, typer.Option("--key", help="Path to the cosign private key.")]
+KeyOpt = Annotated[str, typer.Option(
+    "--key", help="The cosign private key: a file, env://VARIABLE (the PEM itself) or k8s://NAMESPACE/NAME.")]
+PublicKeysOpt = Annotated[list[str], typer.Option(
+    "--key", help="Public key PEM: a file (it may hold several), env://VARIABLE, https://HOST/cosign.pub or "
+                  "k8s://NAMESPACE/NAME (repeatable).")]
+YesOpt = Annotated[bool, typer.Option(
+    "--yes", "-y", help="Accepted for cosign compatibility: vouch never asks for confirmation.")]
+TlogOpt = Annotated[bool | None, typer.Option(
+    "--tlog-upload/--no-tlog-upload", show_default=False,
+    help="Only --tlog-upload=false is accepted (cosign's spelling): vouch does not upload to Rekor in key mode.")]
+
+
+def _no_tlog(tlog_upload: bool | None) -> None:
+    """cosign uploads to Rekor unless --tlog-upload=false; vouch never does, so an explicit true is an error."""
+    if tlog_upload:
+        raise InputError("vouch does not upload to a transparency log in key mode yet (keyless/Rekor comes with "
+                         "issue 14); pass --tlog-upload=false")
 
 
 def _version(value: bool) -> None:
@@ -75,14 +98,18 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     ctx: typer.Context,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="Output format.")] = OutputFormat.text,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o", metavar="text|json",
+                                                 help="Output format (also accepted after the command).")]
+    = OutputFormat.text,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv: HTTP).")] = 0,
     insecure_registry: Annotated[
         list[str] | None,
-        typer.Option("--insecure-registry", help="Allow plain HTTP to this registry host[:port] (repeatable). "
+        typer.Option("--insecure-registry", metavar="HOST",
+                     help="Allow plain HTTP to this registry host[:port] (repeatable). "
                      "Loopback registries may use plain HTTP without it."),
     ] = None,
-    ca_file: Annotated[str | None, typer.Option("--ca-file", help="CA bundle to trust for registry TLS.")] = None,
+    ca_file: Annotated[str | None, typer.Option("--ca-file", metavar="FILE",
+                                                help="CA bundle to trust for registry TLS.")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
@@ -176,9 +203,7 @@ def public_key(ctx: typer.Context, key: KeyOpt,
                outfile: Annotated[str | None, typer.Option(help="Write to this file instead of stdout.")] = None,
                ) -> None:
     """Print the public key of a cosign private key."""
-    pem = read_key_file(key)
-    priv = load_private_key(pem, read_password(confirm=False))
-    pub = public_key_pem(priv)
+    pub = public_key_pem(load_signer(key).public_key)
     if outfile:
         write_new_file(Path(outfile), pub, 0o644, force=True)
     else:
@@ -210,25 +235,76 @@ def sign(
     recursive: Annotated[bool, typer.Option("--recursive", "-r",
                                             help="For an index, sign every child too.")] = False,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Images handled in parallel.")] = 4,
+    yes: YesOpt = False,
+    tlog_upload: TlogOpt = None,
+    output_signature: Annotated[str | None, typer.Option(
+        metavar="FILE", help="Write the base64 signature here (several images or --recursive: FILE-sha256-<hex> "
+                             "for each, as cosign).")] = None,
+    output_payload: Annotated[str | None, typer.Option(
+        metavar="FILE", help="Write the signed payload here (named as --output-signature).")] = None,
+    output_certificate: Annotated[str | None, typer.Option(
+        metavar="FILE", help="Write the signer's public key PEM here (what cosign writes in key mode; a "
+                             "certificate comes with keyless signing).")] = None,
 ) -> None:
     """Sign images in cosign's tag layout (sha256-<hex>.sig). Re-signing is a no-op."""
     st = state(ctx)
+    _no_tlog(tlog_upload)
     ann = parse_annotations(annotations)
     refs = [ref_arg(i) for i in images]
+    for out in (output_signature, output_payload, output_certificate):
+        if out:
+            check_writable(Path(out))
     signer = load_signer(key)
     per_image = parallel_map(lambda ref: sign_image(st.client(), signer, ref, ann, recursive, warn=err),
                              refs, concurrency)
     results = [r for rs in per_image for r in rs]
     for r in results:
         err(("Pushing signature to: " if r.signed else "Already signed (no change): ") + r.signature_tag)
+    if output_signature or output_payload:
+        several = recursive or len(results) > 1
+        for ref, rs in zip(refs, per_image, strict=True):
+            for r in rs:
+                sig64, payload = _stored_signature(st, signer, ref, r.digest, ann)
+                suffix = "-" + r.digest.replace(":", "-", 1) if several else ""
+                if output_signature:
+                    write_new_file(Path(output_signature + suffix), sig64.encode(), 0o644, force=True)
+                if output_payload:
+                    write_new_file(Path(output_payload + suffix), payload, 0o644, force=True)
+    if output_certificate:
+        write_new_file(Path(output_certificate), signer.public_pem(), 0o644, force=True)
     emit(st, [r.to_json() for r in results], "")
+
+
+def _stored_signature(st: State, signer: KeySigner, ref: Reference, digest: str,
+                      ann: dict[str, str] | None) -> tuple[str, bytes]:
+    """The base64 signature by signer of digest's payload as stored in the registry (the one just pushed, or
+    the one already there when re-signing was a no-op), and that payload."""
+    from vouch.oci.digest import sha256_digest
+    from vouch.signing.payload import simple_signing_payload
+    from vouch.signing.signer import verify_with_any
+    from vouch.store.layout import ANN_SIGNATURE, SIG_SUFFIX, read_tag, tag_for, target_repository
+
+    payload = simple_signing_payload(ref.docker_reference, digest, ann)
+    repo, tag = target_repository(ref), tag_for(digest, SIG_SUFFIX)
+    for layer in read_tag(st.client(), repo, tag).layers:
+        if layer.descriptor.digest != sha256_digest(payload):
+            continue
+        sig64 = layer.annotations.get(ANN_SIGNATURE, "")
+        try:
+            sig = base64.b64decode(sig64, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if verify_with_any([signer.public_key], sig, payload) is not None:
+            return sig64, payload
+    raise RegistryError(f"the signature of {ref.name}@{digest} is not in {repo.name}:{tag} when read back; "
+                        "run the command again")
 
 
 @app.command()
 def verify(
     ctx: typer.Context,
     images: Annotated[list[str], typer.Argument(help="Images to verify.")],
-    key: Annotated[list[str], typer.Option("--key", help="Public key PEM (repeatable; a file may hold several).")],
+    key: PublicKeysOpt,
     annotations: Annotated[list[str] | None, typer.Option("--annotations", "-a",
                                                           help="key=value the payload must carry.")] = None,
     check_reference: Annotated[bool, typer.Option(
@@ -347,11 +423,14 @@ def attest(
     type_: Annotated[str, typer.Option("--type", help="cyclonedx, spdxjson, slsaprovenance, slsaprovenance1, "
                                                       "openvex, vuln, custom, or a URI.")] = "custom",
     replace: Annotated[bool, typer.Option(help="Drop older attestations of the same predicate type.")] = False,
+    yes: YesOpt = False,
+    tlog_upload: TlogOpt = None,
 ) -> None:
     """Attach a signed in-toto attestation in cosign's layout (sha256-<hex>.att)."""
     from vouch.signing.attestation import predicate_type_uri
 
     st = state(ctx)
+    _no_tlog(tlog_upload)
     ref = ref_arg(image)
     type_uri = predicate_type_uri(type_)
     from vouch import limits
@@ -381,12 +460,15 @@ def attest_sbom(
     platform: Annotated[str | None, typer.Option(help="os/arch for an index (default linux/amd64).")] = None,
     replace: Annotated[bool, typer.Option(help="Replace older CycloneDX attestations (default).")] = True,
     files: Annotated[bool, typer.Option(help="Include per-package file lists (larger).")] = False,
+    yes: YesOpt = False,
+    tlog_upload: TlogOpt = None,
 ) -> None:
     """Generate the CycloneDX SBOM of each image's exact digest and attach it as an attestation."""
     from vouch.sbom.generate import generate_sbom
     from vouch.signing.attestation import PREDICATE_TYPES
 
     st = state(ctx)
+    _no_tlog(tlog_upload)
     refs = [ref_arg(i) for i in images]
     signer = load_signer(key)
     out = []
@@ -404,7 +486,7 @@ def attest_sbom(
 def verify_attestation(
     ctx: typer.Context,
     images: Annotated[list[str], typer.Argument(help="Images to check.")],
-    key: Annotated[list[str], typer.Option("--key", help="Public key PEM (repeatable; a file may hold several).")],
+    key: PublicKeysOpt,
     type_: Annotated[str | None, typer.Option("--type", help="Predicate type to require (short name or URI).")]
     = "custom",
     max_age: Annotated[str | None, typer.Option(
@@ -453,7 +535,7 @@ def verify_attestation(
         raise typer.Exit(EXIT_VERIFY)
 
 
-download_app = typer.Typer(help="Download attestations or the attached SBOM.", no_args_is_help=True)
+download_app = VouchTyper(help="Download attestations or the attached SBOM.", no_args_is_help=True)
 app.add_typer(download_app, name="download")
 
 
@@ -484,26 +566,32 @@ def download_attestation(
         raise NotFoundError(f"no attestation{' of type ' + want if want else ''} on {ref.name}@{digest}")
 
 
-@download_app.command("sbom")
-def download_sbom(ctx: typer.Context, image: Annotated[str, typer.Argument()]) -> None:
-    """Print the CycloneDX BOM attested on IMAGE (the predicate of its newest CycloneDX attestation)."""
+def _attested_bom(st: State, ref: Reference) -> tuple[str, Any]:
+    """The image's digest and the predicate of its newest CycloneDX attestation (None when it has none)."""
     from vouch.signing.attestation import PREDICATE_TYPES, open_envelope
     from vouch.store.attest import read_attestations, statement_info
 
-    st = state(ctx)
-    ref = ref_arg(image)
     digest = st.client().resolve(ref).digest
     repo, layers = read_attestations(st.client(), ref, digest)
     for layer in layers:
         ptype, _, raw = statement_info(st.client(), repo, layer)
         if raw is not None and ptype == PREDICATE_TYPES["cyclonedx"]:
-            predicate = open_envelope(raw).statement().get("predicate")
-            sys.stdout.write(json.dumps(predicate, indent=2) + "\n")
-            return
-    raise NotFoundError(f"no CycloneDX attestation on {ref.name}@{digest}")
+            return digest, open_envelope(raw).statement().get("predicate")
+    return digest, None
 
 
-dtrack_app = typer.Typer(help="Dependency-Track.", no_args_is_help=True)
+@download_app.command("sbom")
+def download_sbom(ctx: typer.Context, image: Annotated[str, typer.Argument()]) -> None:
+    """Print the CycloneDX BOM attested on IMAGE (the predicate of its newest CycloneDX attestation)."""
+    st = state(ctx)
+    ref = ref_arg(image)
+    digest, predicate = _attested_bom(st, ref)
+    if predicate is None:
+        raise NotFoundError(f"no CycloneDX attestation on {ref.name}@{digest}")
+    sys.stdout.write(json.dumps(predicate, indent=2) + "\n")
+
+
+dtrack_app = VouchTyper(help="Dependency-Track.", no_args_is_help=True)
 app.add_typer(dtrack_app, name="dtrack")
 
 
@@ -530,7 +618,16 @@ def dtrack_upload(
         from vouch.sbom.generate import generate_sbom
 
         ref = ref_arg(source)
-        bom = generate_sbom(RegistrySource(st.client(), ref)).to_json().encode()
+        digest, predicate = _attested_bom(st, ref)
+        if predicate is not None:
+            bom = json.dumps(predicate).encode()
+            err(f"Uploading the CycloneDX SBOM attested on {ref.name}@{digest} (its signature is not checked "
+                "here: verify-attestation does that)")
+        else:
+            generated = generate_sbom(RegistrySource(st.client(), ref.with_digest(digest)), digest=digest)
+            bom = generated.to_json().encode()
+            err(f"No CycloneDX SBOM is attested on {ref.name}@{digest}: generated one now "
+                f"({len(generated.packages)} packages) and uploading it")
     status = (lambda m: err(f"  {m}")) if sys.stderr.isatty() or st.verbose else None
     result = upload_bom(url, os.environ.get("DTRACK_API_KEY", ""), project, version, bom, auto_create, wait,
                         progress=status)
@@ -558,7 +655,8 @@ def _release_images(manifest: str | None, images: list[str] | None) -> list[Rele
 def release(
     ctx: typer.Context,
     images: Annotated[list[str] | None, typer.Argument(help="Images (or use --manifest).")] = None,
-    key: Annotated[str | None, typer.Option("--key", help="cosign private key.")] = None,
+    key: Annotated[str | None, typer.Option(
+        "--key", help="cosign private key: a file, env://VARIABLE or k8s://NAMESPACE/NAME.")] = None,
     manifest: Annotated[str | None, typer.Option(help="release.yaml: `images:` list of references.")] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Images handled in parallel.")] = 4,
     refresh_after: Annotated[str, typer.Option(
@@ -641,8 +739,9 @@ def _release_table(reports: list[Any], elapsed: float, requests: int) -> None:
 def verify_release_cmd(
     ctx: typer.Context,
     images: Annotated[list[str] | None, typer.Argument(help="Images (or use --manifest).")] = None,
-    key: Annotated[list[str] | None, typer.Option("--key", help="Public key PEM (repeatable, bundles ok).")]
-    = None,
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", help="Public key PEM: a file (bundles ok), env://VARIABLE, https://HOST/cosign.pub or "
+                      "k8s://NAMESPACE/NAME (repeatable).")] = None,
     manifest: Annotated[str | None, typer.Option(help="release.yaml.")] = None,
     max_age: Annotated[str, typer.Option(help="Oldest acceptable SBOM.")] = "90d",
     concurrency: Annotated[int, typer.Option(min=1, max=64)] = 4,
@@ -670,7 +769,7 @@ def verify_release_cmd(
         raise typer.Exit(max(g.exit_code for g in bad))
 
 
-keys_app = typer.Typer(help="Signing keys in Kubernetes.", no_args_is_help=True)
+keys_app = VouchTyper(help="Signing keys in Kubernetes.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
@@ -770,13 +869,14 @@ def keys_rotate(
 
 # ---- deploy renderers --------------------------------------------------------------------------------
 
-policy_app = typer.Typer(help="Admission policies.", no_args_is_help=True)
+policy_app = VouchTyper(help="Admission policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
 
 @policy_app.command("kyverno")
 def policy_kyverno(
-    key: Annotated[str, typer.Option("--key", help="Public key PEM (a bundle of several during a rotation).")],
+    key: Annotated[str, typer.Option("--key", help="Public key PEM (a bundle of several during a rotation): a "
+                                                   "file, env://VARIABLE or https://HOST/cosign.pub.")],
     images: Annotated[list[str] | None, typer.Option("--images", help="Image reference patterns (repeatable).")]
     = None,
     mode: Annotated[str, typer.Option(help="audit (report only) or enforce (refuse pods).")] = "audit",
@@ -789,9 +889,31 @@ def policy_kyverno(
     from vouch.deploy.kyverno import cluster_policy, to_yaml
     from vouch.verify.attestations import parse_age
 
-    policy = cluster_policy(read_key_file(key), images or ["harbor.akko-ai.com/akko/*"], mode,
+    policy = cluster_policy(read_key_ref(key, public=True), images or ["harbor.akko-ai.com/akko/*"], mode,
                             parse_age(max_age), name, mutate_digest)
     sys.stdout.write(to_yaml(policy))
+
+
+# ---- shell completion --------------------------------------------------------------------------------
+
+
+class Shell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+COMPLETE_VAR = "_VOUCH_COMPLETE"
+
+
+@app.command()
+def completion(shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.")]) -> None:
+    """Print the shell completion script. bash: `source <(vouch completion bash)` (or save it under
+    /etc/bash_completion.d); zsh: `vouch completion zsh > "${fpath[1]}/_vouch"`; fish:
+    `vouch completion fish > ~/.config/fish/completions/vouch.fish`."""
+    from typer._completion_shared import get_completion_script
+
+    sys.stdout.write(get_completion_script(prog_name="vouch", complete_var=COMPLETE_VAR, shell=shell.value) + "\n")
 
 
 # ---- entry point ---------------------------------------------------------------------------------
@@ -799,8 +921,12 @@ def policy_kyverno(
 
 def run() -> None:
     """Console entry point: expected failures print one line and exit with their code."""
+    if COMPLETE_VAR in os.environ:  # a shell asking for completions: Typer's protocol (see `vouch completion`)
+        from typer._completion_classes import completion_init
+
+        completion_init()
     try:
-        rc = app(standalone_mode=False)
+        rc = app(standalone_mode=False, prog_name="vouch")
         sys.exit(rc if isinstance(rc, int) else 0)
     except VouchError as exc:
         err(f"Error: {exc}")

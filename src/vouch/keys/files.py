@@ -66,6 +66,15 @@ def write_new_file(path: Path, data: bytes, mode: int, force: bool) -> None:
             tmp.unlink()
 
 
+def check_writable(path: Path) -> None:
+    """Refuse early, before any work, an output path write_new_file(force=True) would fail on: its directory
+    missing, or a directory in its place."""
+    if path.is_dir():
+        raise _cannot_write(path, IsADirectoryError(errno.EISDIR, "Is a directory", str(path)))
+    if not path.parent.is_dir():
+        raise _cannot_write(path, FileNotFoundError(errno.ENOENT, "No such file or directory", str(path)))
+
+
 def _write_in_place(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY)
     with os.fdopen(fd, "wb") as f:
