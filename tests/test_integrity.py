@@ -601,3 +601,11 @@ def test_equivalent_layer_by_the_same_key_is_not_restored_as_a_duplicate(registr
         assert calls["fired"]
         assert _sig_layers(registry, repo_name, digest) == 1
         assert verify_image(c, target, [shared.public_key]).ok
+
+
+def test_durations_read_in_the_largest_fitting_unit() -> None:
+    """`--max-age 1s` used to say "0.0 hours" (issue 18)."""
+    from vouch.verify.attestations import _fmt
+
+    assert [_fmt(dt.timedelta(seconds=s)) for s in (0.4, 1, 59, 60, 720, 3600, 19800, 86400, 12_787_200)] == [
+        "0.4 s", "1 s", "59 s", "1 min", "12 min", "1.0 hours", "5.5 hours", "1.0 days", "148.0 days"]

@@ -26,6 +26,14 @@ BLOB_DEADLINE_SECONDS_PER_MIB = 2.0
 # A page of tags: registries answer at most a few thousand per page.
 MAX_TAG_PAGES = 1000
 
+# A public key fetched by URL (`--key https://…/cosign.pub`): a PEM key is under 1 KiB; a bundle of a
+# few keys a few KiB. Anything larger is not a key file.
+MAX_KEY_URL_BYTES = 1024 * 1024
+# Total time to fetch a key by URL, redirects included: one small file from a web server.
+KEY_URL_SECONDS = 30.0
+# Redirects followed for a key URL (never to plain HTTP): a CDN or a release-asset redirect is one or two.
+KEY_URL_REDIRECTS = 5
+
 # ---- signature and attestation tags ------------------------------------------------------------------
 
 # Layers read from one .sig/.att tag. cosign appends one layer per signature; a release image with

@@ -27,6 +27,7 @@ import typer.core
 import typer.models
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from vouch import limits
 from vouch.errors import InputError, RegistryError
 from vouch.keys.cosign import load_private_key, load_public_keys
 from vouch.keys.files import check_writable, read_key_file, write_new_file
@@ -93,12 +94,9 @@ def ref_arg(text: str) -> Reference:
     return parse_reference(text)
 
 
-# A public key fetched from a URL (`--key https://…/cosign.pub`): a PEM key is ~180 bytes, a bundle of
-# keys during a rotation a few hundred; 1 MiB stops a hostile server, not a real key. Time: 30 s in
-# total, whatever the server drips; at most 5 redirects, never from https down to http.
-MAX_KEY_URL_BYTES = 1024 * 1024
-KEY_URL_SECONDS = 30.0
-KEY_URL_REDIRECTS = 5
+MAX_KEY_URL_BYTES = limits.MAX_KEY_URL_BYTES
+KEY_URL_SECONDS = limits.KEY_URL_SECONDS
+KEY_URL_REDIRECTS = limits.KEY_URL_REDIRECTS
 
 
 def _loopback(host: str) -> bool:

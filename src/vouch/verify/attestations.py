@@ -33,8 +33,15 @@ def parse_age(text: str) -> dt.timedelta:
 
 
 def _fmt(delta: dt.timedelta) -> str:
-    days = delta.total_seconds() / 86400
-    return f"{days:.1f} days" if days >= 1 else f"{delta.total_seconds() / 3600:.1f} hours"
+    """A duration in the largest unit that reads well: 1 s, 12 min, 5.5 hours, 3.2 days."""
+    s = abs(delta.total_seconds())
+    if s < 60:
+        return f"{s:.0f} s" if s >= 1 else f"{s:.1f} s"
+    if s < 3600:
+        return f"{s / 60:.0f} min"
+    if s < 86400:
+        return f"{s / 3600:.1f} hours"
+    return f"{s / 86400:.1f} days"
 
 
 CLOCK_SKEW = dt.timedelta(seconds=limits.MAX_CLOCK_SKEW_SECONDS)
