@@ -94,3 +94,26 @@ def test_sbom_naming_no_digest_cannot_be_judged_and_is_kept(registry: RegistrySe
     assert bom_subject_digests(syft_like) == set()
     _attach_bom(client, signer, auth, syft_like)
     assert verify_attestations(client, auth, [signer.public_key], CDX, parse_age("90d")).ok
+
+
+def test_attest_refuses_another_images_bom_and_download_verifies(registry: RegistryServer, client: RegistryClient,
+                                                                  repo_name: str, tmp_path: Path) -> None:
+    gw, auth = _two_images(registry, client, repo_name)
+    priv, pub, _ = write_keypair(tmp_path, "k")
+    bom_file = tmp_path / "api-gateway.cdx.json"
+    bom_file.write_text(generate_sbom(RegistrySource(client, gw), digest=gw.digest).to_json())
+    r = _vouch("attest", "--key", str(priv), "--type", "cyclonedx", "--predicate", str(bom_file), str(auth))
+    assert r.returncode == 2 and "an SBOM of another image" in r.stderr, r.stderr  # before: attached silently
+    assert _vouch("download", "sbom", str(auth)).returncode == 3  # nothing was attached
+    r = _vouch("attest", "--key", str(priv), "--type", "cyclonedx", "--predicate", str(bom_file),
+               "--allow-other-subject", str(auth))
+    assert r.returncode == 0, r.stderr
+    assert _vouch("download", "sbom", str(auth)).returncode == 0  # unverified download prints it, as cosign's
+    r = _vouch("download", "sbom", "--key", str(pub), str(auth))
+    assert r.returncode == 1 and "an SBOM of another image" in r.stderr and r.stdout == ""
+    r = _vouch("attest-sbom", "--key", str(priv), str(auth))
+    assert r.returncode == 0, r.stderr
+    r = _vouch("download", "sbom", "--key", str(pub), "--max-age", "90d", str(auth))
+    assert r.returncode == 0, r.stderr
+    assert bom_subject_digests(json.loads(r.stdout)) == {auth.digest}
+    assert _vouch("download", "sbom", "--max-age", "90d", str(auth)).returncode == 2

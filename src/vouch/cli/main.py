@@ -392,10 +392,10 @@ def sbom(
 
 
 def _attest(st: State, signer: KeySigner, ref: Reference, predicate: object, type_uri: str,
-            replace: bool) -> dict[str, object]:
+            replace: bool, allow_other_subject: bool = False) -> dict[str, object]:
     from vouch.signing.attestation import PREDICATE_TYPES, envelope, statement
     from vouch.store.attest import attach
-    from vouch.verify.attestations import age_problem, bom_time
+    from vouch.verify.attestations import age_problem, bom_subject_problem, bom_time
 
     if type_uri == PREDICATE_TYPES["cyclonedx"]:
         # Never sign a BOM that verifiers must refuse: a malformed or future metadata.timestamp.
@@ -405,6 +405,10 @@ def _attest(st: State, signer: KeySigner, ref: Reference, predicate: object, typ
         if ts is not None and (future := age_problem(ts, dt.datetime.now(dt.UTC), None)):
             raise InputError(f"{future} (not signing a BOM dated in the future)")
     digest = st.client().resolve(ref).digest
+    if type_uri == PREDICATE_TYPES["cyclonedx"] and not allow_other_subject:
+        other = bom_subject_problem(predicate, digest)
+        if other:
+            raise InputError(f"{other}; refusing to attest it (pass --allow-other-subject if that is really meant)")
     stmt = statement(type_uri, ref.docker_reference, digest, predicate)
     env = envelope(signer, stmt)
     r = attach(st.client(), ref, digest, env, stmt, type_uri, signer.public_key, replace)
@@ -423,6 +427,9 @@ def attest(
     type_: Annotated[str, typer.Option("--type", help="cyclonedx, spdxjson, slsaprovenance, slsaprovenance1, "
                                                       "openvex, vuln, custom, or a URI.")] = "custom",
     replace: Annotated[bool, typer.Option(help="Drop older attestations of the same predicate type.")] = False,
+    allow_other_subject: Annotated[bool, typer.Option(
+        help="Attest a CycloneDX BOM whose metadata.component names another image's digest (verifiers still "
+             "refuse it as that image's SBOM).")] = False,
     yes: YesOpt = False,
     tlog_upload: TlogOpt = None,
 ) -> None:
@@ -449,7 +456,7 @@ def attest(
     signer = load_signer(key)
     if ref.digest is None:
         err(f"WARNING: {ref} uses a tag, not a digest; attesting the digest it resolves to now")
-    emit(st, _attest(st, signer, ref, pred, type_uri, replace), "")
+    emit(st, _attest(st, signer, ref, pred, type_uri, replace, allow_other_subject), "")
 
 
 @app.command("attest-sbom")
@@ -581,10 +588,33 @@ def _attested_bom(st: State, ref: Reference) -> tuple[str, Any]:
 
 
 @download_app.command("sbom")
-def download_sbom(ctx: typer.Context, image: Annotated[str, typer.Argument()]) -> None:
-    """Print the CycloneDX BOM attested on IMAGE (the predicate of its newest CycloneDX attestation)."""
+def download_sbom(
+    ctx: typer.Context,
+    image: Annotated[str, typer.Argument()],
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", help="Print only an SBOM whose attestation verifies with this public key (repeatable): signature, "
+                      "subject digest, the BOM's own metadata.component, timestamp.")] = None,
+    max_age: Annotated[str | None, typer.Option(help="With --key: refuse an SBOM older than this (90d).")] = None,
+) -> None:
+    """Print the CycloneDX BOM attested on IMAGE (the predicate of its newest CycloneDX attestation).
+    Without --key the attestation is not verified (as `cosign download`): pass --key for evidence."""
     st = state(ctx)
     ref = ref_arg(image)
+    if key:
+        from vouch.signing.attestation import PREDICATE_TYPES
+        from vouch.verify.attestations import parse_age, verify_attestations
+
+        res = verify_attestations(st.client(), ref, load_verifier_keys(key), PREDICATE_TYPES["cyclonedx"],
+                                  parse_age(max_age) if max_age else None)
+        if not res.ok:
+            err(f"Error: {res.image}: {res.reason()}")
+            raise typer.Exit(EXIT_VERIFY)
+        newest = max(res.verified, key=lambda c: -(c.age.total_seconds() if c.age else 0.0))
+        assert newest.statement is not None
+        sys.stdout.write(json.dumps(newest.statement.get("predicate"), indent=2) + "\n")
+        return
+    if max_age:
+        raise InputError("--max-age needs --key: an unverified SBOM's age is not evidence")
     digest, predicate = _attested_bom(st, ref)
     if predicate is None:
         raise NotFoundError(f"no CycloneDX attestation on {ref.name}@{digest}")
