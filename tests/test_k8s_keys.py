@@ -178,20 +178,20 @@ def test_rotate_keeps_previous_key_and_overlap(kube: FakeKubeAPI, registry: Regi
     image = f"{registry.host}/{repo_name}@{digest}"
     assert vouch("sign", "--key", "k8s://harbor/akko-cosign-keys", image).returncode == 0
     (tmp_path / "release.yaml").write_text(yaml.safe_dump({"images": [image]}))
-    r = vouch("keys", "rotate", "--public-key-out", str(tmp_path / "bundle.pub"), "--resign",
-              str(tmp_path / "release.yaml"))
+    r = vouch("keys", "rotate", "--public-key-out", str(tmp_path / "new.pub"), "--previous-key-out",
+              str(tmp_path / "old.pub"), "--resign", str(tmp_path / "release.yaml"))
     assert r.returncode == 0, r.stderr
     live = kube.secrets[("harbor", "akko-cosign-keys")]["data"]
     previous = kube.secrets[("harbor", "akko-cosign-keys-previous")]["data"]
     assert base64.b64decode(previous["cosign.pub"]) == old_pub  # the old key is kept
-    bundle = load_public_keys(base64.b64decode(live["cosign.pub"]))
-    assert len(bundle) == 2 and public_key_pem(bundle[1]) == old_pub
-    assert (tmp_path / "bundle.pub").read_bytes() == base64.b64decode(live["cosign.pub"])
+    # cosign.pub is the new key alone (stock cosign reads one key); the previous one stands beside it
+    assert len(load_public_keys(base64.b64decode(live["cosign.pub"]))) == 1
+    assert base64.b64decode(live["cosign.previous.pub"]) == old_pub
+    assert (tmp_path / "new.pub").read_bytes() == base64.b64decode(live["cosign.pub"])
+    assert (tmp_path / "old.pub").read_bytes() == old_pub
     # during the overlap the image carries both signatures; each key alone verifies it
-    new_only = tmp_path / "new.pub"
-    new_only.write_bytes(public_key_pem(bundle[0]))
-    old_only = tmp_path / "old.pub"
-    old_only.write_bytes(old_pub)
+    new_only, old_only = tmp_path / "new.pub", tmp_path / "old.pub"
+    assert public_key_pem(load_public_keys(new_only.read_bytes())[0]) == new_only.read_bytes()
     for key in (str(new_only), str(old_only), "k8s://harbor/akko-cosign-keys"):
         assert vouch("verify", "--key", key, image).returncode == 0, key
     r = vouch("verify-attestation", "--key", str(new_only), "--type", "cyclonedx", image)

@@ -216,13 +216,15 @@ def load_verifier_keys(key_refs: list[str]) -> list[ec.EllipticCurvePublicKey]:
     keys: list[ec.EllipticCurvePublicKey] = []
     for ref in key_refs:
         if ref.startswith("k8s://"):
-            from vouch.keys.k8s import KubeClient, parse_ref
+            from vouch.keys.k8s import PREVIOUS_PUB, KubeClient, parse_ref
 
             ns, name = parse_ref(ref)
             data = KubeClient.from_kubeconfig().get_secret(ns, name)
             if "cosign.pub" not in data:
                 raise InputError(f"secret {ns}/{name} has no cosign.pub")
             keys.extend(load_public_keys(data["cosign.pub"], what=ref))
+            if PREVIOUS_PUB in data:  # a rotation's overlap: the previous key still verifies
+                keys.extend(load_public_keys(data[PREVIOUS_PUB], what=f"{ref} ({PREVIOUS_PUB})"))
         else:
             keys.extend(load_public_keys(read_key_ref(ref, public=True), what=ref))
     return keys

@@ -842,13 +842,18 @@ def keys_rotate(
     namespace: Annotated[str, typer.Option(help="Namespace of the Secret.")] = "harbor",
     secret: Annotated[str, typer.Option(help="Secret name.")] = "akko-cosign-keys",
     public_key_out: Annotated[str | None, typer.Option(
-        help="Write the overlap bundle (new + previous public key) here, e.g. the Helm chart's cosign.pub.")]
+        help="Write the new public key here (the committed cosign.pub: one key, as stock cosign reads it).")]
     = None,
+    previous_key_out: Annotated[str | None, typer.Option(
+        help="Write the previous public key here (cosign.previous.pub: the Helm chart's previousPublicKeys, a "
+             "second --key for vouch and Kyverno during the overlap).")] = None,
     resign_manifest: Annotated[str | None, typer.Option(
-        "--resign", help="Then sign and attest this release manifest with the new key.")] = None,
+        "--resign", help="Then sign and attest this release manifest with the new key (the previous key's "
+                         "signatures and SBOMs stay).")] = None,
 ) -> None:
-    """Rotate the key pair in the Secret: the previous Secret is kept as NAME-previous, the new Secret's
-    cosign.pub holds the new and the previous public key (the overlap bundle vouch and Kyverno accept)."""
+    """Rotate the key pair in the Secret: the previous Secret is kept as NAME-previous; the new Secret's
+    cosign.pub is the new key alone (what stock cosign reads), and cosign.previous.pub the previous one,
+    which vouch's k8s:// keys, and the policy when given both keys, accept during the overlap."""
     import os
     import secrets as pysecrets
 
@@ -866,7 +871,6 @@ def keys_rotate(
     env = os.environ.get("COSIGN_PASSWORD")
     password = env.encode() if env is not None else pysecrets.token_urlsafe(32).encode()
     key = generate_private_key()
-    bundle = public_key_pem(key) + public_key_pem(previous)
     backup = secret_manifest(namespace, f"{secret}-previous", old.get("cosign.key", b""), old["cosign.pub"],
                              old.get("cosign.password", b""))
     with contextlib.suppress(NotFoundError):
@@ -874,21 +878,26 @@ def keys_rotate(
     kube.create_secret(backup)  # the old key is safe before the live Secret changes
     kube.delete_secret(namespace, secret)
     try:
-        kube.create_secret(secret_manifest(namespace, secret, encrypt_private_key(key, password), bundle,
-                                           password))
+        kube.create_secret(secret_manifest(namespace, secret, encrypt_private_key(key, password), public_key_pem(key),
+                                           password, previous_public_pem=public_key_pem(previous)))
     except VouchError as exc:
         raise type(exc)(f"{exc}; the previous key is safe in {namespace}/{secret}-previous: run the rotation "
                         "again") from exc
     err(f"Rotated {namespace}/{secret}; the previous key is kept in {namespace}/{secret}-previous")
     if public_key_out:
-        write_new_file(Path(public_key_out), bundle, 0o644, force=True)
-        err(f"Overlap bundle (new + previous public key) written to {public_key_out}")
+        write_new_file(Path(public_key_out), public_key_pem(key), 0o644, force=True)
+        err(f"New public key written to {public_key_out}")
+    if previous_key_out:
+        write_new_file(Path(previous_key_out), public_key_pem(previous), 0o644, force=True)
+        err(f"Previous public key written to {previous_key_out} (keep it in the policy until the overlap ends)")
     if resign_manifest:
         plan = load_manifest(resign_manifest).images
+        from vouch.release.run import keep_signed_by
         from vouch.signing.signer import KeySigner as _Signer
         from vouch.verify.attestations import parse_age
 
-        reports = run_release(st.client(), _Signer(key), plan, 4, parse_age("30d"), parse_age("90d"))
+        reports = run_release(st.client(), _Signer(key), plan, 4, parse_age("30d"), parse_age("90d"),
+                              keep=keep_signed_by([previous]))
         failed = [r for r in reports if r.error]
         for r in failed:
             err(f"Error: {r.image}: {r.error}")
@@ -905,8 +914,9 @@ app.add_typer(policy_app, name="policy")
 
 @policy_app.command("kyverno")
 def policy_kyverno(
-    key: Annotated[str, typer.Option("--key", help="Public key PEM (a bundle of several during a rotation): a "
-                                                   "file, env://VARIABLE or https://HOST/cosign.pub.")],
+    key: Annotated[list[str], typer.Option("--key", help="Public key PEM: a file, env://VARIABLE or "
+                                                         "https://HOST/cosign.pub; repeatable (during a rotation: "
+                                                         "cosign.pub and cosign.previous.pub), one attestor each.")],
     images: Annotated[list[str] | None, typer.Option("--images", help="Image reference patterns (repeatable).")]
     = None,
     mode: Annotated[str, typer.Option(help="audit (report only) or enforce (refuse pods).")] = "audit",
@@ -919,7 +929,8 @@ def policy_kyverno(
     from vouch.deploy.kyverno import cluster_policy, to_yaml
     from vouch.verify.attestations import parse_age
 
-    policy = cluster_policy(read_key_ref(key, public=True), images or ["harbor.akko-ai.com/akko/*"], mode,
+    pems = b"".join(read_key_ref(k, public=True).strip() + b"\n" for k in key)
+    policy = cluster_policy(pems, images or ["harbor.akko-ai.com/akko/*"], mode,
                             parse_age(max_age), name, mutate_digest)
     sys.stdout.write(to_yaml(policy))
 

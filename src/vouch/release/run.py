@@ -91,12 +91,15 @@ def current_key_for(signer: KeySigner, digest: str, refresh_after: dt.timedelta,
 
 
 def current_sbom(client: RegistryClient, ref: Reference, digest: str,
-                 key: Callable[[StoredLayer, bytes], tuple[str, str] | None]) -> dict[str, Any] | None:
-    """The predicate of the digest's one CycloneDX statement when it is current, else None."""
+                 key: Callable[[StoredLayer, bytes], tuple[str, str] | None],
+                 keep: Callable[[bytes], bool] | None = None) -> dict[str, Any] | None:
+    """The predicate of the digest's one CycloneDX statement (besides those `keep` spares) when it is
+    current, else None."""
     from vouch.store.attest import statement_info
 
     repo, layers = read_attestations(client, ref, digest)
-    cdx = [(x, info) for x in layers if (info := statement_info(client, repo, x))[0] == CDX]
+    cdx = [(x, info) for x in layers if (info := statement_info(client, repo, x))[0] == CDX
+           and not (keep is not None and info[2] is not None and keep(info[2]))]
     if len(cdx) != 1 or cdx[0][1][2] is None:
         return None
     layer, (_, _, raw) = cdx[0]
@@ -116,7 +119,8 @@ BomFactory = Callable[[], tuple[dict[str, Any], dict[str, int]]]  # (the BOM, pa
 
 def _release_digest(client: RegistryClient, signer: KeySigner, ref: Reference, digest: str, platform: str,
                     refresh_after: dt.timedelta, max_age: dt.timedelta, make_bom: BomFactory,
-                    force_sbom: bool = False) -> tuple[ImageReport, dict[str, Any] | None]:
+                    force_sbom: bool = False,
+                    keep: Callable[[bytes], bool] | None = None) -> tuple[ImageReport, dict[str, Any] | None]:
     """Sign one digest and attach its current SBOM (made by make_bom only when needed).
     Returns the report and the digest's current BOM (None on failure)."""
     report = ImageReport(ref.name, digest, platform=platform)
@@ -137,7 +141,7 @@ def _release_digest(client: RegistryClient, signer: KeySigner, ref: Reference, d
         lap("sign")
         now = dt.datetime.now(dt.UTC)
         key = current_key_for(signer, digest, refresh_after, now)
-        bom = None if force_sbom else current_sbom(client, ref, digest, key)
+        bom = None if force_sbom else current_sbom(client, ref, digest, key, keep)
         lap("check")
         if bom is not None:
             report.sbom = "current"
@@ -146,7 +150,7 @@ def _release_digest(client: RegistryClient, signer: KeySigner, ref: Reference, d
             report.packages = sum(report.ecosystems.values())
             lap("sbom")
             stmt = statement(CDX, ref.docker_reference, digest, bom)
-            att = attach_one_current(client, pinned, digest, envelope(signer, stmt), CDX, key)
+            att = attach_one_current(client, pinned, digest, envelope(signer, stmt), CDX, key, keep)
             report.sbom = "attested" if att.attached else "current"
             wrote = wrote or att.attached
             lap("attest")
@@ -179,15 +183,26 @@ def _image_bom(client: RegistryClient, ref: Reference, digest: str) -> BomFactor
     return make
 
 
+def keep_signed_by(keys: list[Any]) -> Callable[[bytes], bool]:
+    """A rotation's overlap: statements by these (previous) keys stay beside the new key's."""
+    def keep(raw: bytes) -> bool:
+        try:
+            return open_envelope(raw).verify(keys) is not None
+        except VouchError:
+            return False
+
+    return keep
+
+
 def release_image(client: RegistryClient, signer: KeySigner, img: ReleaseImage, refresh_after: dt.timedelta,
-                  max_age: dt.timedelta) -> list[ImageReport]:
+                  max_age: dt.timedelta, keep: Callable[[bytes], bool] | None = None) -> list[ImageReport]:
     """One release entry: an image (one report), or an index: every platform image signed and given its own
     SBOM, then the index signed and given the BOM merged from its platforms (one report per digest)."""
     try:
         desc = client.resolve(img.ref)
         if not mt.is_index(desc.media_type):
             report, _ = _release_digest(client, signer, img.ref, desc.digest, img.platform or "", refresh_after,
-                                        max_age, _image_bom(client, img.ref, desc.digest))
+                                        max_age, _image_bom(client, img.ref, desc.digest), keep=keep)
             return [report]
         index = client.get_manifest(img.ref.with_digest(desc.digest))
         children = platform_children(index)
@@ -202,7 +217,7 @@ def release_image(client: RegistryClient, signer: KeySigner, img: ReleaseImage, 
     refreshed = False
     for child in children:
         report, bom = _release_digest(client, signer, img.ref, child.digest, platform_of(child), refresh_after,
-                                      max_age, _image_bom(client, img.ref, child.digest))
+                                      max_age, _image_bom(client, img.ref, child.digest), keep=keep)
         reports.append(report)
         refreshed = refreshed or report.sbom == "attested"
         if bom is not None:
@@ -225,16 +240,17 @@ def release_image(client: RegistryClient, signer: KeySigner, img: ReleaseImage, 
 
     # The index's BOM is rebuilt whenever a platform's SBOM was, so it never lags behind them.
     index_report, _ = _release_digest(client, signer, img.ref, desc.digest, "index", refresh_after, max_age,
-                                      merged, force_sbom=refreshed)
+                                      merged, force_sbom=refreshed, keep=keep)
     return [index_report, *reports]
 
 
 def run_release(client: RegistryClient, signer: KeySigner, images: list[ReleaseImage], concurrency: int,
                 refresh_after: dt.timedelta, max_age: dt.timedelta,
-                on_done: Callable[[ImageReport], None] | None = None) -> list[ImageReport]:
+                on_done: Callable[[ImageReport], None] | None = None,
+                keep: Callable[[bytes], bool] | None = None) -> list[ImageReport]:
     """Every entry in parallel; the reports flat, one per digest (an index and each of its platforms)."""
     def one(img: ReleaseImage) -> list[ImageReport]:
-        rs = release_image(client, signer, img, refresh_after, max_age)
+        rs = release_image(client, signer, img, refresh_after, max_age, keep)
         if on_done is not None:
             for r in rs:
                 on_done(r)

@@ -111,29 +111,34 @@ CurrentKey = Callable[[StoredLayer, bytes], tuple[str, str] | None]
 
 
 def attach_one_current(client: RegistryClient, image: Reference, digest: str, envelope_bytes: bytes,
-                       predicate_type: str, current_key: CurrentKey) -> AttachResult:
+                       predicate_type: str, current_key: CurrentKey,
+                       keep: Callable[[bytes], bool] | None = None) -> AttachResult:
     """Leave exactly one current statement of predicate_type: the newest valid current one (ours if none).
 
     Unlike plain --replace this converges when several writers race: every writer picks the same
-    winner (newest, ties by layer digest), so no two releases undo each other."""
+    winner (newest, ties by layer digest), so no two releases undo each other. Statements for which
+    `keep(envelope)` is true (a rotation's previous key) are left alone, whatever their age."""
     repo = target_repository(image)
     tag = tag_for(digest, ATT_SUFFIX)
     layer = NewLayer(mt.DSSE_ENVELOPE, envelope_bytes, {ANN_PREDICATE_TYPE: predicate_type, ANN_SIGNATURE: ""})
     ours_key = current_key(StoredLayer(layer.descriptor(), envelope_bytes), envelope_bytes)
     # Per layer digest: (predicate type, its current-key or None); envelopes are not kept.
     cache: dict[str, tuple[str | None, tuple[str, str] | None]] = {}
+    kept: set[str] = set()
     dropped = 0
 
     def info(x: StoredLayer) -> tuple[str | None, tuple[str, str] | None]:
         if x.descriptor.digest not in cache:
             ptype, _, raw = statement_info(client, repo, x)
             cache[x.descriptor.digest] = (ptype, current_key(x, raw) if raw is not None else None)
+            if raw is not None and keep is not None and keep(raw):
+                kept.add(x.descriptor.digest)
             x.payload = None
         return cache[x.descriptor.digest]
 
     def planner(state: TagState) -> list[Descriptor] | None:
         nonlocal dropped
-        same = [x for x in state.layers if info(x)[0] == predicate_type]
+        same = [x for x in state.layers if info(x)[0] == predicate_type and x.descriptor.digest not in kept]
         others = [x.descriptor for x in state.layers if x not in same]
         scored = []
         for x in same:
