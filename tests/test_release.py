@@ -169,7 +169,7 @@ def test_partial_failure_and_gate(registry: RegistryServer, client: RegistryClie
     # the gate: an unsigned image fails it, with the reason in the table
     unsigned = push_release(client, registry.host, repo_name + "-u", ["scheduler"])[0]
     r = vouch("verify-release", "--key", str(pub), *refs, unsigned)
-    assert r.returncode == 1 and "2/3 images pass" in r.stderr and "no signatures found" in r.stderr
+    assert r.returncode == 1 and "2/3 digests pass" in r.stderr and "no signatures found" in r.stderr
 
 
 def test_registry_errors_mid_release_are_retried(registry: RegistryServer, proxy: FaultProxy,

@@ -87,3 +87,32 @@ def test_rotation_step_by_step(kube: FakeKubeAPI, registry: RegistryServer, clie
     assert ok
     ok, out = admitted(tmp_path, after, b)
     assert not ok, out[-1000:]
+
+
+def test_gitops_manifests_for_init_and_rotate(tmp_path: Path) -> None:
+    """No cluster: `keys init` prints the Secret (kubectl's -o yaml/json work), `keys rotate --from-manifest`
+    prints the rotated Secret and NAME-previous; a warning on stderr whenever a private key is printed."""
+    import json
+
+    env = {"COSIGN_PASSWORD": "pw"}
+    r = vouch("keys", "init", "-o", "yaml", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "holds the (encrypted) private key" in r.stderr
+    secret = yaml.safe_load(r.stdout)
+    assert secret["kind"] == "Secret" and {"cosign.key", "cosign.pub", "cosign.password"} <= set(secret["data"])
+    r = vouch("keys", "init", "-o", "json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["kind"] == "Secret"
+    (tmp_path / "secret.yaml").write_text(yaml.safe_dump(secret))
+    r = vouch("keys", "rotate", "--from-manifest", str(tmp_path / "secret.yaml"), "--public-key-out",
+              str(tmp_path / "cosign.pub"), "--previous-key-out", str(tmp_path / "cosign.previous.pub"), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "holds the (encrypted) private key" in r.stderr
+    new, previous = list(yaml.safe_load_all(r.stdout))
+    assert previous["metadata"]["name"] == "akko-cosign-keys-previous"
+    assert previous["data"]["cosign.key"] == secret["data"]["cosign.key"]  # the old key is kept whole
+    assert base64.b64decode(new["data"]["cosign.previous.pub"]) == base64.b64decode(secret["data"]["cosign.pub"])
+    assert base64.b64decode(new["data"]["cosign.pub"]) == (tmp_path / "cosign.pub").read_bytes()
+    assert (tmp_path / "cosign.previous.pub").read_bytes() == base64.b64decode(secret["data"]["cosign.pub"])
+    (tmp_path / "bad.yaml").write_text("kind: ConfigMap\n")
+    r = vouch("keys", "rotate", "--from-manifest", str(tmp_path / "bad.yaml"), env=env)
+    assert r.returncode == 2 and "is not a Secret manifest" in r.stderr and "Traceback" not in r.stderr

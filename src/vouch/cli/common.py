@@ -43,6 +43,7 @@ R = TypeVar("R")
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
+    yaml = "yaml"  # kubectl's habit; the same data as json
 
 
 @dataclass
@@ -82,6 +83,10 @@ def setup_logging(verbose: int) -> None:
 def emit(st: State, data: Any, text: str) -> None:
     if st.output == OutputFormat.json:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    elif st.output == OutputFormat.yaml:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
     elif text:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -419,7 +424,7 @@ def with_shared_options(func: Callable[..., Any]) -> Callable[..., Any]:
         extra.append(inspect.Parameter(
             "vouch_output_", inspect.Parameter.KEYWORD_ONLY, default=None,
             annotation=Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP,
-                                                                   metavar="text|json", show_default=False)]))
+                                                                   metavar="text|json|yaml", show_default=False)]))
     if "--output-file" not in taken:
         extra.append(inspect.Parameter(
             "vouch_output_file_", inspect.Parameter.KEYWORD_ONLY, default=None,

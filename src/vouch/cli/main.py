@@ -757,10 +757,10 @@ def _release_table(reports: list[Any], elapsed: float, requests: int) -> None:
     from rich.table import Table
 
     table = Table(title=f"release: {len(reports)} images in {elapsed:.2f} s, {requests} registry requests")
-    for col in ("image", "digest", "signature", "sbom", "packages", "seconds"):
+    for col in ("image", "platform", "digest", "signature", "sbom", "packages", "seconds"):
         table.add_column(col)
     for r in reports:
-        table.add_row(r.image, r.digest[7:19], r.signature or "-", (r.error and "FAILED") or r.sbom,
+        table.add_row(r.image, r.platform or "-", r.digest[7:19], r.signature or "-", (r.error and "FAILED") or r.sbom,
                       "" if r.packages is None else str(r.packages), f"{sum(r.seconds.values()):.2f}")
     Console(stderr=True, width=max(100, Console(stderr=True).width)).print(table)
 
@@ -788,11 +788,11 @@ def verify_release_cmd(
     keys = load_verifier_keys(key or [])
     gates = verify_release(st.client(), keys, plan, parse_age(max_age), concurrency)
     bad = [g for g in gates if not g.ok]
-    table = Table(title=f"verify-release: {len(gates) - len(bad)}/{len(gates)} images pass")
-    for col in ("image", "digest", "signature", "sbom"):
+    table = Table(title=f"verify-release: {len(gates) - len(bad)}/{len(gates)} digests pass")
+    for col in ("image", "platform", "digest", "signature", "sbom"):
         table.add_column(col, overflow="fold")
     for g in gates:
-        table.add_row(g.image, g.digest[7:19], g.signature, g.sbom)
+        table.add_row(g.image, g.platform or "-", g.digest[7:19], g.signature, g.sbom)
     Console(stderr=True, width=max(120, Console(stderr=True).width)).print(table)
     emit(st, [g.__dict__ for g in gates], "")
     if bad:
@@ -801,6 +801,11 @@ def verify_release_cmd(
 
 keys_app = VouchTyper(help="Signing keys in Kubernetes.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+
+
+PRIVATE_SECRET_WARNING = (
+    "warning: the manifest on stdout holds the (encrypted) private key and its password: commit it only sealed "
+    "(SealedSecrets, SOPS), never as plain YAML; the public key alone is --public-key-out")
 
 
 @keys_app.command("init")
@@ -830,10 +835,54 @@ def keys_init(
         KubeClient.from_kubeconfig().create_secret(manifest)
         err(f"Secret {namespace}/{secret} created (immutable); sign with --key k8s://{namespace}/{secret}")
     else:
-        sys.stdout.write(yaml.safe_dump(manifest, sort_keys=False))
+        err(PRIVATE_SECRET_WARNING)
+        st = state(ctx)
+        if st.output == OutputFormat.json:
+            sys.stdout.write(json.dumps(manifest, indent=2) + "\n")
+        else:  # text and yaml: the manifest as kubectl applies it
+            sys.stdout.write(yaml.safe_dump(manifest, sort_keys=False))
     if public_key_out:
         write_new_file(Path(public_key_out), public_key_pem(key), 0o644, force=True)
         err(f"Public key written to {public_key_out}")
+
+
+def _secret_from_manifest(path: str) -> tuple[dict[str, bytes], str, str]:
+    """The data, namespace and name of a Secret manifest (YAML, as `keys init` prints it)."""
+    import base64
+    import binascii
+
+    from vouch.yamlsafe import load_yaml, read_limited
+
+    try:
+        raw = read_limited(Path(path))
+    except OSError as exc:
+        raise InputError(f"cannot read Secret manifest {path}: {exc.strerror or exc}") from exc
+    doc = load_yaml(raw, f"Secret manifest {path}")
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not (isinstance(doc, dict) and doc.get("kind") == "Secret" and isinstance(meta, dict)
+            and isinstance(meta.get("name"), str) and isinstance(data, dict)):
+        raise InputError(f"{path} is not a Secret manifest with metadata.name and data")
+    try:
+        decoded = {str(k): base64.b64decode(str(v), validate=True) for k, v in data.items()}
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(f"Secret manifest {path}: a data value is not base64") from exc
+    return decoded, str(meta.get("namespace") or "default"), meta["name"]
+
+
+def _rotate_in_cluster(kube: Any, namespace: str, secret: str, new_secret: dict[str, Any],
+                       backup: dict[str, Any]) -> None:
+    """The previous key is made safe in NAME-previous before the live Secret is replaced."""
+    with contextlib.suppress(NotFoundError):
+        kube.delete_secret(namespace, f"{secret}-previous")  # only the last previous key is kept
+    kube.create_secret(backup)
+    kube.delete_secret(namespace, secret)
+    try:
+        kube.create_secret(new_secret)
+    except VouchError as exc:
+        raise type(exc)(f"{exc}; the previous key is safe in {namespace}/{secret}-previous: run the rotation "
+                        "again") from exc
+    err(f"Rotated {namespace}/{secret}; the previous key is kept in {namespace}/{secret}-previous")
 
 
 @keys_app.command("rotate")
@@ -850,6 +899,9 @@ def keys_rotate(
     resign_manifest: Annotated[str | None, typer.Option(
         "--resign", help="Then sign and attest this release manifest with the new key (the previous key's "
                          "signatures and SBOMs stay).")] = None,
+    from_manifest: Annotated[str | None, typer.Option(
+        help="GitOps: read the current Secret from this manifest (as `keys init` printed it) instead of the API, "
+             "and print the new Secret and NAME-previous manifests on stdout.")] = None,
 ) -> None:
     """Rotate the key pair in the Secret: the previous Secret is kept as NAME-previous; the new Secret's
     cosign.pub is the new key alone (what stock cosign reads), and cosign.previous.pub the previous one,
@@ -863,8 +915,12 @@ def keys_rotate(
     from vouch.release.run import exit_code, run_release
 
     st = state(ctx)
-    kube = KubeClient.from_kubeconfig()
-    old = kube.get_secret(namespace, secret)
+    kube = None if from_manifest else KubeClient.from_kubeconfig()
+    if from_manifest:
+        old, namespace, secret = _secret_from_manifest(from_manifest)
+    else:
+        assert kube is not None
+        old = kube.get_secret(namespace, secret)
     if "cosign.pub" not in old:
         raise InputError(f"secret {namespace}/{secret} has no cosign.pub; nothing to rotate")
     previous = load_public_keys(old["cosign.pub"], f"secret {namespace}/{secret}")[0]  # the current key
@@ -873,17 +929,17 @@ def keys_rotate(
     key = generate_private_key()
     backup = secret_manifest(namespace, f"{secret}-previous", old.get("cosign.key", b""), old["cosign.pub"],
                              old.get("cosign.password", b""))
-    with contextlib.suppress(NotFoundError):
-        kube.delete_secret(namespace, f"{secret}-previous")  # only the last previous key is kept
-    kube.create_secret(backup)  # the old key is safe before the live Secret changes
-    kube.delete_secret(namespace, secret)
-    try:
-        kube.create_secret(secret_manifest(namespace, secret, encrypt_private_key(key, password), public_key_pem(key),
-                                           password, previous_public_pem=public_key_pem(previous)))
-    except VouchError as exc:
-        raise type(exc)(f"{exc}; the previous key is safe in {namespace}/{secret}-previous: run the rotation "
-                        "again") from exc
-    err(f"Rotated {namespace}/{secret}; the previous key is kept in {namespace}/{secret}-previous")
+    new_secret = secret_manifest(namespace, secret, encrypt_private_key(key, password), public_key_pem(key),
+                                 password, previous_public_pem=public_key_pem(previous))
+    if kube is None:
+        import yaml
+
+        err(PRIVATE_SECRET_WARNING)
+        sys.stdout.write(yaml.safe_dump_all([new_secret, backup], sort_keys=False))
+        err(f"Rotated {from_manifest}: apply both manifests ({namespace}/{secret} replaced, the previous key as "
+            f"{namespace}/{secret}-previous)")
+    else:
+        _rotate_in_cluster(kube, namespace, secret, new_secret, backup)
     if public_key_out:
         write_new_file(Path(public_key_out), public_key_pem(key), 0o644, force=True)
         err(f"New public key written to {public_key_out}")
