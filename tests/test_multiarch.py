@@ -111,3 +111,26 @@ def test_cosign_and_kyverno_see_every_digest(registry: RegistryServer, client: R
     ok, out = admitted(tmp_path, policy, str(unsigned))
     assert not ok, out[-2000:]
 
+
+
+def test_attest_sbom_on_an_index_attests_every_platform(registry: RegistryServer, client: RegistryClient,
+                                                        repo_name: str, tmp_path: Path) -> None:
+    """Before: the linux/amd64 SBOM was attached to the index digest and the platform images got none."""
+    index, children = _index(registry, client, repo_name)
+    priv, _, signer = write_keypair(tmp_path, "k")
+    vouch("attest-sbom", "--key", str(priv), f"{index.registry}/{index.repository}:2026.04")
+    keys = [signer.public_key]
+    for digest in children:
+        att = verify_attestations(client, index.with_digest(digest), keys, CDX, MAX)
+        assert att.ok and att.verified[0].statement is not None
+        assert bom_subject_digests(att.verified[0].statement["predicate"]) == {digest}
+    att = verify_attestations(client, index, keys, CDX, MAX)
+    assert att.ok and att.verified[0].statement is not None
+    merged = att.verified[0].statement["predicate"]
+    assert bom_subject_digests(merged) == {index.digest}
+    assert {p["value"] for c in merged["components"] for p in c.get("properties", [])
+            if p["name"] == PLATFORM_PROPERTY} == {"linux/amd64", "linux/arm64"}
+    # --platform: that platform's own digest only
+    vouch("attest-sbom", "--key", str(priv), "--platform", "linux/arm64",
+          f"{index.registry}/{index.repository}:2026.04")
+    assert len(verify_attestations(client, index.with_digest(children[1]), keys, CDX, MAX).verified) == 1

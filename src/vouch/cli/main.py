@@ -464,13 +464,19 @@ def attest_sbom(
     ctx: typer.Context,
     images: Annotated[list[str], typer.Argument(help="Images to SBOM and attest.")],
     key: KeyOpt,
-    platform: Annotated[str | None, typer.Option(help="os/arch for an index (default linux/amd64).")] = None,
+    platform: Annotated[str | None, typer.Option(
+        help="For an index: only this os/arch (its SBOM attached to its own digest). Default: every platform "
+             "image gets its own SBOM and the index a BOM merged from them.")] = None,
     replace: Annotated[bool, typer.Option(help="Replace older CycloneDX attestations (default).")] = True,
     files: Annotated[bool, typer.Option(help="Include per-package file lists (larger).")] = False,
     yes: YesOpt = False,
     tlog_upload: TlogOpt = None,
 ) -> None:
-    """Generate the CycloneDX SBOM of each image's exact digest and attach it as an attestation."""
+    """Generate the CycloneDX SBOM of each image's exact digest and attach it as an attestation; for a
+    multi-arch index, each platform image's own SBOM on its digest and the merged BOM on the index."""
+    from vouch.oci import mediatypes as mt
+    from vouch.oci.source import select_platform
+    from vouch.release.multiarch import merge_platform_boms, platform_children, platform_of
     from vouch.sbom.generate import generate_sbom
     from vouch.signing.attestation import PREDICATE_TYPES
 
@@ -478,14 +484,34 @@ def attest_sbom(
     _no_tlog(tlog_upload)
     refs = [ref_arg(i) for i in images]
     signer = load_signer(key)
+    cdx = PREDICATE_TYPES["cyclonedx"]
     out = []
-    for ref in refs:
-        digest = st.client().resolve(ref).digest
+
+    def one(ref: Reference, digest: str, plat: str) -> dict[str, Any]:
         pinned = ref.with_digest(digest)
-        result = generate_sbom(RegistrySource(st.client(), pinned), platform, digest=digest)
+        result = generate_sbom(RegistrySource(st.client(), pinned), None, digest=digest)
         bom = json.loads(result.to_json(files_detail=files))
-        out.append({**_attest(st, signer, pinned, bom, PREDICATE_TYPES["cyclonedx"], replace),
-                    "packages": len(result.packages)})
+        out.append({**_attest(st, signer, pinned, bom, cdx, replace), "packages": len(result.packages),
+                    "platform": plat})
+        return bom  # type: ignore[no-any-return]
+
+    for ref in refs:
+        desc = st.client().resolve(ref)
+        if not mt.is_index(desc.media_type):
+            one(ref, desc.digest, platform or "")
+            continue
+        index = st.client().get_manifest(ref.with_digest(desc.digest))
+        if platform:
+            child = select_platform(index, platform)
+            one(ref, child.digest, platform_of(child))
+            continue
+        parts = [(platform_of(c), c.digest, one(ref, c.digest, platform_of(c))) for c in platform_children(index)]
+        if not parts:
+            raise InputError(f"index {ref.name}@{desc.digest} lists no platform image")
+        merged = merge_platform_boms(ref.name, desc.digest, parts,
+                                     dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00"))
+        out.append({**_attest(st, signer, ref.with_digest(desc.digest), merged, cdx, replace),
+                    "packages": len(merged["components"]), "platform": "index"})
     emit(st, out, "")
 
 
