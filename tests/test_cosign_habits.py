@@ -293,8 +293,8 @@ def test_output_format_before_or_after_the_command(registry: RegistryServer, cli
     assert text[0]["critical"]["image"]["docker-manifest-digest"] == image.split("@")[1]
     # another command, another order
     assert "digest" in json.loads(ok(vouch("digest", image, "-o", "json")).stdout)
-    usage = vouch("verify", "-o", "yaml", "--key", keys["pub"], image)
-    assert usage.returncode == 2 and "yaml" in usage.stderr
+    usage = vouch("verify", "-o", "xml", "--key", keys["pub"], image)
+    assert usage.returncode == 2 and "xml" in usage.stderr
 
 
 def test_output_file_like_cosign(registry: RegistryServer, client: RegistryClient, repo_name: str,

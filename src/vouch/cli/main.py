@@ -36,7 +36,7 @@ from vouch.cli.common import (
     setup_logging,
     state,
 )
-from vouch.errors import EXIT_USAGE, EXIT_VERIFY, InputError, NotFoundError, RegistryError, VouchError
+from vouch.errors import EXIT_USAGE, EXIT_VERIFY, InputError, NotFoundError, VouchError
 from vouch.keys.cosign import (
     encrypt_private_key,
     generate_private_key,
@@ -262,42 +262,15 @@ def sign(
         err(("Pushing signature to: " if r.signed else "Already signed (no change): ") + r.signature_tag)
     if output_signature or output_payload:
         several = recursive or len(results) > 1
-        for ref, rs in zip(refs, per_image, strict=True):
-            for r in rs:
-                sig64, payload = _stored_signature(st, signer, ref, r.digest, ann)
-                suffix = "-" + r.digest.replace(":", "-", 1) if several else ""
-                if output_signature:
-                    write_new_file(Path(output_signature + suffix), sig64.encode(), 0o644, force=True)
-                if output_payload:
-                    write_new_file(Path(output_payload + suffix), payload, 0o644, force=True)
+        for r in results:
+            suffix = "-" + r.digest.replace(":", "-", 1) if several else ""
+            if output_signature:
+                write_new_file(Path(output_signature + suffix), r.signature.encode(), 0o644, force=True)
+            if output_payload:
+                write_new_file(Path(output_payload + suffix), r.payload, 0o644, force=True)
     if output_certificate:
         write_new_file(Path(output_certificate), signer.public_pem(), 0o644, force=True)
     emit(st, [r.to_json() for r in results], "")
-
-
-def _stored_signature(st: State, signer: KeySigner, ref: Reference, digest: str,
-                      ann: dict[str, str] | None) -> tuple[str, bytes]:
-    """The base64 signature by signer of digest's payload as stored in the registry (the one just pushed, or
-    the one already there when re-signing was a no-op), and that payload."""
-    from vouch.oci.digest import sha256_digest
-    from vouch.signing.payload import simple_signing_payload
-    from vouch.signing.signer import verify_with_any
-    from vouch.store.layout import ANN_SIGNATURE, SIG_SUFFIX, read_tag, tag_for, target_repository
-
-    payload = simple_signing_payload(ref.docker_reference, digest, ann)
-    repo, tag = target_repository(ref), tag_for(digest, SIG_SUFFIX)
-    for layer in read_tag(st.client(), repo, tag).layers:
-        if layer.descriptor.digest != sha256_digest(payload):
-            continue
-        sig64 = layer.annotations.get(ANN_SIGNATURE, "")
-        try:
-            sig = base64.b64decode(sig64, validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        if verify_with_any([signer.public_key], sig, payload) is not None:
-            return sig64, payload
-    raise RegistryError(f"the signature of {ref.name}@{digest} is not in {repo.name}:{tag} when read back; "
-                        "run the command again")
 
 
 @app.command()
@@ -874,8 +847,6 @@ def keys_init(
 
 def _secret_from_manifest(path: str) -> tuple[dict[str, bytes], str, str]:
     """The data, namespace and name of a Secret manifest (YAML, as `keys init` prints it)."""
-    import base64
-    import binascii
 
     from vouch.yamlsafe import load_yaml, read_limited
 

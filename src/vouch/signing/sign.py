@@ -29,14 +29,17 @@ class SignResult:
     digest: str
     signed: bool  # False: an identical signature by this key was already there
     signature_tag: str
+    signature: str = ""  # base64, as stored in the tag (ours just pushed, or the one already there)
+    payload: bytes = b""  # the simple-signing payload it signs
 
     def to_json(self) -> dict[str, object]:
         return {"image": self.image, "digest": self.digest,
                 "status": "signed" if self.signed else "already-signed", "signatureTag": self.signature_tag}
 
 
-def _signature_present(state: TagState, layer: NewLayer, signer: KeySigner) -> bool:
-    """cosign's duplicate rule: same payload digest and media type, signature valid for our key."""
+def _signature_present(state: TagState, layer: NewLayer, signer: KeySigner) -> str | None:
+    """cosign's duplicate rule: same payload digest and media type, signature valid for our key.
+    Returns that stored signature (base64), or None."""
     for existing in state.layers:
         d = existing.descriptor
         if d.digest != layer.digest or d.media_type != layer.media_type:
@@ -48,8 +51,8 @@ def _signature_present(state: TagState, layer: NewLayer, signer: KeySigner) -> b
             continue
         # Same digest means the same bytes: our payload.
         if verify_with_any([signer.public_key], sig, layer.payload) is not None:
-            return True
-    return False
+            return sig_b64
+    return None
 
 
 def sign_digest(client: RegistryClient, signer: KeySigner, image: Reference, digest: str,
@@ -58,11 +61,14 @@ def sign_digest(client: RegistryClient, signer: KeySigner, image: Reference, dig
     tag = tag_for(digest, SIG_SUFFIX)
     payload = simple_signing_payload(image.docker_reference, digest, annotations)
     layer: NewLayer | None = None
+    stored = ""
 
     def planner(state: TagState) -> list[Descriptor] | None:
-        nonlocal layer
+        nonlocal layer, stored
         probe = layer or NewLayer(mt.COSIGN_SIMPLESIGNING, payload, {})
-        if _signature_present(state, probe, signer):
+        found = _signature_present(state, probe, signer)
+        if found is not None:
+            stored = found  # the final read (or read-back) decides which equivalent signature is stored
             return None
         if layer is None:  # sign only when we actually need a new layer
             sig = base64.b64encode(signer.sign(payload)).decode()
@@ -78,7 +84,7 @@ def sign_digest(client: RegistryClient, signer: KeySigner, image: Reference, dig
         return new
 
     result = update_tag(client, repo, tag, planner_with_blob)
-    return SignResult(f"{image.name}@{digest}", digest, result.changed, f"{repo.name}:{tag}")
+    return SignResult(f"{image.name}@{digest}", digest, result.changed, f"{repo.name}:{tag}", stored, payload)
 
 
 def sign_image(client: RegistryClient, signer: KeySigner, image: Reference,
