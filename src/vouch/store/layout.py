@@ -214,18 +214,19 @@ def layer_key(d: Descriptor) -> str:
 
 
 def _confirm_absent(client: RegistryClient, repo: Reference, tag: str, confirm_delay: float) -> TagState:
-    """A 404 for a signature tag is believed only when a second read and the tag list agree.
+    """A 404 for a signature tag is believed only when the repository's tag list agrees.
 
     Registries on eventually consistent storage answer 404 for a tag that exists, just after a
     write; taking that as "empty" would make the writer put a tag holding only its own layer and
-    drop every other signer's. If the tag is listed but keeps answering 404, nothing is written."""
+    drop every other signer's. A tag the list shows is read again (with backoff) until it answers;
+    if it keeps answering 404, nothing is written. One extra request when the tag really is new."""
+    if tag not in client.list_tags(repo):
+        return TagState(None)
     for attempt in range(4):
         time.sleep(confirm_delay * (2**attempt))
         state = read_tag(client, repo, tag)
         if state.manifest is not None:
             log.info("%s:%s: a read answered 404 but the tag exists", repo.name, tag)
-            return state
-        if attempt == 0 and tag not in client.list_tags(repo):
             return state
     raise RegistryError(f"{repo.name}:{tag}: the registry lists this tag but answers 404 for it; refusing to write "
                         "(a write now could drop the signatures stored there); try again later")
