@@ -119,7 +119,8 @@ def main() -> int:
                           else f"{again['signature']}, sbom {again['sbom']}",
                           *[peer[img["digest"]][c] for c in cosigns])
         console.print(table)
-        console.print(f"first run: {len(r1['images'])} images signed and attested in {t_first:.2f} s "
+        console.print(f"first run: {len({i['image'] for i in r1['images']})} images ({len(r1['images'])} digests with "
+                      f"their platforms) signed and attested in {t_first:.2f} s "
                       f"({r1['requests']} registry requests)")
         console.print(f"re-run:    {t_rerun:.2f} s including start-up, {r2['requests']} registry requests, "
                       "nothing written")
