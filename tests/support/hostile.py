@@ -8,9 +8,7 @@ test can assert what a client sent to which host (credentials above all).
 
 from __future__ import annotations
 
-import contextlib
 import http.server
-import resource
 import socketserver
 import subprocess
 import threading
@@ -182,9 +180,3 @@ def run_measured(args: list[str], env: dict[str, str] | None = None, timeout: fl
         errf.seek(0)
         return Measured(proc.returncode, out.read().decode(errors="replace"), errf.read().decode(errors="replace"),
                         peak / 1024, seconds)
-
-
-def self_rss_mib() -> float:
-    with contextlib.suppress(Exception):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return 0.0

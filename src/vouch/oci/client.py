@@ -661,7 +661,7 @@ class RegistryClient:
                              ok=(201, 204), retry=False, what=f"upload {digest}")
                 return digest
             except RegistryError as exc:
-                if attempt == self.options.retries or not _retryable(exc):
+                if attempt == self.options.retries or not exc.transient:
                     raise
                 self._sleep_for_retry(attempt, None)
         return digest  # pragma: no cover
@@ -698,7 +698,7 @@ class RegistryClient:
                              content=b"", ok=(201, 204), retry=False, what=f"finish upload of {digest}")
                 return digest
             except RegistryError as exc:
-                if attempt == self.options.retries or not _retryable(exc):
+                if attempt == self.options.retries or not exc.transient:
                     raise
                 log.info("upload of %s failed (%s), restarting", digest, exc)
                 self._sleep_for_retry(attempt, None)
@@ -724,10 +724,6 @@ def _retry_after(resp: httpx.Response) -> float | None:
 def _is_cert_error(exc: Exception) -> bool:
     text = str(exc)
     return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text
-
-
-def _retryable(exc: RegistryError) -> bool:
-    return exc.status is None or exc.status in RETRY_STATUSES
 
 
 def _with_query(url: str, params: dict[str, str]) -> str:

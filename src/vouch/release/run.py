@@ -109,11 +109,6 @@ def current_sbom(client: RegistryClient, ref: Reference, digest: str,
     return predicate if isinstance(predicate, dict) else None
 
 
-def sbom_is_current(client: RegistryClient, img: ReleaseImage, digest: str,
-                    key: Callable[[StoredLayer, bytes], tuple[str, str] | None]) -> bool:
-    return current_sbom(client, img.ref, digest, key) is not None
-
-
 BomFactory = Callable[[], tuple[dict[str, Any], dict[str, int]]]  # (the BOM, packages per ecosystem)
 
 

@@ -205,7 +205,6 @@ class UpdateResult:
     changed: bool
     manifest_digest: str | None
     attempts: int
-    restored: int = 0  # layers another writer's stale update had removed, put back
 
 
 def layer_key(d: Descriptor) -> str:
@@ -260,7 +259,6 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
     seen: dict[str, Descriptor] = {}
     dropped: set[str] = set()  # layers our own plan removed
     ours: set[str] = set()  # layers our own plan added (never "seen": an equivalent one may replace them)
-    restored_total = 0
     checked_blobs: dict[str, bool] = {}
 
     def merged(state: TagState) -> tuple[TagState, int]:
@@ -316,11 +314,10 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
                 time.sleep(delay * (0.75 + 0.5 * random.random()))
                 again, restored = merged(read(first=False))
                 if planner(again) is None and not restored:
-                    return UpdateResult(True, again.manifest.digest if again.manifest else None, attempt,
-                                        restored_total)
+                    return UpdateResult(True, again.manifest.digest if again.manifest else None, attempt)
                 log.info("%s:%s changed under us; re-applying", repo.name, tag)
                 continue
-            return UpdateResult(wrote, state.manifest.digest if state.manifest else None, attempt, restored_total)
+            return UpdateResult(wrote, state.manifest.digest if state.manifest else None, attempt)
         new_keys = {layer_key(d) for d in new}
         removed = {layer_key(x.descriptor) for x in state.layers} - new_keys
         if removed and not replacing:
@@ -347,7 +344,6 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
             raise
         dropped |= removed
         ours |= new_keys - {layer_key(x.descriptor) for x in state.layers}
-        restored_total += restored
         window = max(window, time.monotonic() - started)
         wrote = True
     raise RegistryError(f"{repo.name}:{tag}: could not apply the update after {max_attempts} attempts "

@@ -86,10 +86,6 @@ def bom_time(predicate: Any) -> tuple[dt.datetime | None, str]:
         return None, f"the SBOM's metadata.{exc}"
 
 
-def bom_timestamp(predicate: Any) -> dt.datetime | None:
-    return bom_time(predicate)[0]
-
-
 _DIGEST_IN = re.compile(r"(sha256|sha384|sha512)(?::|%3[aA])([0-9a-f]{64,128})")
 
 
