@@ -25,6 +25,9 @@ REQUEST_DEADLINE_SECONDS = 300.0
 BLOB_DEADLINE_SECONDS_PER_MIB = 2.0
 # A page of tags: registries answer at most a few thousand per page.
 MAX_TAG_PAGES = 1000
+# Referrers of one image read from the OCI 1.1 referrers API (all pages): cosign 3 adds one per signature
+# and per attestation; an image re-attested nightly for years has a few thousand.
+MAX_REFERRERS = 10000
 
 # A public key fetched by URL (`--key https://…/cosign.pub`): a PEM key is under 1 KiB; a bundle of a
 # few keys a few KiB. Anything larger is not a key file.

@@ -25,7 +25,6 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import typer
 import typer.core
 import typer.models
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from vouch import limits
 from vouch.errors import InputError, RegistryError
@@ -35,6 +34,7 @@ from vouch.keys.password import open_private_key
 from vouch.oci.client import RegistryClient, RegistryOptions
 from vouch.oci.reference import Reference, parse_reference
 from vouch.signing.signer import KeySigner
+from vouch.trust import PublicKey
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -215,10 +215,10 @@ def load_signer(key_ref: str) -> KeySigner:
     return KeySigner(open_private_key(read_key_ref(key_ref, public=False)))
 
 
-def load_verifier_keys(key_refs: list[str]) -> list[ec.EllipticCurvePublicKey]:
+def load_verifier_keys(key_refs: list[str]) -> list[PublicKey]:
     if not key_refs:
         raise InputError("give at least one --key (a public key PEM; a file may hold several)")
-    keys: list[ec.EllipticCurvePublicKey] = []
+    keys: list[PublicKey] = []
     for ref in key_refs:
         if ref.startswith("k8s://"):
             from vouch.keys.k8s import PREVIOUS_PUB, KubeClient, parse_ref

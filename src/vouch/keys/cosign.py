@@ -19,7 +19,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from vouch import trust
 from vouch.errors import KeyError_
+from vouch.trust import PublicKey
 
 PEM_SIGSTORE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 PEM_COSIGN = "ENCRYPTED COSIGN PRIVATE KEY"
@@ -233,30 +235,17 @@ def import_plain_private_key(pem: bytes) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def public_key_pem(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> bytes:
-    pub = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key
-    return pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+def public_key_pem(key: ec.EllipticCurvePrivateKey | PublicKey) -> bytes:
+    return trust.public_key_pem(key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key)
 
 
-def load_public_keys(pem: bytes, what: str = "public key file") -> list[ec.EllipticCurvePublicKey]:
-    """Every `PUBLIC KEY` in a PEM bundle (rotation overlap: old and new keys in one file)."""
-    keys = []
-    for label, der in pem_blocks(pem):
-        if label != "PUBLIC KEY":
-            continue
-        try:
-            key = serialization.load_der_public_key(der)
-        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-            raise KeyError_(f"{what}: a PUBLIC KEY block does not parse") from exc
-        _check_p256(key, what)
-        assert isinstance(key, ec.EllipticCurvePublicKey)
-        keys.append(key)
+def load_public_keys(pem: bytes, what: str = "public key file") -> list[PublicKey]:
+    """Every `PUBLIC KEY` in a PEM bundle (rotation overlap: old and new keys in one file), of any type
+    cosign verifies with (ECDSA P-256/384/521, RSA, Ed25519)."""
+    keys = [trust.load_public_key_der(der, what) for label, der in pem_blocks(pem) if label == "PUBLIC KEY"]
     if not keys:
         raise KeyError_(f"{what}: no PEM 'PUBLIC KEY' block found")
     return keys
 
 
-def key_id(key: ec.EllipticCurvePublicKey) -> str:
-    """A short stable id for messages: sha256 of the SubjectPublicKeyInfo DER, first 12 hex."""
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()[:12]
+key_id = trust.key_id

@@ -51,9 +51,12 @@ class Descriptor:
     size: int
     annotations: dict[str, str] | None = None
     platform: dict[str, Any] | None = None
+    artifact_type: str | None = None  # OCI 1.1 `artifactType` (referrers, the fallback tag index)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
         if self.annotations:
             out["annotations"] = self.annotations
         if self.platform:
@@ -78,7 +81,10 @@ class Descriptor:
             raise InputError("malformed OCI descriptor: annotations must map strings to strings")
         if platform is not None and not isinstance(platform, dict):
             raise InputError("malformed OCI descriptor: platform must be an object")
-        return Descriptor(media_type, digest, size, annotations, platform)
+        artifact_type = obj.get("artifactType")
+        if artifact_type is not None and not isinstance(artifact_type, str):
+            raise InputError("malformed OCI descriptor: artifactType must be a string")
+        return Descriptor(media_type, digest, size, annotations, platform, artifact_type)
 
 
 @dataclass
@@ -524,11 +530,53 @@ class RegistryClient:
 
         Retrying the same body is safe for an image's own tag or digest, never for a tag whose content
         was planned from an earlier read (signature tags: the store re-reads and re-plans instead)."""
+        return self.put_manifest_subject(ref, raw, media_type, retry)[0]
+
+    def put_manifest_subject(self, ref: Reference, raw: bytes, media_type: str,
+                             retry: bool = True) -> tuple[str, bool]:
+        """put_manifest, and whether the registry said it indexed the manifest's `subject` (the
+        `OCI-Subject` header of OCI distribution 1.1: it has a referrers API)."""
         digest = sha256_digest(raw)
         url = self._url(ref, f"manifests/{ref.tag or digest}")
-        self.request("PUT", ref, url, scope=_push(ref), headers={"Content-Type": media_type},
-                     content=raw, ok=(200, 201, 202), what=f"push manifest {ref}", retry=retry)
-        return digest
+        resp = self.request("PUT", ref, url, scope=_push(ref), headers={"Content-Type": media_type},
+                            content=raw, ok=(200, 201, 202), what=f"push manifest {ref}", retry=retry)
+        return digest, bool(resp.headers.get("OCI-Subject"))
+
+    def referrers(self, ref: Reference, digest: str) -> list[Descriptor] | None:
+        """The descriptors of the manifests whose `subject` is digest, from the OCI 1.1 referrers API
+        (following `Link` pagination, bounded); None when the registry has no such API (404)."""
+        url: str | None = self._url(ref, f"referrers/{digest}")
+        found: list[Descriptor] = []
+        pages = 0
+        while url:
+            pages += 1
+            if pages > limits.MAX_TAG_PAGES:
+                raise RegistryError(f"referrers of {ref.name}@{digest}: more than {limits.MAX_TAG_PAGES} pages; "
+                                    "refusing to read on")
+            try:
+                resp = self.request("GET", ref, url, scope=_pull(ref), headers={"Accept": mt.OCI_INDEX},
+                                    what=f"referrers of {ref.name}@{digest}")
+            except NotFoundError:
+                if pages == 1:
+                    return None
+                raise
+            try:
+                page = resp.json()
+            except ValueError as exc:
+                raise RegistryError(f"referrers of {ref.name}@{digest}: the registry answered invalid JSON") from exc
+            items = page.get("manifests") if isinstance(page, dict) else None
+            if items is not None and not isinstance(items, list):
+                raise RegistryError(f"referrers of {ref.name}@{digest}: `manifests` is not a list")
+            found.extend(Descriptor.from_json(x) for x in items or [])
+            if len(found) > limits.MAX_REFERRERS:
+                raise RegistryError(f"referrers of {ref.name}@{digest}: more than {limits.MAX_REFERRERS}; "
+                                    "refusing to read on")
+            link = resp.headers.get("Link")
+            url = None
+            if link and "rel=\"next\"" in link.replace("'", '"'):
+                target = link.split(";")[0].strip().strip("<>")
+                url = urljoin(self._url(ref, ""), target)
+        return found
 
     def delete_manifest(self, ref: Reference, digest: str) -> None:
         url = self._url(ref, f"manifests/{digest}")

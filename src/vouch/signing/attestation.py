@@ -6,12 +6,11 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from vouch.errors import InputError
 from vouch.keys.cosign import key_id
 from vouch.signing.payload import go_json, loads_json
 from vouch.signing.signer import KeySigner, verify_with_any
+from vouch.trust import PublicKey
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v0.1"
@@ -89,7 +88,7 @@ class OpenedEnvelope:
         assert isinstance(obj, dict)
         return obj
 
-    def verify(self, keys: list[ec.EllipticCurvePublicKey]) -> str | None:
+    def verify(self, keys: list[PublicKey]) -> str | None:
         """The key id of the first key that verifies any signature, or None."""
         data = pae(self.payload_type, self.payload)
         for sig in self.signatures:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from vouch.keys.cosign import key_id, public_key_pem
+from vouch.trust import KeyTrust, PublicKey
 
 
 class Signer(Protocol):
@@ -39,13 +39,6 @@ class KeySigner:
         return public_key_pem(self.public_key)
 
 
-def verify_with_any(keys: list[ec.EllipticCurvePublicKey], signature: bytes,
-                    data: bytes) -> ec.EllipticCurvePublicKey | None:
+def verify_with_any(keys: list[PublicKey], signature: bytes, data: bytes) -> PublicKey | None:
     """The first key under which signature verifies over data, or None."""
-    for key in keys:
-        try:
-            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-            return key
-        except InvalidSignature:
-            continue
-    return None
+    return KeyTrust.of(keys).signer_of(signature, data)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from vouch.errors import VouchError
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, RegistryClient
@@ -24,6 +22,7 @@ from vouch.store.layout import (
     target_repository,
     update_tag,
 )
+from vouch.trust import PublicKey
 
 ANN_PREDICATE_TYPE = "predicateType"
 
@@ -57,7 +56,7 @@ def superseded_by_same_type(d: Descriptor, state: TagState) -> bool:
 
 
 def attach(client: RegistryClient, image: Reference, digest: str, envelope_bytes: bytes, statement_bytes: bytes,
-           predicate_type: str, public_key: ec.EllipticCurvePublicKey, replace: bool) -> AttachResult:
+           predicate_type: str, public_key: PublicKey, replace: bool) -> AttachResult:
     repo = target_repository(image)
     tag = tag_for(digest, ATT_SUFFIX)
     layer = NewLayer(mt.DSSE_ENVELOPE, envelope_bytes, {ANN_PREDICATE_TYPE: predicate_type, ANN_SIGNATURE: ""})

@@ -91,6 +91,18 @@ def read_tag(client: RegistryClient, repo: Reference, tag: str) -> TagState:
     return TagState(m, [StoredLayer(d) for d in m.layers()])
 
 
+def read_index_tag(client: RegistryClient, repo: Reference, tag: str) -> TagState:
+    """The OCI index at tag (the referrers fallback tag) and its member descriptors."""
+    try:
+        m = client.get_manifest(repo.with_tag(tag), accept=mt.OCI_INDEX)
+    except NotFoundError:
+        return TagState(None)
+    if m.media_type != mt.OCI_INDEX:
+        raise VerificationError(f"{repo.name}:{tag} is a {m.media_type!r}, not an OCI index (the referrers "
+                                "fallback tag)")
+    return TagState(m, [StoredLayer(d) for d in m.children()])
+
+
 def fetch_payload(client: RegistryClient, repo: Reference, layer: StoredLayer, suffix: str) -> bytes:
     if layer.payload is None:
         cap = MAX_PAYLOAD_BYTES[suffix]
@@ -192,6 +204,12 @@ def build_manifest(client: RegistryClient, repo: Reference, descriptors: list[De
     return json.dumps(m, separators=(",", ":")).encode()
 
 
+def build_index(descriptors: list[Descriptor]) -> bytes:
+    """The referrers fallback tag's index, as cosign 3 (go-containerregistry) writes it."""
+    m = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [d.to_json() for d in descriptors]}
+    return json.dumps(m, separators=(",", ":")).encode()
+
+
 # Decides, from the current layers, what the new list should be. Returns None when nothing
 # needs to change (idempotent no-op).
 Planner = Callable[[TagState], list[Descriptor] | None]
@@ -212,7 +230,8 @@ def layer_key(d: Descriptor) -> str:
     return json.dumps(d.to_json(), sort_keys=True, separators=(",", ":"))
 
 
-def _confirm_absent(client: RegistryClient, repo: Reference, tag: str, confirm_delay: float) -> TagState:
+def _confirm_absent(client: RegistryClient, repo: Reference, tag: str, confirm_delay: float,
+                    reader: Callable[[RegistryClient, Reference, str], TagState] = read_tag) -> TagState:
     """A 404 for a signature tag is believed only when the repository's tag list agrees.
 
     Registries on eventually consistent storage answer 404 for a tag that exists, just after a
@@ -223,7 +242,7 @@ def _confirm_absent(client: RegistryClient, repo: Reference, tag: str, confirm_d
         return TagState(None)
     for attempt in range(4):
         time.sleep(confirm_delay * (2**attempt))
-        state = read_tag(client, repo, tag)
+        state = reader(client, repo, tag)
         if state.manifest is not None:
             log.info("%s:%s: a read answered 404 but the tag exists", repo.name, tag)
             return state
@@ -234,8 +253,12 @@ def _confirm_absent(client: RegistryClient, repo: Reference, tag: str, confirm_d
 def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Planner,
                blobs: list[bytes] | None = None, max_attempts: int = 8,
                settle: float | None = None, replacing: bool = False,
-               superseded: Superseded | None = None, confirm_delay: float = 0.05) -> UpdateResult:
+               superseded: Superseded | None = None, confirm_delay: float = 0.05,
+               index: bool = False) -> UpdateResult:
     """Read-modify-write of a signature tag, safe against concurrent writers and faults.
+
+    The tag is an image manifest whose layers are the entries (cosign's `.sig`/`.att`), or with `index`
+    an OCI index whose members are (the referrers fallback tag `sha256-<hex>`): the same rules hold.
 
     - The planner says what the layer list should become, or None when the tag already holds what we
       want. Every attempt re-reads and re-plans: a manifest PUT is never retried with a body planned
@@ -269,7 +292,8 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
         back = []
         for d in missing:
             if d.digest not in checked_blobs:
-                checked_blobs[d.digest] = client.blob_exists(repo, d.digest)
+                checked_blobs[d.digest] = (client.head_manifest(repo.with_digest(d.digest)) is not None if index
+                                           else client.blob_exists(repo, d.digest))
             if checked_blobs[d.digest]:
                 back.append(StoredLayer(d))
             else:
@@ -286,10 +310,12 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
             if key not in ours:
                 seen.setdefault(key, x.descriptor)
 
+    reader = read_index_tag if index else read_tag
+
     def read(first: bool) -> TagState:
-        state = read_tag(client, repo, tag)
+        state = reader(client, repo, tag)
         if state.manifest is None and first and not seen:
-            state = _confirm_absent(client, repo, tag, confirm_delay)
+            state = _confirm_absent(client, repo, tag, confirm_delay, reader)
         remember(state)
         return state
 
@@ -323,8 +349,11 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
         if removed and not replacing:
             raise AssertionError(f"{repo.name}:{tag}: a plan without replacement dropped {len(removed)} layer(s)")
         try:
-            raw = build_manifest(client, repo, new)
-            last_digest = client.put_manifest(repo.with_tag(tag), raw, mt.OCI_MANIFEST, retry=False)
+            if index:
+                raw, media_type = build_index(new), mt.OCI_INDEX
+            else:
+                raw, media_type = build_manifest(client, repo, new), mt.OCI_MANIFEST
+            last_digest = client.put_manifest(repo.with_tag(tag), raw, media_type, retry=False)
         except RegistryError as exc:
             if exc.status == 400 and "BLOB_UNKNOWN" in str(exc) and attempt < max_attempts:
                 # A registry may briefly not see a blob another writer is committing at the same moment

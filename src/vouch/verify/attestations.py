@@ -7,8 +7,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from vouch import limits
 from vouch.errors import InputError, VouchError
 from vouch.oci import mediatypes as mt
@@ -17,6 +15,7 @@ from vouch.oci.reference import Reference
 from vouch.signing.attestation import INTOTO_PAYLOAD_TYPE, PREDICATE_TYPES, open_envelope
 from vouch.store.attest import ANN_PREDICATE_TYPE, read_attestations
 from vouch.store.layout import ATT_SUFFIX, PayloadRead, TagReading, read_payloads
+from vouch.trust import PublicKey
 
 _AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -168,7 +167,7 @@ class AttestationResult:
         return [f"{c.layer_digest[:19]}: {c.reason}" for c in self.checks if not c.ok and c.reason]
 
 
-def _check_layer(item: PayloadRead, keys: list[ec.EllipticCurvePublicKey], predicate_type: str | None,
+def _check_layer(item: PayloadRead, keys: list[PublicKey], predicate_type: str | None,
                  max_age: dt.timedelta | None, now: dt.datetime, digest: str) -> AttestationCheck:
     """One attestation layer against the policy (signature, payload type, statement type, subject, age)."""
     algo, _, hexd = digest.partition(":")
@@ -243,7 +242,7 @@ def _check_layer(item: PayloadRead, keys: list[ec.EllipticCurvePublicKey], predi
     return check
 
 
-def verify_attestations(client: RegistryClient, image: Reference, keys: list[ec.EllipticCurvePublicKey],
+def verify_attestations(client: RegistryClient, image: Reference, keys: list[PublicKey],
                         predicate_type: str | None, max_age: dt.timedelta | None = None,
                         now: dt.datetime | None = None) -> AttestationResult:
     now = now or dt.datetime.now(dt.UTC)

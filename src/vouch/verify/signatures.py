@@ -7,8 +7,6 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from vouch.errors import VerificationError
 from vouch.keys.cosign import key_id
 from vouch.oci import mediatypes as mt
@@ -26,6 +24,7 @@ from vouch.store.layout import (
     tag_for,
     target_repository,
 )
+from vouch.trust import PublicKey
 
 
 @dataclass
@@ -62,7 +61,7 @@ class VerifyResult:
         return "no valid signature: " + "; ".join(sorted({c.reason for c in self.checks})) + tail
 
 
-def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: list[ec.EllipticCurvePublicKey],
+def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: list[PublicKey],
                 annotations: dict[str, str] | None, docker_reference: str | None) -> SignatureCheck:
     """cosign's checks on one signature layer (payload already fetched and digest-checked)."""
     d = layer.descriptor
@@ -101,7 +100,7 @@ def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: list[ec.E
     return SignatureCheck(d.digest, True, "", key_id(key), obj)
 
 
-def verify_image(client: RegistryClient, image: Reference, keys: list[ec.EllipticCurvePublicKey],
+def verify_image(client: RegistryClient, image: Reference, keys: list[PublicKey],
                  annotations: dict[str, str] | None = None, check_reference: bool = False) -> VerifyResult:
     desc = client.resolve(image)
     digest = desc.digest
