@@ -23,7 +23,8 @@ from vouch.signing.attestation import PREDICATE_TYPES, envelope, pae, statement
 from vouch.signing.signer import KeySigner
 from vouch.store.attest import attach, read_attestations
 from vouch.store.layout import ANN_SIGNATURE, ATT_SUFFIX, build_manifest, tag_for
-from vouch.verify.attestations import parse_age, verify_attestations
+from vouch.verify.attestations import verify_attestations
+from vouch.verify.bomfacts import parse_age
 
 CDX = PREDICATE_TYPES["cyclonedx"]
 

@@ -36,7 +36,8 @@ from vouch.signing.payload import simple_signing_payload
 from vouch.signing.sign import sign_image
 from vouch.store.attest import attach, read_attestations
 from vouch.store.layout import ANN_SIGNATURE, ATT_SUFFIX, SIG_SUFFIX, build_manifest, read_tag, tag_for
-from vouch.verify.attestations import parse_age, verify_attestations
+from vouch.verify.attestations import verify_attestations
+from vouch.verify.bomfacts import parse_age
 from vouch.verify.signatures import verify_image
 
 CDX = PREDICATE_TYPES["cyclonedx"]
@@ -605,7 +606,7 @@ def test_equivalent_layer_by_the_same_key_is_not_restored_as_a_duplicate(registr
 
 def test_durations_read_in_the_largest_fitting_unit() -> None:
     """`--max-age 1s` used to say "0.0 hours" (issue 18)."""
-    from vouch.verify.attestations import _fmt
+    from vouch.verify.bomfacts import _fmt
 
     assert [_fmt(dt.timedelta(seconds=s)) for s in (0.4, 1, 59, 60, 720, 3600, 19800, 86400, 12_787_200)] == [
         "0.4 s", "1 s", "59 s", "1 min", "12 min", "1.0 hours", "5.5 hours", "1.0 days", "148.0 days"]

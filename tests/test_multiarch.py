@@ -23,7 +23,8 @@ from vouch.release.multiarch import PLATFORM_PROPERTY
 from vouch.release.plan import ReleaseImage, load_manifest
 from vouch.release.run import run_release, verify_release
 from vouch.signing.attestation import PREDICATE_TYPES
-from vouch.verify.attestations import bom_subject_digests, parse_age, verify_attestations
+from vouch.verify.attestations import verify_attestations
+from vouch.verify.bomfacts import bom_subject_digests, parse_age
 from vouch.verify.signatures import verify_image
 
 CDX = PREDICATE_TYPES["cyclonedx"]

@@ -28,7 +28,8 @@ from vouch.signing.attestation import PREDICATE_TYPES
 from vouch.store.attest import read_attestations, statement_info
 from vouch.store.layout import SIG_SUFFIX, read_tag, tag_for
 from vouch.testbed.samples import sample_release
-from vouch.verify.attestations import parse_age, verify_attestations
+from vouch.verify.attestations import verify_attestations
+from vouch.verify.bomfacts import parse_age
 from vouch.verify.signatures import verify_image
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,8 @@ from vouch.sbom.generate import generate_sbom
 from vouch.signing.attestation import PREDICATE_TYPES, envelope, statement
 from vouch.signing.signer import KeySigner
 from vouch.store.attest import attach
-from vouch.verify.attestations import bom_subject_digests, parse_age, verify_attestations
+from vouch.verify.attestations import verify_attestations
+from vouch.verify.bomfacts import bom_subject_digests, parse_age
 
 CDX = PREDICATE_TYPES["cyclonedx"]
 

@@ -445,3 +445,25 @@ def with_shared_options(func: Callable[..., Any]) -> Callable[..., Any]:
     wrapper.__signature__ = inspect.Signature(all_params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in all_params}
     return wrapper
+
+
+NewBundleOpt = Annotated[bool, typer.Option(
+    "--new-bundle-format", help="Write a sigstore bundle as an OCI 1.1 referrer of the image (cosign 3's default "
+                                "format; the sha256-<hex> fallback index where the registry has no referrers "
+                                "API) instead of cosign's tag layout.")]
+LayoutOpt = Annotated[str | None, typer.Option(
+    "--layout", metavar="legacy|bundle|both",
+    help="Where to write: legacy (.sig/.att tags: cosign 2, Kyverno type Cosign, Harbor), bundle (referrers: "
+         "cosign 3, Kyverno type SigstoreBundle) or both.")]
+
+
+def write_layouts(new_bundle_format: bool, layout: str | None) -> tuple[str, ...]:
+    """The layouts a write command targets, from cosign's --new-bundle-format or vouch's --layout."""
+    if layout is None:
+        return ("bundle",) if new_bundle_format else ("legacy",)
+    choices = {"legacy": ("legacy",), "bundle": ("bundle",), "both": ("legacy", "bundle")}
+    if layout not in choices:
+        raise InputError(f"--layout {layout!r}: write legacy, bundle or both")
+    if new_bundle_format and layout == "legacy":
+        raise InputError("--new-bundle-format contradicts --layout legacy; give one of them")
+    return choices[layout]

@@ -22,6 +22,8 @@ import typer
 from vouch import __version__
 from vouch.cli.common import (
     CONTEXT_SETTINGS,
+    LayoutOpt,
+    NewBundleOpt,
     OutputFormat,
     State,
     VouchTyper,
@@ -35,6 +37,7 @@ from vouch.cli.common import (
     ref_arg,
     setup_logging,
     state,
+    write_layouts,
 )
 from vouch.errors import EXIT_USAGE, EXIT_VERIFY, InputError, NotFoundError, VouchError
 from vouch.keys.cosign import (
@@ -245,8 +248,11 @@ def sign(
     output_certificate: Annotated[str | None, typer.Option(
         metavar="FILE", help="Write the signer's public key PEM here (what cosign writes in key mode; a "
                              "certificate comes with keyless signing).")] = None,
+    new_bundle_format: NewBundleOpt = False,
+    layout: LayoutOpt = None,
 ) -> None:
-    """Sign images in cosign's tag layout (sha256-<hex>.sig). Re-signing is a no-op."""
+    """Sign images in cosign's tag layout (sha256-<hex>.sig), or with --new-bundle-format as a sigstore
+    bundle referrer (cosign 3's default). Re-signing is a no-op."""
     st = state(ctx)
     _no_tlog(tlog_upload)
     ann = parse_annotations(annotations)
@@ -255,8 +261,9 @@ def sign(
         if out:
             check_writable(Path(out))
     signer = load_signer(key)
-    per_image = parallel_map(lambda ref: sign_image(st.client(), signer, ref, ann, recursive, warn=err),
-                             refs, concurrency)
+    layouts = write_layouts(new_bundle_format, layout)
+    per_image = parallel_map(lambda ref: sign_image(st.client(), signer, ref, ann, recursive, warn=err,
+                                                    layouts=layouts), refs, concurrency)
     results = [r for rs in per_image for r in rs]
     for r in results:
         err(("Pushing signature to: " if r.signed else "Already signed (no change): ") + r.signature_tag)
@@ -365,10 +372,11 @@ def sbom(
 
 
 def _attest(st: State, signer: KeySigner, ref: Reference, predicate: object, type_uri: str,
-            replace: bool, allow_other_subject: bool = False) -> dict[str, object]:
+            replace: bool, allow_other_subject: bool = False,
+            layouts: tuple[str, ...] = ("legacy",)) -> list[dict[str, object]]:
     from vouch.signing.attestation import PREDICATE_TYPES, envelope, statement
-    from vouch.store.attest import attach
-    from vouch.verify.attestations import age_problem, bom_subject_problem, bom_time
+    from vouch.store.attest import attach, attach_bundle
+    from vouch.verify.bomfacts import age_problem, bom_subject_problem, bom_time
 
     if type_uri == PREDICATE_TYPES["cyclonedx"]:
         # Never sign a BOM that verifiers must refuse: a malformed or future metadata.timestamp.
@@ -377,18 +385,26 @@ def _attest(st: State, signer: KeySigner, ref: Reference, predicate: object, typ
             raise InputError(f"{problem}; refusing to sign it")
         if ts is not None and (future := age_problem(ts, dt.datetime.now(dt.UTC), None)):
             raise InputError(f"{future} (not signing a BOM dated in the future)")
-    digest = st.client().resolve(ref).digest
+    subject = st.client().resolve(ref)
+    digest = subject.digest
     if type_uri == PREDICATE_TYPES["cyclonedx"] and not allow_other_subject:
         other = bom_subject_problem(predicate, digest)
         if other:
             raise InputError(f"{other}; refusing to attest it (pass --allow-other-subject if that is really meant)")
     stmt = statement(type_uri, ref.docker_reference, digest, predicate)
     env = envelope(signer, stmt)
-    r = attach(st.client(), ref, digest, env, stmt, type_uri, signer.public_key, replace)
-    err(("Pushing attestation to: " if r.attached else "Identical attestation already attached: ") + r.tag
-        + (f" (replaced {r.replaced})" if r.replaced else ""))
-    return {"image": f"{ref.name}@{digest}", "digest": digest, "predicateType": type_uri,
-            "status": "attested" if r.attached else "already-attested", "replaced": r.replaced, "tag": r.tag}
+    out: list[dict[str, object]] = []
+    for layout in layouts:
+        if layout == "bundle":
+            r = attach_bundle(st.client(), ref, subject, env, stmt, type_uri, signer.public_key, replace)
+        else:
+            r = attach(st.client(), ref, digest, env, stmt, type_uri, signer.public_key, replace)
+        err(("Pushing attestation to: " if r.attached else "Identical attestation already attached: ") + r.tag
+            + (f" (replaced {r.replaced})" if r.replaced else ""))
+        out.append({"image": f"{ref.name}@{digest}", "digest": digest, "predicateType": type_uri, "layout": layout,
+                    "status": "attested" if r.attached else "already-attested", "replaced": r.replaced,
+                    "tag": r.tag})
+    return out
 
 
 @app.command()
@@ -405,8 +421,11 @@ def attest(
              "refuse it as that image's SBOM).")] = False,
     yes: YesOpt = False,
     tlog_upload: TlogOpt = None,
+    new_bundle_format: NewBundleOpt = False,
+    layout: LayoutOpt = None,
 ) -> None:
-    """Attach a signed in-toto attestation in cosign's layout (sha256-<hex>.att)."""
+    """Attach a signed in-toto attestation in cosign's layout (sha256-<hex>.att), or with
+    --new-bundle-format as a sigstore bundle referrer (cosign 3's default)."""
     from vouch.signing.attestation import predicate_type_uri
 
     st = state(ctx)
@@ -429,7 +448,9 @@ def attest(
     signer = load_signer(key)
     if ref.digest is None:
         err(f"WARNING: {ref} uses a tag, not a digest; attesting the digest it resolves to now")
-    emit(st, _attest(st, signer, ref, pred, type_uri, replace, allow_other_subject), "")
+    layouts = write_layouts(new_bundle_format, layout)
+    results = _attest(st, signer, ref, pred, type_uri, replace, allow_other_subject, layouts)
+    emit(st, results[0] if len(results) == 1 else results, "")
 
 
 @app.command("attest-sbom")
@@ -444,6 +465,8 @@ def attest_sbom(
     files: Annotated[bool, typer.Option(help="Include per-package file lists (larger).")] = False,
     yes: YesOpt = False,
     tlog_upload: TlogOpt = None,
+    new_bundle_format: NewBundleOpt = False,
+    layout: LayoutOpt = None,
 ) -> None:
     """Generate the CycloneDX SBOM of each image's exact digest and attach it as an attestation; for a
     multi-arch index, each platform image's own SBOM on its digest and the merged BOM on the index."""
@@ -457,15 +480,16 @@ def attest_sbom(
     _no_tlog(tlog_upload)
     refs = [ref_arg(i) for i in images]
     signer = load_signer(key)
+    layouts = write_layouts(new_bundle_format, layout)
     cdx = PREDICATE_TYPES["cyclonedx"]
-    out = []
+    out: list[dict[str, Any]] = []
 
     def one(ref: Reference, digest: str, plat: str) -> dict[str, Any]:
         pinned = ref.with_digest(digest)
         result = generate_sbom(RegistrySource(st.client(), pinned), None, digest=digest)
         bom = json.loads(result.to_json(files_detail=files))
-        out.append({**_attest(st, signer, pinned, bom, cdx, replace), "packages": len(result.packages),
-                    "platform": plat})
+        out.extend({**r, "packages": len(result.packages), "platform": plat}
+                   for r in _attest(st, signer, pinned, bom, cdx, replace, layouts=layouts))
         return bom  # type: ignore[no-any-return]
 
     for ref in refs:
@@ -483,8 +507,8 @@ def attest_sbom(
             raise InputError(f"index {ref.name}@{desc.digest} lists no platform image")
         merged = merge_platform_boms(ref.name, desc.digest, parts,
                                      dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00"))
-        out.append({**_attest(st, signer, ref.with_digest(desc.digest), merged, cdx, replace),
-                    "packages": len(merged["components"]), "platform": "index"})
+        out.extend({**r, "packages": len(merged["components"]), "platform": "index"}
+                   for r in _attest(st, signer, ref.with_digest(desc.digest), merged, cdx, replace, layouts=layouts))
     emit(st, out, "")
 
 
@@ -504,7 +528,8 @@ def verify_attestation(
     """Verify attestations: DSSE signature, payload type, subject digest, and SBOM freshness.
     stdout: each verified envelope, one JSON per line, as cosign prints them."""
     from vouch.signing.attestation import predicate_type_uri
-    from vouch.verify.attestations import parse_age, verify_attestations
+    from vouch.verify.attestations import verify_attestations
+    from vouch.verify.bomfacts import parse_age
 
     st = state(ctx)
     refs = [ref_arg(i) for i in images]
@@ -601,7 +626,8 @@ def download_sbom(
     ref = ref_arg(image)
     if key:
         from vouch.signing.attestation import PREDICATE_TYPES
-        from vouch.verify.attestations import parse_age, verify_attestations
+        from vouch.verify.attestations import verify_attestations
+        from vouch.verify.bomfacts import parse_age
 
         res = verify_attestations(st.client(), ref, load_verifier_keys(key), PREDICATE_TYPES["cyclonedx"],
                                   parse_age(max_age) if max_age else None)
@@ -698,12 +724,13 @@ def release(
     keyless: Annotated[bool | None, typer.Option(
         "--keyless/--no-keyless", help="Keyless signing; default from VOUCH_SIGN_KEYLESS or AKKO_SIGN_KEYLESS.")]
     = None,
+    layout: LayoutOpt = None,
 ) -> None:
     """Sign every image of a release by digest and attach a current CycloneDX SBOM attestation.
     Idempotent: unchanged digests with a current SBOM cost a few registry reads and no write."""
     from vouch.release.plan import KEYLESS_SWITCH, SIGN_SWITCH, switch
     from vouch.release.run import exit_code, run_release
-    from vouch.verify.attestations import parse_age
+    from vouch.verify.bomfacts import parse_age
 
     st = state(ctx)
     if not switch(sign_images, SIGN_SWITCH, True):
@@ -719,8 +746,9 @@ def release(
     refresh, limit = parse_age(refresh_after), parse_age(max_age)
     signer = load_signer(key)
     started = time.perf_counter()
+    layouts = write_layouts(False, layout)
     reports = _run_with_progress(st, lambda done: run_release(st.client(), signer, plan, concurrency, refresh,
-                                                              limit, done), len(plan))
+                                                              limit, done, layouts=layouts), len(plan))
     elapsed = time.perf_counter() - started
     _release_table(reports, elapsed, st.client().request_count)
     doc = {"seconds": round(elapsed, 3), "requests": st.client().request_count,
@@ -780,7 +808,7 @@ def verify_release_cmd(
     from rich.table import Table
 
     from vouch.release.run import verify_release
-    from vouch.verify.attestations import parse_age
+    from vouch.verify.bomfacts import parse_age
 
     st = state(ctx)
     plan = _release_images(manifest, images)
@@ -788,10 +816,11 @@ def verify_release_cmd(
     gates = verify_release(st.client(), keys, plan, parse_age(max_age), concurrency)
     bad = [g for g in gates if not g.ok]
     table = Table(title=f"verify-release: {len(gates) - len(bad)}/{len(gates)} digests pass")
-    for col in ("image", "platform", "digest", "signature", "sbom"):
+    for col in ("image", "platform", "digest", "signature", "sbom", "layouts"):
         table.add_column(col, overflow="fold")
     for g in gates:
-        table.add_row(g.image, g.platform or "-", g.digest[7:19], g.signature, g.sbom)
+        where = " ".join(f"{what}:{'+'.join(ls)}" for what, ls in g.layouts.items() if ls)
+        table.add_row(g.image, g.platform or "-", g.digest[7:19], g.signature, g.sbom, where or "-")
     Console(stderr=True, width=max(120, Console(stderr=True).width)).print(table)
     emit(st, [g.__dict__ for g in gates], "")
     if bad:
@@ -947,7 +976,7 @@ def keys_rotate(
         plan = load_manifest(resign_manifest).images
         from vouch.release.run import keep_signed_by
         from vouch.signing.signer import KeySigner as _Signer
-        from vouch.verify.attestations import parse_age
+        from vouch.verify.bomfacts import parse_age
 
         reports = run_release(st.client(), _Signer(key), plan, 4, parse_age("30d"), parse_age("90d"),
                               keep=keep_signed_by([previous]))
@@ -980,7 +1009,7 @@ def policy_kyverno(
 ) -> None:
     """Print the Kyverno ClusterPolicy requiring a signature and a fresh CycloneDX SBOM attestation."""
     from vouch.deploy.kyverno import cluster_policy, to_yaml
-    from vouch.verify.attestations import parse_age
+    from vouch.verify.bomfacts import parse_age
 
     pems = b"".join(read_key_ref(k, public=True).strip() + b"\n" for k in key)
     policy = cluster_policy(pems, images or ["harbor.akko-ai.com/akko/*"], mode,

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vouch.errors import VouchError
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.reference import Reference
-from vouch.signing.payload import simple_signing_payload
+from vouch.signing.attestation import STATEMENT_TYPE, envelope, open_envelope
+from vouch.signing.payload import go_json, simple_signing_payload
 from vouch.signing.signer import KeySigner, verify_with_any
+from vouch.store.bundles import SIGN_PREDICATE_TYPE, bundle_envelope, dsse_bundle, write_bundle
 from vouch.store.layout import ANN_SIGNATURE, SIG_SUFFIX, NewLayer, TagState, tag_for, target_repository, update_tag
+from vouch.verify.policy import subject_matches
 
 TAG_WARNING = (
     "WARNING: Image reference {ref} uses a tag, not a digest, to identify the image to sign.\n"
@@ -87,15 +92,60 @@ def sign_digest(client: RegistryClient, signer: KeySigner, image: Reference, dig
     return SignResult(f"{image.name}@{digest}", digest, result.changed, f"{repo.name}:{tag}", stored, payload)
 
 
+def sign_statement(digest: str, annotations: dict[str, str] | None) -> bytes:
+    """The in-toto statement cosign 3 signs for an image in the bundle format (no subject name; the
+    annotations on the subject)."""
+    algo, _, hexd = digest.partition(":")
+    return go_json({"_type": STATEMENT_TYPE, "subject": [{"digest": {algo: hexd}, "annotations": annotations or {}}],
+                    "predicateType": SIGN_PREDICATE_TYPE, "predicate": {}})
+
+
+def sign_digest_bundle(client: RegistryClient, signer: KeySigner, image: Reference, subject: Descriptor,
+                       annotations: dict[str, str] | None) -> SignResult:
+    """cosign 3's default layout: a signature bundle as a referrer of the image (fallback tag where the
+    registry has no referrers API). Idempotent: a bundle by this key over the same statement is enough."""
+    repo = target_repository(image)
+    digest = subject.digest
+    stmt = sign_statement(digest, annotations)
+    env = envelope(signer, stmt)
+
+    def present(raw: bytes) -> bool:
+        try:
+            found = open_envelope(bundle_envelope(raw))
+            if found.verify([signer.public_key]) is None:
+                return False
+            got = found.statement()
+        except VouchError:
+            return False
+        if got.get("predicateType") != SIGN_PREDICATE_TYPE or not subject_matches(got, digest):
+            return False
+        given: dict[str, object] = {}
+        for s in got.get("subject") or []:
+            if isinstance(s, dict) and isinstance(s.get("annotations"), dict):
+                given.update(s["annotations"])
+        return given == dict(annotations or {})
+
+    written = write_bundle(client, repo, subject, dsse_bundle(env, signer.public_key), SIGN_PREDICATE_TYPE, present)
+    sig = json.loads(env)["signatures"][0]["sig"]
+    return SignResult(f"{image.name}@{digest}", digest, written.written, f"{repo.name} ({written.where})", sig, stmt)
+
+
 def sign_image(client: RegistryClient, signer: KeySigner, image: Reference,
                annotations: dict[str, str] | None = None, recursive: bool = False,
-               warn: Callable[[str], None] | None = None) -> list[SignResult]:
-    """Sign image by digest (tags resolved once), and with recursive every child of an index."""
+               warn: Callable[[str], None] | None = None, layouts: tuple[str, ...] = ("legacy",)) -> list[SignResult]:
+    """Sign image by digest (tags resolved once), and with recursive every child of an index, in each
+    of the layouts ("legacy" `.sig` tag, "bundle" referrer)."""
     desc = client.resolve(image)
     if image.digest is None and warn is not None:
         warn(TAG_WARNING.format(ref=str(image)))
-    targets = [desc.digest]
+    targets = [desc]
     if recursive and mt.is_index(desc.media_type):
         index = client.get_manifest(image.with_digest(desc.digest))
-        targets += [child.digest for child in index.children()]
-    return [sign_digest(client, signer, image, d, annotations) for d in targets]
+        targets += [Descriptor(c.media_type, c.digest, c.size) for c in index.children()]
+    out = []
+    for d in targets:
+        if "legacy" in layouts:
+            out.append(sign_digest(client, signer, image, d.digest, annotations))
+        if "bundle" in layouts:
+            out.append(sign_digest_bundle(client, signer, image, d, annotations))
+    return out

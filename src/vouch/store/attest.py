@@ -158,3 +158,37 @@ def attach_one_current(client: RegistryClient, image: Reference, digest: str, en
     result = update_tag(client, repo, tag, planner, blobs=[envelope_bytes], replacing=True,
                         superseded=superseded_by_same_type)
     return AttachResult(digest, result.changed, dropped, f"{repo.name}:{tag}")
+
+
+def attach_bundle(client: RegistryClient, image: Reference, subject: Descriptor, envelope_bytes: bytes,
+                  statement_bytes: bytes, predicate_type: str, public_key: PublicKey, replace: bool) -> AttachResult:
+    """An attestation as a sigstore bundle referrer (cosign 3's layout), with the legacy rules: the same
+    statement by the same key is not written twice; `replace` takes out this key's older statements of
+    the predicate type once the new one is in place (never another signer's: a referrer is its own)."""
+    from vouch.store.bundles import bundle_envelope, dsse_bundle, write_bundle
+
+    ours_digest = sha256_digest(statement_bytes)
+
+    def opened(raw: bytes) -> tuple[str | None, bytes] | None:
+        """(predicate type, statement bytes) of a bundle signed by our key, else None."""
+        try:
+            env = open_envelope(bundle_envelope(raw))
+            if env.verify([public_key]) is None:
+                return None
+            ptype = env.statement().get("predicateType")
+        except VouchError:
+            return None
+        return (str(ptype) if ptype is not None else None), env.payload
+
+    def present(raw: bytes) -> bool:
+        got = opened(raw)
+        return got is not None and sha256_digest(got[1]) == ours_digest
+
+    def replaces(raw: bytes) -> bool:
+        got = opened(raw)
+        return got is not None and got[0] == predicate_type and sha256_digest(got[1]) != ours_digest
+
+    repo = target_repository(image)
+    w = write_bundle(client, repo, subject, dsse_bundle(envelope_bytes, public_key), predicate_type, present,
+                     replaces if replace else None)
+    return AttachResult(subject.digest, w.written, len(w.replaced), f"{repo.name} ({w.where})")

@@ -7,13 +7,15 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
-from vouch.errors import VerificationError
+from vouch.errors import VerificationError, VouchError
 from vouch.keys.cosign import key_id
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
+from vouch.signing.attestation import INTOTO_PAYLOAD_TYPE, open_envelope
 from vouch.signing.payload import SIGNATURE_TYPE, go_json, parse_payload
 from vouch.signing.signer import verify_with_any
+from vouch.store.bundles import SIGN_PREDICATE_TYPE, BundleRead, bundle_envelope, list_bundles, read_bundles
 from vouch.store.layout import (
     ANN_SIGNATURE,
     SIG_SUFFIX,
@@ -25,6 +27,7 @@ from vouch.store.layout import (
     target_repository,
 )
 from vouch.trust import PublicKey
+from vouch.verify.policy import AllOf, PredicateType, SubjectDigest
 
 
 @dataclass
@@ -34,6 +37,7 @@ class SignatureCheck:
     reason: str = ""
     key_id: str | None = None
     payload: dict[str, Any] | None = None
+    where: str = "legacy"  # the layout it was found in: legacy, referrers API, fallback tag …
 
 
 @dataclass
@@ -100,30 +104,90 @@ def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: list[Publ
     return SignatureCheck(d.digest, True, "", key_id(key), obj)
 
 
+def check_bundle(item: BundleRead, digest: str, keys: list[PublicKey], annotations: dict[str, str] | None,
+                 docker_reference: str, where: str) -> SignatureCheck:
+    """cosign 3's checks on one signature bundle: a DSSE envelope signed by a trusted key over an in-toto
+    statement of type cosign/sign/v1 whose subject is this image. The payload reported is the one
+    `cosign3 verify` prints for a bundle (a simple-signing object made from the statement)."""
+    entry = f"bundle {item.manifest.digest}"
+    if item.raw is None:
+        return SignatureCheck(entry, False, item.error, where=where)
+    try:
+        env = open_envelope(bundle_envelope(item.raw))
+    except VouchError as exc:
+        return SignatureCheck(entry, False, str(exc), where=where)
+    if env.payload_type != INTOTO_PAYLOAD_TYPE:
+        return SignatureCheck(entry, False, f"payloadType {env.payload_type!r} is not {INTOTO_PAYLOAD_TYPE!r}",
+                              where=where)
+    kid = env.verify(keys)
+    if kid is None:
+        return SignatureCheck(entry, False, "signature does not verify with the given key(s)", where=where)
+    try:
+        stmt = env.statement()
+    except VouchError as exc:
+        return SignatureCheck(entry, False, str(exc), where=where)
+    reason = AllOf((PredicateType(SIGN_PREDICATE_TYPE), SubjectDigest(digest))).check(stmt)
+    if reason:
+        return SignatureCheck(entry, False, reason, where=where)
+    if annotations:
+        given: dict[str, Any] = {}
+        for s in stmt.get("subject") or []:
+            if isinstance(s, dict) and isinstance(s.get("annotations"), dict):
+                given.update(s["annotations"])
+        for k, v in annotations.items():
+            if given.get(k) != v:
+                return SignatureCheck(entry, False, f"annotation {k}={v!r} missing (got {given.get(k)!r})",
+                                      where=where)
+    payload = {"critical": {"identity": {"docker-reference": docker_reference},
+                            "image": {"docker-manifest-digest": digest}, "type": SIGN_PREDICATE_TYPE},
+               "optional": dict(annotations or {})}
+    return SignatureCheck(entry, True, "", kid, payload, where=where)
+
+
 def verify_image(client: RegistryClient, image: Reference, keys: list[PublicKey],
-                 annotations: dict[str, str] | None = None, check_reference: bool = False) -> VerifyResult:
+                 annotations: dict[str, str] | None = None, check_reference: bool = False,
+                 layouts: tuple[str, ...] = ("legacy", "bundle")) -> VerifyResult:
+    """The image's signatures in the given layouts ("legacy" `.sig` tag, "bundle" referrers), each
+    checked; the result says which layouts held a valid one."""
     desc = client.resolve(image)
     digest = desc.digest
     result = VerifyResult(f"{image.name}@{digest}", digest)
     repo = target_repository(image)
+    problems: list[str] = []
+    reading = TagReading()
+    if "legacy" in layouts:
+        problems += _legacy_checks(client, repo, image, digest, keys, annotations, check_reference, result, reading)
+    if "bundle" in layouts:
+        listing = list_bundles(client, repo, digest)
+        for item in read_bundles(client, repo, listing, reading):
+            if item.predicate_type not in (None, SIGN_PREDICATE_TYPE):
+                continue  # an attestation: not a signature (its statement is judged by verify-attestation)
+            check = check_bundle(item, digest, keys, annotations, f"{image.name}@{digest}", listing.where)
+            if check.ok or not check.reason.startswith("statement is of type"):
+                result.checks.append(check)
+    if not result.checks and problems:
+        result.problem = problems[0]
+    result.skipped = reading.note()
+    return result
+
+
+def _legacy_checks(client: RegistryClient, repo: Reference, image: Reference, digest: str, keys: list[PublicKey],
+                   annotations: dict[str, str] | None, check_reference: bool, result: VerifyResult,
+                   reading: TagReading) -> list[str]:
     tag = tag_for(digest, SIG_SUFFIX)
     state = read_tag(client, repo, tag)
     if state.manifest is None:
-        result.problem = f"no signatures found (no {tag} in {repo.name})"
-        return result
+        return [f"no signatures found (no {tag} in {repo.name})"]
     if state.manifest.media_type != mt.OCI_MANIFEST:
-        result.problem = (f"{tag} uses Docker media type {state.manifest.media_type}; cosign signature "
-                          "manifests must be OCI (containers/image refuses Docker media types)")
-        return result
+        return [(f"{tag} uses Docker media type {state.manifest.media_type}; cosign signature "
+                 "manifests must be OCI (containers/image refuses Docker media types)")]
     ref_check = image.docker_reference if check_reference else None
-    reading = TagReading()
     for item in read_payloads(client, repo, state.layers, SIG_SUFFIX, reading):
         if item.payload is None:
             result.checks.append(SignatureCheck(item.layer.descriptor.digest, False, item.error))
             continue
         result.checks.append(check_layer(item.layer, item.payload, digest, keys, annotations, ref_check))
-    result.skipped = reading.note()
-    return result
+    return []
 
 
 def cosign_output(results: list[VerifyResult]) -> str:
