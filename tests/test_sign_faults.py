@@ -110,3 +110,31 @@ def test_cli_exit_codes(registry: RegistryServer, repo_name: str, tmp_path: Path
     assert r.returncode == 2
     for line in (r.stderr or "").splitlines():
         assert "Traceback" not in line
+
+
+def test_bundle_fallback_index_survives_faults_and_keeps_others(registry: RegistryServer, proxy: FaultProxy,
+                                                                repo_name: str) -> None:
+    """cosign 3's layout on a registry without referrers API: the fallback index `sha256-<hex>` is
+    read-modify-written. 503s and a 500 on its read are retried; a failed write never drops another
+    signer's bundle; a 404 on the referrers API is what tells the layout (not an error)."""
+    digest = _image(registry, repo_name)
+    first, second, third = new_signer(), new_signer(), new_signer()
+    ref = Reference(registry.host, repo_name, None, digest)
+    with RegistryClient() as direct:
+        sign_image(direct, first, ref, layouts=("bundle",))
+    proxy.add(Rule("status", "PUT", r"/manifests/sha256-[0-9a-f]{64}$", times=2, status=503))
+    proxy.add(Rule("status", "GET", r"/manifests/sha256-[0-9a-f]{64}$", times=1, status=500))
+    client = RegistryClient(RegistryOptions(backoff=0.01))
+    [r] = sign_image(client, second, Reference(proxy.host, repo_name, None, digest), layouts=("bundle",))
+    assert r.signed and proxy.count("PUT", r"/manifests/sha256-[0-9a-f]{64}$") >= 3
+    proxy.clear()
+    proxy.add(Rule("status", "PUT", r"/manifests/sha256-[0-9a-f]{64}$", times=1000, status=500))
+    try:
+        sign_image(RegistryClient(RegistryOptions(backoff=0.01, retries=2)), third,
+                   Reference(proxy.host, repo_name, None, digest), layouts=("bundle",))
+        raise AssertionError("signing should have failed")
+    except RegistryError as exc:
+        assert "HTTP 500" in str(exc)
+    with RegistryClient() as direct:
+        for signer, expected in ((first, True), (second, True), (third, False)):
+            assert verify_image(direct, ref, [signer.public_key], layouts=("bundle",)).ok is expected
