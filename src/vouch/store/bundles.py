@@ -21,6 +21,7 @@ from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.digest import sha256_digest
 from vouch.oci.reference import Reference
+from vouch.signing.payload import loads_json
 from vouch.store.layout import TagReading, TagState, read_index_tag, update_tag
 from vouch.trust import PublicKey, key_hint
 
@@ -228,11 +229,11 @@ def _take_out(client: RegistryClient, repo: Reference, listing: Listing, digest:
 def bundle_envelope(raw: bytes) -> bytes:
     """The DSSE envelope (JSON) inside a sigstore bundle; VerificationError when it holds none."""
     try:
-        obj = json.loads(raw)
+        obj = loads_json(raw)
     except ValueError as exc:
         raise VerificationError("the sigstore bundle is not valid JSON") from exc
-    if not isinstance(obj, dict) or obj.get("mediaType") not in BUNDLE_TYPES:
-        media = obj.get("mediaType") if isinstance(obj, dict) else None
+    media = obj.get("mediaType") if isinstance(obj, dict) else None
+    if not isinstance(media, str) or media not in BUNDLE_TYPES:
         raise VerificationError(f"not a sigstore bundle (mediaType {str(media)[:80]!r})")
     env = obj.get("dsseEnvelope")
     if not isinstance(env, dict):
