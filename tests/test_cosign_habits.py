@@ -400,3 +400,32 @@ def test_dtrack_upload_of_an_image_says_which_sbom(registry: RegistryServer, cli
         assert len(dt.uploads) == 2
     finally:
         dt.server.shutdown()
+
+
+def test_allow_http_registry_flags_scope_to_the_named_registries() -> None:
+    """cosign's --allow-insecure-registry / --allow-http-registry (after the command) make the named
+    images' registries plain-HTTP-capable, as --insecure-registry HOST does, and no other registry."""
+    from typer.testing import CliRunner
+
+    from vouch.cli.common import VouchTyper, state
+
+    seen: list[list[str]] = []
+    app = VouchTyper()
+
+    @app.command()
+    def probe(ctx: typer.Context, images: list[str]) -> None:
+        seen.append(list(state(ctx).insecure))
+
+    @app.callback()
+    def main(ctx: typer.Context) -> None:
+        from vouch.cli.common import State
+
+        ctx.obj = State()
+
+    runner = CliRunner()
+    for flag in ("--allow-insecure-registry", "--allow-http-registry=true"):
+        r = runner.invoke(app, ["probe", flag, "reg.example:5000/a@sha256:" + "ab" * 32, "other.example/b:1"])
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["probe", "reg.example:5000/a:1"])
+    assert r.exit_code == 0, r.output
+    assert seen == [["reg.example:5000", "other.example"]] * 2 + [[]]

@@ -3,6 +3,7 @@ users (`--flag=false`, `-o json` after the subcommand, `--output-file`, `env://`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import io
@@ -27,7 +28,7 @@ import typer.core
 import typer.models
 
 from vouch import limits
-from vouch.errors import InputError, RegistryError
+from vouch.errors import InputError, RegistryError, VouchError
 from vouch.keys.cosign import load_private_key, load_public_keys
 from vouch.keys.files import check_writable, read_key_file, write_new_file
 from vouch.keys.password import open_private_key
@@ -405,6 +406,10 @@ OUTPUT_HELP = "Output format (also accepted before the command)."
 OUTPUT_FILE_HELP = "Write what the command prints on stdout to this file (as cosign's --output-file)."
 
 
+ALLOW_INSECURE_HELP = ("cosign's flag, accepted: allow plain HTTP to the registries of the images named here "
+                       "(as --insecure-registry HOST). TLS certificates are still verified: use --ca-file.")
+
+
 def with_shared_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """func with the options every command takes: -o/--output (cosign and kubectl users type it after the
     command) and --output-file (cosign's), unless it has its own; and readable metavars."""
@@ -425,6 +430,12 @@ def with_shared_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "vouch_output_", inspect.Parameter.KEYWORD_ONLY, default=None,
             annotation=Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP,
                                                                    metavar="text|json|yaml", show_default=False)]))
+    takes_images = any(p.name in ("image", "images") for p in params)
+    if takes_images:
+        for flag, name in (("--allow-insecure-registry", "vouch_allow_insecure_"),
+                           ("--allow-http-registry", "vouch_allow_http_")):
+            extra.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+                bool, typer.Option(flag, help=ALLOW_INSECURE_HELP, show_default=False)]))
     if "--output-file" not in taken:
         extra.append(inspect.Parameter(
             "vouch_output_file_", inspect.Parameter.KEYWORD_ONLY, default=None,
@@ -435,6 +446,12 @@ def with_shared_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ctx = kwargs.pop(ctx_name) if own_ctx else kwargs[ctx_name]
         output = kwargs.pop("vouch_output_", None)
         output_file = kwargs.pop("vouch_output_file_", None)
+        if kwargs.pop("vouch_allow_insecure_", False) | kwargs.pop("vouch_allow_http_", False):
+            # cosign's flags, scoped as vouch scopes --insecure-registry: to the registries named here.
+            named = kwargs.get("images") or kwargs.get("image") or []
+            for text in [named] if isinstance(named, str) else named:
+                with contextlib.suppress(VouchError):
+                    state(ctx).insecure.append(parse_reference(text).registry)
         if output is not None:
             state(ctx).output = OutputFormat(output)
         if output_file:
