@@ -112,6 +112,10 @@ def test_vouch_reads_cosign3_default_bundles(image: str, host: str, registry: Re
     r = ok(vouch("verify-attestation", "--key", str(pub), "--type", "cyclonedx", "--max-age", "90d", image))
     statement = json.loads(__import__("base64").b64decode(json.loads(r.stdout.splitlines()[0])["payload"]))
     assert statement["predicateType"] == "https://cyclonedx.org/bom"
+    # download reads the bundle layout too (the signature bundle is not an attestation)
+    lines = ok(vouch("download", "attestation", image)).stdout.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["payloadType"] == "application/vnd.in-toto+json"
+    assert json.loads(ok(vouch("download", "sbom", image)).stdout) == json.loads(sbom.read_text())
     # the signature check does not count the attestation bundle as a signature, nor the reverse
     assert len(json.loads(ok(vouch("verify", "--key", str(pub), image, "-o", "json")).stdout)[0]["signatures"]) == 1
 

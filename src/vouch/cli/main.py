@@ -568,6 +568,7 @@ def verify_attestation(
 
 download_app = VouchTyper(help="Download attestations or the attached SBOM.", no_args_is_help=True)
 app.add_typer(download_app, name="download")
+from vouch.cli.blob import register; register(app)  # noqa: E402, E702, I001 (verify-blob, verify-bundle)
 
 
 @download_app.command("attestation")
@@ -579,17 +580,15 @@ def download_attestation(
 ) -> None:
     """Print every attestation envelope of IMAGE, one JSON per line (as cosign does)."""
     from vouch.signing.attestation import predicate_type_uri
-    from vouch.store.attest import read_attestations, statement_info
+    from vouch.store.attest import attestation_envelopes
 
     st = state(ctx)
     ref = ref_arg(image)
     digest = st.client().resolve(ref).digest
-    repo, layers = read_attestations(st.client(), ref, digest)
     want = predicate_type_uri(predicate_type) if predicate_type else None
     found = 0
-    for layer in layers:
-        ptype, _, raw = statement_info(st.client(), repo, layer)
-        if raw is None or (want is not None and ptype != want):
+    for ptype, raw in attestation_envelopes(st.client(), ref, digest):
+        if want is not None and ptype != want:
             continue
         sys.stdout.write(raw.decode().strip() + "\n")
         found += 1
@@ -600,13 +599,11 @@ def download_attestation(
 def _attested_bom(st: State, ref: Reference) -> tuple[str, Any]:
     """The image's digest and the predicate of its newest CycloneDX attestation (None when it has none)."""
     from vouch.signing.attestation import PREDICATE_TYPES, open_envelope
-    from vouch.store.attest import read_attestations, statement_info
+    from vouch.store.attest import attestation_envelopes
 
     digest = st.client().resolve(ref).digest
-    repo, layers = read_attestations(st.client(), ref, digest)
-    for layer in layers:
-        ptype, _, raw = statement_info(st.client(), repo, layer)
-        if raw is not None and ptype == PREDICATE_TYPES["cyclonedx"]:
+    for ptype, raw in attestation_envelopes(st.client(), ref, digest):
+        if ptype == PREDICATE_TYPES["cyclonedx"]:
             return digest, open_envelope(raw).statement().get("predicate")
     return digest, None
 
@@ -1006,6 +1003,11 @@ def policy_kyverno(
     name: Annotated[str, typer.Option(help="ClusterPolicy name.")] = "akko-require-signed-images",
     mutate_digest: Annotated[bool, typer.Option(help="Enforce mode: pin images to digests (GitOps drift).")]
     = False,
+    layout: Annotated[str, typer.Option(
+        "--layout", metavar="legacy|bundle|both",
+        help="Where the images' signatures live: legacy (.sig/.att tags; Kyverno type Cosign, what cosign 2 and "
+             "Harbor read), bundle (sigstore bundle referrers, cosign 3's default; Kyverno type SigstoreBundle, "
+             "Kyverno 1.19 or later) or both (a rule each: the image must carry both).")] = "legacy",
 ) -> None:
     """Print the Kyverno ClusterPolicy requiring a signature and a fresh CycloneDX SBOM attestation."""
     from vouch.deploy.kyverno import cluster_policy, to_yaml
@@ -1013,7 +1015,7 @@ def policy_kyverno(
 
     pems = b"".join(read_key_ref(k, public=True).strip() + b"\n" for k in key)
     policy = cluster_policy(pems, images or ["harbor.akko-ai.com/akko/*"], mode,
-                            parse_age(max_age), name, mutate_digest)
+                            parse_age(max_age), name, mutate_digest, layout)
     sys.stdout.write(to_yaml(policy))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from vouch.errors import VouchError
@@ -16,6 +16,7 @@ from vouch.store.layout import (
     ATT_SUFFIX,
     NewLayer,
     StoredLayer,
+    TagReading,
     TagState,
     fetch_payload,
     tag_for,
@@ -192,3 +193,25 @@ def attach_bundle(client: RegistryClient, image: Reference, subject: Descriptor,
     w = write_bundle(client, repo, subject, dsse_bundle(envelope_bytes, public_key), predicate_type, present,
                      replaces if replace else None)
     return AttachResult(subject.digest, w.written, len(w.replaced), f"{repo.name} ({w.where})")
+
+
+def attestation_envelopes(client: RegistryClient, image: Reference, digest: str) -> Iterator[tuple[str | None, bytes]]:
+    """(predicate type, DSSE envelope) of every readable attestation of digest, unverified: the legacy
+    `.att` layers, then the bundle referrers (signature bundles left out). For `download`, as cosign's."""
+    from vouch.store.bundles import SIGN_PREDICATE_TYPE, bundle_envelope, list_bundles, read_bundles
+
+    repo, layers = read_attestations(client, image, digest)
+    for layer in layers:
+        ptype, _, raw = statement_info(client, repo, layer)
+        if raw is not None:
+            yield ptype, raw
+    for item in read_bundles(client, repo, list_bundles(client, repo, digest), TagReading()):
+        if item.raw is None:
+            continue
+        try:
+            raw = bundle_envelope(item.raw)
+            stmt_type = open_envelope(raw).statement().get("predicateType")
+        except VouchError:
+            continue
+        if stmt_type != SIGN_PREDICATE_TYPE:
+            yield (str(stmt_type) if stmt_type is not None else None), raw
