@@ -1,7 +1,7 @@
 """`vouch policy kyverno --layout legacy|bundle|both`, proven with the real Kyverno CLI (v1.19.0) against images
-that real cosign 3.1.2 (and 2.6.4) signed in each storage layout, in two real registries: the test bed's
-docker-registry 2.8 (no referrers API: cosign writes the `sha256-<hex>` fallback index) and the test-only
-OCI 1.1 registry with the referrers API (vouch.testbed.ociregistry).
+signed in each storage layout by real cosign 3.1.2 (and 2.6.4) and by `vouch release --layout`, in two
+registries: the test bed's docker-registry 2.8 (no referrers API: the `sha256-<hex>` fallback index is
+written) and the test-only OCI 1.1 registry with the referrers API (vouch.testbed.ociregistry).
 
 What Kyverno 1.19 does, read in its source (pkg/image/verifiers/cpol/cosign/sigstore.go,
 pkg/engine/internal/imageverifier.go, pkg/engine/handlers/mutation/mutate_image.go):
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -36,7 +37,7 @@ from tests.support.keys import write_keypair
 from tests.support.peers import peer, run_peer
 from tests.support.registry import RegistryServer
 from tests.test_helm_chart import CHART, render
-from tests.test_kyverno_apply import admitted, vouch
+from tests.test_kyverno_apply import admitted
 from tests.test_kyverno_policy import crd_schema
 from vouch.deploy.kyverno import RULE_NAMES, SIGN_PREDICATE_TYPE, admission_rule_problems, cluster_policy
 from vouch.errors import InputError
@@ -184,6 +185,16 @@ def _bom(age_days: int) -> str:
                        "metadata": {"timestamp": ts}, "components": []})
 
 
+def vouch_in(work: Path, *args: str) -> str:
+    """vouch's stdout; no Docker credentials of the user's (module-scoped: the autouse isolation is not on)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COSIGN_", "VOUCH_"))}
+    env.update(COSIGN_PASSWORD="pw", DOCKER_CONFIG=str(work / "docker-config"))
+    r = subprocess.run([sys.executable, "-m", "vouch", *args], capture_output=True, text=True, env=env, timeout=300,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
 def _make_bed(host: str, referrers_api: bool, work: Path) -> Bed:
     work.mkdir(parents=True, exist_ok=True)
     cosign3, cosign2 = peer("cosign3"), peer("cosign2")
@@ -222,6 +233,8 @@ def _make_bed(host: str, referrers_api: bool, work: Path) -> Bed:
         "bundle, P-384 key": [(cosign3, BUNDLE, p384, "fresh.json", True)],
         "legacy, P-384 key": [(cosign3, LEGACY, p384, "fresh.json", True)],
         "cosign 2 bundle": [(cosign2, COSIGN2_BUNDLE, current, "fresh.json", True)],
+        "vouch release --layout bundle": [],
+        "vouch release --layout both": [],
     }
     images = {}
     for n, (label, recipe) in enumerate(recipes.items()):
@@ -229,9 +242,11 @@ def _make_bed(host: str, referrers_api: bool, work: Path) -> Bed:
         images[label] = f"{host}/apps/web@{push_image(client, ref, small_image(label))}"
         for binary, flags, key, sbom, sign in recipe:
             cosign(binary, flags, key, images[label], sbom, sign)
+        if label.startswith("vouch release"):  # vouch's own writer: SBOM + signature in that layout
+            vouch_in(work, "release", "--key", str(current), "--layout", label.rsplit(" ", 1)[1], images[label])
     client.close()
-    policies = {layout: vouch("policy", "kyverno", "--key", str(bundle_pub), "--images", f"{host}/apps/*",
-                              "--mode", "enforce", "--layout", layout).stdout
+    policies = {layout: vouch_in(work, "policy", "kyverno", "--key", str(bundle_pub), "--images", f"{host}/apps/*",
+                                 "--mode", "enforce", "--layout", layout)
                 for layout in ("legacy", "bundle", "both")}
 
     def tags() -> list[str]:
@@ -277,6 +292,8 @@ EXPECTED: dict[str, dict[str, bool]] = {
     # Kyverno (see test_where_cosign_put_the_bundles); with it, its signature statement has no `predicate`,
     # which Kyverno's cosign/sign/v1 attestation check refuses ("predicate not found in any statement").
     "cosign 2 bundle": {"legacy": False, "bundle": False, "both": False},
+    "vouch release --layout bundle": {"legacy": False, "bundle": True, "both": False},
+    "vouch release --layout both": {"legacy": True, "bundle": True, "both": True},
 }
 
 
