@@ -66,6 +66,20 @@ MAX_YAML_DEPTH = 100
 # through the same function, so the cap is the attestation cap (it stops /dev/zero, not real files).
 MAX_INPUT_FILE_BYTES = MAX_ATTESTATION_BYTES
 
+# ---- sigstore bundles and trust roots -------------------------------------------------------------------
+
+# Transparency-log entries in one bundle, as sigstore-go: real bundles carry one; each costs signature checks.
+BUNDLE_MAX_TLOG_ENTRIES = 32
+# RFC 3161 signed timestamps in one bundle, as sigstore-go: real bundles carry one, from one TSA.
+BUNDLE_MAX_TIMESTAMPS = 32
+# Hashes of one Merkle inclusion proof: one per tree level, and a tree of 2^64 entries has 64 levels.
+BUNDLE_MAX_PROOF_HASHES = 64
+# A trusted_root.json: Sigstore's public-good one is ~7 KiB (a few CAs, logs and TSAs with their chains).
+MAX_TRUSTED_ROOT_BYTES = 4 * 1024 * 1024
+# A blob verify-blob reads whole, to check a signature over its bytes; a larger file is hashed as a stream
+# and checked by its digest (Ed25519 message signatures need the bytes, so those stop here).
+BLOB_IN_MEMORY_BYTES = 256 * 1024 * 1024
+
 # ---- SBOM: layer streams ----------------------------------------------------------------------------
 
 # A layer is read once, as a stream: compressed bytes are read this much at a time, and every
