@@ -16,24 +16,27 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from vouch import limits
-from vouch.errors import RegistryError, VerificationError, VouchError
+from vouch.bundle.model import (
+    BUNDLE_V01,
+    BUNDLE_V02,
+    BUNDLE_V03,
+    BUNDLE_V03_ALT,
+    bundle_envelope_json,
+    dsse_bundle_v03,
+)
+from vouch.errors import RegistryError, VouchError
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.digest import sha256_digest
 from vouch.oci.reference import Reference
-from vouch.signing.payload import loads_json
 from vouch.store.layout import TagReading, TagState, read_index_tag, update_tag
-from vouch.trust import PublicKey, key_hint
 
 log = logging.getLogger("vouch.store")
 
-BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
-BUNDLE_TYPES = frozenset({
-    BUNDLE_V03,
-    "application/vnd.dev.sigstore.bundle+json;version=0.1",
-    "application/vnd.dev.sigstore.bundle+json;version=0.2",
-    "application/vnd.dev.sigstore.bundle+json;version=0.3",
-})
+BUNDLE_TYPES = frozenset({BUNDLE_V01, BUNDLE_V02, BUNDLE_V03, BUNDLE_V03_ALT})
+# The bundle format itself lives in vouch.bundle.model (one place): here it is only stored and found.
+bundle_envelope = bundle_envelope_json
+dsse_bundle = dsse_bundle_v03
 ANN_CONTENT = "dev.sigstore.bundle.content"
 ANN_PREDICATE_TYPE = "dev.sigstore.bundle.predicateType"
 SIGN_PREDICATE_TYPE = "https://sigstore.dev/cosign/sign/v1"  # a cosign 3 image signature is a statement of this
@@ -225,28 +228,3 @@ def _take_out(client: RegistryClient, repo: Reference, listing: Listing, digest:
                         repo.name, d.digest, exc)
     return removed
 
-
-def bundle_envelope(raw: bytes) -> bytes:
-    """The DSSE envelope (JSON) inside a sigstore bundle; VerificationError when it holds none."""
-    try:
-        obj = loads_json(raw)
-    except ValueError as exc:
-        raise VerificationError("the sigstore bundle is not valid JSON") from exc
-    media = obj.get("mediaType") if isinstance(obj, dict) else None
-    if not isinstance(media, str) or media not in BUNDLE_TYPES:
-        raise VerificationError(f"not a sigstore bundle (mediaType {str(media)[:80]!r})")
-    env = obj.get("dsseEnvelope")
-    if not isinstance(env, dict):
-        raise VerificationError("the sigstore bundle holds no DSSE envelope (a message signature is not an image "
-                                "signature or attestation)")
-    return json.dumps(env, separators=(",", ":")).encode()
-
-
-def dsse_bundle(envelope_json: bytes, key: PublicKey) -> bytes:
-    """A v0.3 bundle around a DSSE envelope signed by key, as cosign 3 writes one in key mode (the key's
-    hint, no transparency-log entry, signatures without a keyid)."""
-    env = json.loads(envelope_json)
-    env["signatures"] = [{"sig": s["sig"]} for s in env["signatures"]]
-    bundle = {"mediaType": BUNDLE_V03, "verificationMaterial": {"publicKey": {"hint": key_hint(key)}},
-              "dsseEnvelope": env}
-    return json.dumps(bundle, separators=(",", ":")).encode()
