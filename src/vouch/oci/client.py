@@ -55,7 +55,7 @@ class Descriptor:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
-        if self.artifact_type:
+        if self.artifact_type is not None:
             out["artifactType"] = self.artifact_type
         if self.annotations:
             out["annotations"] = self.annotations
