@@ -59,7 +59,7 @@ class Descriptor:
             out["artifactType"] = self.artifact_type
         if self.annotations:
             out["annotations"] = self.annotations
-        if self.platform:
+        if self.platform is not None:
             out["platform"] = self.platform
         return out
 
