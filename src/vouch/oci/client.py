@@ -571,12 +571,15 @@ class RegistryClient:
             if len(found) > limits.MAX_REFERRERS:
                 raise RegistryError(f"referrers of {ref.name}@{digest}: more than {limits.MAX_REFERRERS}; "
                                     "refusing to read on")
-            link = resp.headers.get("Link")
-            url = None
-            if link and "rel=\"next\"" in link.replace("'", '"'):
-                target = link.split(";")[0].strip().strip("<>")
-                url = urljoin(self._url(ref, ""), target)
+            url = self._next_page(ref, resp)
         return found
+
+    def _next_page(self, ref: Reference, resp: httpx.Response) -> str | None:
+        """The next page's URL from a `Link: <…>; rel="next"` header (tag lists, referrers), or None."""
+        link = str(resp.headers.get("Link") or "")
+        if "rel=\"next\"" not in link.replace("'", '"'):
+            return None
+        return urljoin(self._url(ref, ""), link.split(";")[0].strip().strip("<>"))
 
     def delete_manifest(self, ref: Reference, digest: str) -> None:
         url = self._url(ref, f"manifests/{digest}")
@@ -605,11 +608,7 @@ class RegistryClient:
                                               and all(isinstance(t, str) for t in page_tags)):
                 raise RegistryError(f"tags of {ref.name}: the registry answered a tag list that is not strings")
             tags.extend(page_tags or [])
-            link = resp.headers.get("Link")
-            url = None
-            if link and "rel=\"next\"" in link.replace("'", '"'):
-                target = link.split(";")[0].strip().strip("<>")
-                url = urljoin(self._url(ref, ""), target)
+            url = self._next_page(ref, resp)
         return tags
 
     # ---- blobs ----------------------------------------------------------------------------
