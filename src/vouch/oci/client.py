@@ -84,7 +84,8 @@ class Descriptor:
         artifact_type = obj.get("artifactType")
         if artifact_type is not None and not isinstance(artifact_type, str):
             raise InputError("malformed OCI descriptor: artifactType must be a string")
-        return Descriptor(media_type, digest, size, annotations, platform, artifact_type)
+        # an empty annotations object means the same as none; to_json writes neither
+        return Descriptor(media_type, digest, size, annotations or None, platform, artifact_type)
 
 
 @dataclass
