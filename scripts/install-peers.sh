@@ -10,6 +10,8 @@ need_apt=()
 command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# MariaDB: Trillian's storage for the private Sigstore stack (vouch.testbed.sigstore)
+PATH="$PATH:/usr/sbin" command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "install-peers: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -21,8 +23,9 @@ if [ "${1:-}" = "--system-only" ]; then
   exit 0
 fi
 
-build_go_tool() {  # name module version
-  local name=$1 module=$2 version=$3
+build_go_tool() {  # name module version [binary: what go install names it, default the module's basename]
+  local name=$1 module=$2 version=$3 binary=${4:-}
+  [ -n "$binary" ] || binary=$(basename "$module")
   local out="$CACHE/bin/$name"
   if [ -x "$out" ] && [ -f "$out.version" ] && [ "$(cat "$out.version")" = "$version" ]; then
     return 0
@@ -30,8 +33,8 @@ build_go_tool() {  # name module version
   echo "install-peers: go install $module@$version (cached afterwards as $out)"
   local gobin
   gobin=$(mktemp -d)
-  GOBIN="$gobin" GOFLAGS=-buildvcs=false go install "$module@$version"
-  mv "$gobin/$(basename "$module")" "$out"
+  GOBIN="$gobin" GOFLAGS=-buildvcs=false go install ${GO_LDFLAGS:+"-ldflags=$GO_LDFLAGS"} "$module@$version"
+  mv "$gobin/$binary" "$out"
   echo "$version" > "$out.version"
   rm -rf "$gobin"
 }
@@ -78,4 +81,29 @@ if [ ! -x "$CACHE/bin/trivy" ] || [ "$(cat "$CACHE/bin/trivy.version" 2>/dev/nul
   ln -sf "$bin" "$CACHE/bin/trivy"
   echo "$TRIVY_PKG" > "$CACHE/bin/trivy.version"
 fi
+# The private Sigstore stack (vouch.testbed.sigstore; docs/testbed.md): Fulcio, a CT log (TesseraCT),
+# Rekor v1 on Trillian (MariaDB), Rekor v2 (rekor-tiles) and a timestamp authority. Stripped builds.
+GO_LDFLAGS='-s -w'
+build_go_tool fulcio github.com/sigstore/fulcio v1.8.8
+build_go_tool tesseract-posix github.com/transparency-dev/tesseract/cmd/tesseract/posix v0.1.1 posix
+build_go_tool rekor-tiles github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix v2.3.0 posix
+build_go_tool timestamp-server github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server v2.1.3
+TRILLIAN_VERSION=v1.8.0
+for tool in trillian_log_server trillian_log_signer createtree; do
+  build_go_tool "$tool" "github.com/google/trillian/cmd/$tool" "$TRILLIAN_VERSION"
+done
+build_go_tool rekor-server github.com/sigstore/rekor/cmd/rekor-server v1.5.4
+unset GO_LDFLAGS
+# Trillian's MySQL schema, from the same module source
+mkdir -p "$CACHE/share"
+if [ ! -f "$CACHE/share/trillian-storage.sql" ] \
+   || [ "$(cat "$CACHE/share/trillian-storage.sql.version" 2>/dev/null)" != "$TRILLIAN_VERSION" ]; then
+  echo "install-peers: copying Trillian $TRILLIAN_VERSION storage/mysql/schema/storage.sql"
+  src=$(GOFLAGS=-mod=mod go mod download -json "github.com/google/trillian@$TRILLIAN_VERSION" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  cp "$src/storage/mysql/schema/storage.sql" "$CACHE/share/trillian-storage.sql"
+  chmod u+w "$CACHE/share/trillian-storage.sql"
+  echo "$TRILLIAN_VERSION" > "$CACHE/share/trillian-storage.sql.version"
+fi
+
 echo "install-peers: ready in $CACHE/bin: $(ls "$CACHE/bin" | grep -v version | tr '\n' ' ')"
