@@ -78,3 +78,15 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var in ("COSIGN_REPOSITORY", "COSIGN_PASSWORD", "VOUCH_REGISTRY_USERNAME", "VOUCH_REGISTRY_PASSWORD",
                 "VOUCH_REGISTRY_HOST", "REGISTRY_AUTH_FILE", "VOUCH_REGISTRY_AUTH_FILE"):
         monkeypatch.delenv(var, raising=False)
+
+
+from vouch.testbed.sigstore import SigstoreStack, start_sigstore_stack  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def sigstore_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreStack]:
+    """The private Sigstore stack (Fulcio, CT log, Rekor v1 and v2, TSA, OIDC issuer), once per session.
+    It needs a network namespace with only lo (unshare --net) or VOUCH_SIGSTORE_ANY_NETWORK=1."""
+    stack = start_sigstore_stack(tmp_path_factory.mktemp("sigstore"))
+    yield stack
+    stack.stop()
