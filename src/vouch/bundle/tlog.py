@@ -10,7 +10,9 @@ For each entry from a log the trust root names (others are passed over, as sigst
   (a signed note, key hint = the log id's first 4 bytes) is signed by the log and commits to that rootHash
   and treeSize;
 - the integrated time is not in the future.
-At least one entry must pass. Rekor v2 entries (hashedrekord 0.0.2) are refused: they are not verified yet.
+At least one entry must pass. Rekor v2 entries (hashedrekord 0.0.2, no integrated time: the time comes from
+a signed timestamp) are checked the same way: body, inclusion proof, checkpoint (Ed25519 key hint = the
+log id's first 4 bytes, the log id being SHA-256 over origin, newline, 0x01 and the key).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from vouch.errors import KeyError_, VerificationError
 from vouch.keys.cosign import pem_blocks
 from vouch.trust import PublicKey, signature_verifies, spki_der
 
-SUPPORTED = {("hashedrekord", "0.0.1"), ("dsse", "0.0.1"), ("intoto", "0.0.2")}
+SUPPORTED = {("hashedrekord", "0.0.1"), ("hashedrekord", "0.0.2"), ("dsse", "0.0.1"), ("intoto", "0.0.2")}
 
 
 @dataclass(frozen=True)
@@ -204,12 +206,17 @@ class _Body:
             raise VerificationError(f"the log entry's {where} is not base64 ({self.path})") from exc
 
 
-def _same_key(pem: bytes, signer: PublicKey, what: str) -> None:
-    """The key (or, later, certificate) the log recorded is the one that verified the bundle."""
+def _same_key(pem: bytes, signer: PublicKey, what: str, certificate: bytes | None = None) -> None:
+    """The key, or for a keyless signature the certificate (DER given), the log recorded is the one that
+    verified the bundle."""
     try:
         blocks = pem_blocks(pem)
     except KeyError_ as exc:
         raise VerificationError(f"the log entry's {what} is not PEM") from exc
+    if certificate is not None:
+        if len(blocks) != 1 or blocks[0][0] != "CERTIFICATE" or blocks[0][1] != certificate:
+            raise VerificationError(f"the log entry's {what} is not the signing certificate")
+        return
     if len(blocks) != 1 or blocks[0][0] != "PUBLIC KEY":
         label = blocks[0][0] if blocks else "no PEM block"
         raise VerificationError(f"the log entry's {what} is not the bundle's public key (it holds {label})")
@@ -234,7 +241,8 @@ def _hex_digest(body: _Body, *keys: str) -> HashOutput:
     return HashOutput(algorithm, digest)
 
 
-def check_body(entry: TlogEntry, bundle: Bundle, signer: PublicKey, artifact: HashOutput | None) -> None:
+def check_body(entry: TlogEntry, bundle: Bundle, signer: PublicKey, artifact: HashOutput | None,
+               certificate: bytes | None = None) -> None:
     """The entry's canonicalized body records this bundle (CVE-2022-36056: never a log entry of another one)."""
     try:
         obj = load_json(entry.canonicalized_body)
@@ -245,6 +253,9 @@ def check_body(entry: TlogEntry, bundle: Bundle, signer: PublicKey, artifact: Ha
         kind, version = str(body.at("kind"))[:20], str(body.at("apiVersion"))[:10]
         raise VerificationError(f"the log entry's body is a {kind} {version} entry, but its kindVersion says "
                                 f"{entry.kind} {entry.version}")
+    if (entry.kind, entry.version) == ("hashedrekord", "0.0.2"):
+        _check_rekor_v2_body(body, bundle, signer, artifact, certificate)
+        return
     if entry.kind == "hashedrekord":
         if bundle.message_signature is None:
             raise VerificationError("the log entry is a hashedrekord, but the bundle holds a DSSE envelope (Rekor v1 "
@@ -257,7 +268,7 @@ def check_body(entry: TlogEntry, bundle: Bundle, signer: PublicKey, artifact: Ha
                                     f"{artifact.text()}")
         if body.b64("spec", "signature", "content") != bundle.message_signature.signature:
             raise VerificationError("the log entry records another signature than the bundle's")
-        _same_key(body.b64("spec", "signature", "publicKey", "content"), signer, "public key")
+        _same_key(body.b64("spec", "signature", "publicKey", "content"), signer, "public key", certificate)
         return
     env = bundle.dsse_envelope
     if env is None:
@@ -288,16 +299,57 @@ def check_body(entry: TlogEntry, bundle: Bundle, signer: PublicKey, artifact: Ha
                 raise VerificationError("the log entry's signature is not base64") from exc
         if recorded_sig != s.sig:
             raise VerificationError("the log entry records another signature than the bundle's envelope")
-        _same_key(body.b64(*base, i, key_key), signer, "verifier key")
+        _same_key(body.b64(*base, i, key_key), signer, "verifier key", certificate)
+
+
+_V2_ALGORITHMS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
+
+
+def _check_rekor_v2_body(body: _Body, bundle: Bundle, signer: PublicKey, artifact: HashOutput | None,
+                         certificate: bytes | None) -> None:
+    """A Rekor v2 hashedrekord 0.0.2 entry (rekor-tiles): the artifact's digest, or for a DSSE envelope the
+    digest of its PAE; the signature; the verifier: the signing certificate or the public key, as raw DER."""
+    spec = ("spec", "hashedRekordV002")
+    name = body.text(*spec, "data", "algorithm")
+    algorithm = _V2_ALGORITHMS.get(name)
+    if algorithm is None:
+        raise VerificationError(f"the log entry's digest algorithm {name[:20]!r} is not supported")
+    recorded = HashOutput(algorithm, body.b64(*spec, "data", "digest"))
+    env = bundle.dsse_envelope
+    if bundle.message_signature is not None:
+        if artifact is None:
+            raise VerificationError("cannot check the hashedrekord log entry without the artifact or its digest")
+        want = artifact
+        if artifact.algorithm != algorithm:
+            raise VerificationError(f"the log entry records a {algorithm} digest, the artifact's is "
+                                    f"{artifact.algorithm}")
+    else:
+        assert env is not None
+        if len(env.signatures) != 1:
+            raise VerificationError("a Rekor v2 entry records a DSSE envelope with exactly one signature")
+        want = HashOutput(algorithm, hashlib.new(algorithm, env.pae()).digest())
+    if recorded != want:
+        what = "the artifact's" if env is None else "the envelope's PAE"
+        raise VerificationError(f"the log entry records the digest {recorded.text()[:80]}, not {what} {want.text()}")
+    if body.b64(*spec, "signature", "content") != bundle.signature:
+        raise VerificationError("the log entry records another signature than the bundle's")
+    verifier = (*spec, "signature", "verifier")
+    if certificate is not None:
+        if body.at(*verifier, "x509Certificate") is None or body.b64(*verifier, "x509Certificate", "rawBytes") \
+                != certificate:
+            raise VerificationError("the log entry's verifier is not the signing certificate")
+    elif body.at(*verifier, "publicKey") is None or body.b64(*verifier, "publicKey", "rawBytes") != spki_der(signer):
+        raise VerificationError("the log entry's verifier is another key than the one that verified the bundle")
 
 
 # ---- all entries ----------------------------------------------------------------------------------------------------
 
 
 def verify_entries(bundle: Bundle, signer: PublicKey, root: TrustedRoot, artifact: HashOutput | None,
-                   now: dt.datetime | None = None) -> TlogResult:
+                   now: dt.datetime | None = None, certificate: bytes | None = None) -> TlogResult:
     """Check every entry from a log of the trust root; VerificationError with the first failure, or when
-    no entry is from such a log. artifact: the artifact's digest (message signatures), else None."""
+    no entry is from such a log. artifact: the artifact's digest (message signatures), else None;
+    certificate: the signing certificate (DER) of a keyless signature, which the entries must record."""
     now = now or dt.datetime.now(dt.UTC)
     entries = bundle.material.tlog_entries
     if not entries:
@@ -314,17 +366,17 @@ def verify_entries(bundle: Bundle, signer: PublicKey, root: TrustedRoot, artifac
             notes.append(f"log entry {entry.log_index} is from a log the trusted root does not name "
                          f"(log id {entry.log_id.hex()[:16]}…); passed over")
             continue
-        if (entry.kind, entry.version) == ("hashedrekord", "0.0.2"):
-            raise VerificationError("the bundle's log entry is a Rekor v2 one (hashedrekord 0.0.2), which vouch "
-                                    "does not verify yet")
         if (entry.kind, entry.version) not in SUPPORTED:
             raise VerificationError(f"unsupported transparency-log entry type {entry.kind[:30]} {entry.version[:10]} "
-                                    "(vouch checks hashedrekord 0.0.1, dsse 0.0.1 and intoto 0.0.2)")
+                                    "(vouch checks hashedrekord 0.0.1 and 0.0.2, dsse 0.0.1 and intoto 0.0.2)")
+        if log.valid_for.start is None:
+            raise VerificationError(f"the trusted root gives the key of {log.base_url} no validity start; entries "
+                                    "of that log are not trusted")
         try:
             key = log.public_key()
         except KeyError_ as exc:
             raise VerificationError(f"trusted root {root.source}: {exc}") from exc
-        check_body(entry, bundle, signer, artifact)
+        check_body(entry, bundle, signer, artifact, certificate)
         if entry.integrated_time > now.timestamp() + limits.MAX_CLOCK_SKEW_SECONDS:
             at = dt.datetime.fromtimestamp(min(entry.integrated_time, 2**37), dt.UTC)
             raise VerificationError(f"the log entry's integrated time {_when(at)} is in the future")

@@ -29,10 +29,12 @@ from vouch.bundle import tlog
 from vouch.bundle.model import DIGEST_SIZES, Bundle, HashOutput, parse_bundle
 from vouch.bundle.trustroot import TrustedRoot
 from vouch.errors import InputError, VerificationError
+from vouch.keyless import certs
+from vouch.keyless.identity import CertificateIdentity, identity_of
+from vouch.keyless.trust import KeylessTrust
 from vouch.signing.attestation import INTOTO_PAYLOAD_TYPE, OpenedEnvelope
-from vouch.trust import KeyTrust, PublicKey, key_hint, key_id, signature_verifies
+from vouch.trust import KeyTrust, PublicKey, check_supported, key_hint, key_id, signature_verifies
 
-CERTIFICATE_BUNDLES = "certificate bundles: not yet supported"
 _HASH_CLASSES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 
@@ -49,11 +51,13 @@ class BundleCheck:
     tlog_entries: int = 0  # transparency-log entries verified
     media_type: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)  # what was not checked or passed over
+    identity: CertificateIdentity | None = None  # a keyless signature: who the certificate names (verified)
 
     def to_json(self) -> dict[str, Any]:
         return {"verified": self.ok, "reason": self.reason, "keyId": self.key_id, "mediaType": self.media_type,
                 "integratedTime": self.integrated_time, "tlogEntries": self.tlog_entries,
-                "statement": self.statement, "notes": list(self.notes)}
+                "statement": self.statement, "notes": list(self.notes),
+                **({"identity": self.identity.to_json()} if self.identity is not None else {})}
 
 
 def parse_digest(text: str) -> HashOutput:
@@ -177,24 +181,29 @@ def _dsse(bundle: Bundle, artifact: bytes | None, digest: HashOutput | None, tru
     return key, statement
 
 
-def verify_bundle(bundle: Bundle | bytes, *, artifact: bytes | None, artifact_digest: str | None, trust: KeyTrust,
-                  trusted_root: TrustedRoot | None, require_tlog: bool,
+def verify_bundle(bundle: Bundle | bytes, *, artifact: bytes | None, artifact_digest: str | None,
+                  trust: KeyTrust | KeylessTrust, trusted_root: TrustedRoot | None, require_tlog: bool,
                   now: dt.datetime | None = None) -> BundleCheck:
-    """The verdict on a key-signed bundle (its JSON bytes or parsed). artifact: the signed bytes; or
-    artifact_digest: `sha256:<hex>` of them (an OCI image: its manifest digest); for a DSSE bundle both may
-    be None (the signature alone is checked). A refusal is a BundleCheck with the reason; InputError only
-    for bad arguments (both artifact and digest, a malformed digest, require_tlog without a trust root)."""
+    """The verdict on a bundle (its JSON bytes or parsed). artifact: the signed bytes; or artifact_digest:
+    `sha256:<hex>` of them (an OCI image: its manifest digest); for a DSSE bundle both may be None (the
+    signature alone is checked). trust: keys (a key-signed bundle), or a trusted root and identity policy
+    (a keyless one; trusted_root and require_tlog are then taken from it). A refusal is a BundleCheck with
+    the reason; InputError only for bad arguments (both artifact and digest, a malformed digest,
+    require_tlog without a trust root)."""
     if artifact is not None and artifact_digest is not None:
         raise InputError("give the artifact or its digest, not both")
     digest = parse_digest(artifact_digest) if artifact_digest is not None else None
-    if require_tlog and trusted_root is None:
+    if require_tlog and trusted_root is None and not isinstance(trust, KeylessTrust):
         raise InputError("checking the transparency-log entries needs a trusted root")
     media_type = ""
     try:
         parsed = parse_bundle(bundle) if isinstance(bundle, bytes) else bundle
         media_type = parsed.media_type
+        if isinstance(trust, KeylessTrust):
+            return _keyless(parsed, artifact, digest, trust, now)
         if not parsed.key_signed:
-            raise VerificationError(f"the bundle is signed with a certificate (keyless); {CERTIFICATE_BUNDLES}")
+            raise VerificationError("the bundle is signed with a certificate (keyless): verify it with "
+                                    "--certificate-identity and --certificate-oidc-issuer, not a key")
         if not trust:
             raise VerificationError("no public key to verify the key-signed bundle with")
         hint = parsed.material.public_key_hint or ""
@@ -216,9 +225,66 @@ def verify_bundle(bundle: Bundle | bytes, *, artifact: bytes | None, artifact_di
             notes.append(f"{len(parsed.material.tlog_entries)} transparency-log entr"
                          f"{'y' if len(parsed.material.tlog_entries) == 1 else 'ies'} not checked")
         if parsed.material.signed_timestamps:
-            notes.append(f"{len(parsed.material.signed_timestamps)} RFC 3161 timestamp(s) not verified (not yet "
-                         "supported)")
+            notes.append(f"{len(parsed.material.signed_timestamps)} RFC 3161 timestamp(s) not verified (a key has "
+                         "no validity window to check them against)")
         return BundleCheck(True, "", key_id(key), statement, result.integrated_time, result.verified, media_type,
                            tuple(notes))
     except VerificationError as exc:
         return BundleCheck(False, str(exc), media_type=media_type)
+
+
+def _keyless(parsed: Bundle, artifact: bytes | None, digest: HashOutput | None, trust: KeylessTrust,
+             now: dt.datetime | None) -> BundleCheck:
+    """A certificate-signed bundle: signature by the certificate's key, log entries recording that certificate,
+    a verified time (SET or signed timestamp) at which the certificate chained to a Fulcio root of the trusted
+    root and was valid, its SCT, the code-signing profile, then the identity policy."""
+    if parsed.key_signed or not parsed.material.certificates:
+        raise VerificationError("the signature is made with a key, not a Fulcio certificate: verify it with --key")
+    leaf_der = parsed.material.certificates[0]
+    leaf = certs.load_der_certificate(leaf_der, "the signing certificate")
+    for i, der in enumerate(parsed.material.certificates[1:], 1):
+        if certs.is_self_signed(certs.load_der_certificate(der, f"certificate {i} of the bundle's chain")):
+            raise VerificationError("the bundle's certificate chain holds a root certificate: roots are taken from "
+                                    "the trusted root only")
+    try:
+        leaf_key = check_supported(leaf.public_key(), "the signing certificate's key")
+    except InputError as exc:
+        raise VerificationError(str(exc)) from exc
+    keys = KeyTrust.of([leaf_key])
+    statement: dict[str, Any] | None = None
+    artifact_hash: HashOutput | None = None
+    if parsed.message_signature is not None:
+        _, artifact_hash = _message(parsed, artifact, digest, keys, "")
+    else:
+        _, statement = _dsse(parsed, artifact, digest, keys, "")
+    root = trust.root
+    notes: list[str] = []
+    times: list[dt.datetime] = []
+    result = tlog.TlogResult(0, None, ())
+    if not trust.ignore_tlog:
+        result = tlog.verify_entries(parsed, leaf_key, root, artifact_hash, now, certificate=leaf_der)
+        notes.extend(result.notes)
+        if result.integrated_time is not None:
+            times.append(dt.datetime.fromtimestamp(result.integrated_time, dt.UTC))
+    times += certs.verify_timestamps(parsed.material.signed_timestamps, parsed.signature, root)
+    if not times:
+        raise VerificationError("no verified time of signing (neither a log entry's SET nor a signed timestamp): a "
+                                "Fulcio certificate is valid for minutes only, so it cannot be checked")
+    chain: list[Any] = []
+    for at in times:
+        chain = certs.verify_chain(leaf, root, at)
+        if not leaf.not_valid_before_utc <= at <= leaf.not_valid_after_utc:
+            raise VerificationError(f"the signing certificate was not valid at the time of signing "
+                                    f"({at:%Y-%m-%dT%H:%M:%SZ}; valid {leaf.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} "
+                                    f"to {leaf.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ})")
+    if trust.ignore_sct:
+        notes.append("the certificate's SCT was not checked (--insecure-ignore-sct)")
+    else:
+        certs.verify_sct(leaf, chain, root)
+    certs.check_code_signing(leaf)
+    who = identity_of(leaf)
+    reason = trust.policy.check(who)
+    if reason:
+        raise VerificationError(reason)
+    return BundleCheck(True, "", None, statement, result.integrated_time, result.verified, parsed.media_type,
+                       tuple(notes), who)

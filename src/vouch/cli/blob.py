@@ -13,9 +13,11 @@ import typer
 from vouch import limits
 from vouch.bundle.model import parse_bundle
 from vouch.bundle.trustroot import TrustedRoot, load_trusted_root, production_trusted_root
-from vouch.bundle.verify import CERTIFICATE_BUNDLES, verify_bundle
+from vouch.bundle.verify import verify_bundle
 from vouch.cli.common import OutputFormat, VouchTyper, emit, err, load_verifier_keys, state
-from vouch.errors import EXIT_VERIFY, InputError, VerificationError
+from vouch.errors import EXIT_VERIFY, InputError
+from vouch.keyless.identity import identity_policy
+from vouch.keyless.trust import KeylessTrust
 from vouch.trust import KeyTrust
 
 _DIGEST = re.compile(r"(sha256|sha384|sha512):[0-9a-fA-F]+")
@@ -35,9 +37,15 @@ IgnoreTlogOpt = Annotated[bool, typer.Option(
     "--insecure-ignore-tlog", help="Do not require a transparency-log entry (bundles signed with "
                                    "--tlog-upload=false); present entries are not checked.")]
 IdentityOpt = Annotated[str | None, typer.Option(
-    "--certificate-identity", help="Keyless: the signer's identity (certificate bundles are not supported yet).")]
+    "--certificate-identity", help="Keyless: the signer's identity (a SAN of the Fulcio certificate).")]
+IdentityRegexpOpt = Annotated[str | None, typer.Option(
+    "--certificate-identity-regexp", help="Keyless: a regular expression the signer's identity matches.")]
 IssuerOpt = Annotated[str | None, typer.Option(
-    "--certificate-oidc-issuer", help="Keyless: the identity's OIDC issuer (not supported yet).")]
+    "--certificate-oidc-issuer", help="Keyless: the OIDC issuer of the signer's identity.")]
+IssuerRegexpOpt = Annotated[str | None, typer.Option(
+    "--certificate-oidc-issuer-regexp", help="Keyless: a regular expression the OIDC issuer matches.")]
+IgnoreSctOpt = Annotated[bool, typer.Option(
+    "--insecure-ignore-sct", help="Keyless: do not require the certificate's CT log SCT.")]
 OfflineOpt = Annotated[bool, typer.Option(help="Accepted for cosign compatibility; vouch verifies bundles offline.")]
 
 
@@ -68,24 +76,28 @@ def _artifact(target: str, algorithm: str) -> tuple[bytes | None, str | None]:
 
 
 def _verify(ctx: typer.Context, blob: str, bundle: str, key: list[str] | None, trusted_root: str | None,
-            insecure_ignore_tlog: bool, certificate_identity: str | None, certificate_oidc_issuer: str | None) -> None:
+            insecure_ignore_tlog: bool, identity: tuple[str | None, str | None, str | None, str | None],
+            ignore_sct: bool = False) -> None:
     st = state(ctx)
-    keyless = certificate_identity is not None or certificate_oidc_issuer is not None
+    keyless = any(v is not None for v in identity)
     if key and keyless:
         raise InputError("--key and --certificate-identity/--certificate-oidc-issuer exclude each other: a bundle is "
                          "signed with a key or with a certificate")
     if not key and not keyless:
-        raise InputError("give --key (the signer's public key) to verify the bundle")
+        raise InputError("give --key (the signer's public key), or --certificate-identity and "
+                         "--certificate-oidc-issuer (keyless), to verify the bundle")
     raw = _read_bundle(bundle)
     parsed = parse_bundle(raw)  # a malformed bundle is refused before anything else
-    if keyless:
-        if parsed.key_signed:
-            raise VerificationError("the bundle is signed with a key, not a certificate: verify it with --key")
-        raise VerificationError(f"keyless verification (--certificate-identity): {CERTIFICATE_BUNDLES}")
-    trust = KeyTrust.of(load_verifier_keys(key or []))
+    trust: KeyTrust | KeylessTrust
     root: TrustedRoot | None = None
-    if not insecure_ignore_tlog:
+    if keyless:
+        policy = identity_policy(*identity)
         root = load_trusted_root(trusted_root) if trusted_root else production_trusted_root()
+        trust = KeylessTrust(root, policy, ignore_sct=ignore_sct, ignore_tlog=insecure_ignore_tlog)
+    else:
+        trust = KeyTrust.of(load_verifier_keys(key or []))
+        if not insecure_ignore_tlog:
+            root = load_trusted_root(trusted_root) if trusted_root else production_trusted_root()
     ms = parsed.message_signature
     artifact, digest = _artifact(blob, ms.digest.algorithm if ms is not None and ms.digest is not None else "sha256")
     check = verify_bundle(parsed, artifact=artifact, artifact_digest=digest, trust=trust, trusted_root=root,
@@ -105,21 +117,30 @@ def _verify(ctx: typer.Context, blob: str, bundle: str, key: list[str] | None, t
 
 def verify_blob(ctx: typer.Context, blob: BlobArg, bundle: BundleOpt, key: KeysOpt = None,
                 trusted_root: TrustedRootOpt = None, insecure_ignore_tlog: IgnoreTlogOpt = False,
-                certificate_identity: IdentityOpt = None, certificate_oidc_issuer: IssuerOpt = None,
-                offline: OfflineOpt = True) -> None:
-    """Verify a sigstore bundle over a file (or its digest) with a public key, offline: the signature, the
-    artifact's digest or the attestation's subject, and the transparency-log entries against the trusted root.
+                certificate_identity: IdentityOpt = None, certificate_identity_regexp: IdentityRegexpOpt = None,
+                certificate_oidc_issuer: IssuerOpt = None, certificate_oidc_issuer_regexp: IssuerRegexpOpt = None,
+                insecure_ignore_sct: IgnoreSctOpt = False, offline: OfflineOpt = True) -> None:
+    """Verify a sigstore bundle over a file (or its digest) with a public key or, keyless, by the signer's
+    identity, offline: the signature, the artifact's digest or the attestation's subject, the transparency-log
+    entries and (keyless) the certificate chain, SCT and signed time against the trusted root.
     Exit 1 with the reason when it does not verify."""
-    _verify(ctx, blob, bundle, key, trusted_root, insecure_ignore_tlog, certificate_identity, certificate_oidc_issuer)
+    _verify(ctx, blob, bundle, key, trusted_root, insecure_ignore_tlog,
+            (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
+             certificate_oidc_issuer_regexp), insecure_ignore_sct)
 
 
 def verify_bundle_command(ctx: typer.Context, blob: BlobArg, bundle: BundleOpt, key: KeysOpt = None,
                           trusted_root: TrustedRootOpt = None, insecure_ignore_tlog: IgnoreTlogOpt = False,
-                          certificate_identity: IdentityOpt = None, certificate_oidc_issuer: IssuerOpt = None,
-                          offline: OfflineOpt = True) -> None:
+                          certificate_identity: IdentityOpt = None,
+                          certificate_identity_regexp: IdentityRegexpOpt = None,
+                          certificate_oidc_issuer: IssuerOpt = None,
+                          certificate_oidc_issuer_regexp: IssuerRegexpOpt = None,
+                          insecure_ignore_sct: IgnoreSctOpt = False, offline: OfflineOpt = True) -> None:
     """verify-blob under the Sigstore conformance suite's name: `verify-bundle --bundle FILE --key KEY
     [--trusted-root FILE] FILE_OR_DIGEST` (exit 0: verified)."""
-    _verify(ctx, blob, bundle, key, trusted_root, insecure_ignore_tlog, certificate_identity, certificate_oidc_issuer)
+    _verify(ctx, blob, bundle, key, trusted_root, insecure_ignore_tlog,
+            (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
+             certificate_oidc_issuer_regexp), insecure_ignore_sct)
 
 
 def register(app: VouchTyper) -> None:
