@@ -289,7 +289,7 @@ class Server:
 
 def stop_servers(servers: list[Server], grace: float = 0.5) -> None:
     """SIGTERM every group at once, give them `grace` seconds together, then SIGKILL (test data is
-    thrown away, so nothing needs a clean shutdown; the TSA and TesseraCT wait a minute for one)."""
+    thrown away, so nothing needs a clean shutdown; Trillian takes 5 s and more to stop)."""
     for server in servers:
         server.terminate()
     deadline = time.monotonic() + grace
