@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from vouch import __version__
+from vouch.cli import keyless as kl
 from vouch.cli.common import (
     CONTEXT_SETTINGS,
     LayoutOpt,
@@ -40,6 +41,8 @@ from vouch.cli.common import (
     write_layouts,
 )
 from vouch.errors import EXIT_USAGE, EXIT_VERIFY, InputError, NotFoundError, VouchError
+from vouch.keyless.sign import KeylessSigner
+from vouch.keyless.trust import KeylessTrust
 from vouch.keys.cosign import (
     encrypt_private_key,
     generate_private_key,
@@ -55,6 +58,7 @@ from vouch.oci.source import ImageSource, RegistrySource, open_source, select_pl
 from vouch.release.plan import ReleaseImage
 from vouch.signing.sign import sign_image
 from vouch.signing.signer import KeySigner
+from vouch.trust import PublicKey
 from vouch.verify.signatures import cosign_output, verify_image
 
 EXIT_CODES_HELP = """
@@ -232,7 +236,9 @@ def import_key_pair(
 def sign(
     ctx: typer.Context,
     images: Annotated[list[str], typer.Argument(help="Images to sign (digests preferred).")],
-    key: KeyOpt,
+    key: Annotated[str | None, typer.Option(
+        "--key", help="The cosign private key: a file, env://VARIABLE (the PEM itself) or k8s://NAMESPACE/NAME. "
+                      "Without it, keyless (a Fulcio certificate for the OIDC identity token).")] = None,
     annotations: Annotated[list[str] | None, typer.Option("--annotations", "-a",
                                                           help="key=value added to the payload.")] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r",
@@ -250,17 +256,36 @@ def sign(
                              "certificate comes with keyless signing).")] = None,
     new_bundle_format: NewBundleOpt = False,
     layout: LayoutOpt = None,
+    identity_token: kl.IdentityTokenOpt = None,
+    fulcio_url: kl.FulcioUrlOpt = None,
+    rekor_url: kl.RekorUrlOpt = None,
+    signing_config: kl.SigningConfigOpt = None,
+    trust_config: kl.TrustConfigOpt = None,
+    trusted_root: kl.TrustedRootOpt = None,
+    oidc_issuer: kl.OidcIssuerOpt = None,
 ) -> None:
     """Sign images in cosign's tag layout (sha256-<hex>.sig), or with --new-bundle-format as a sigstore
-    bundle referrer (cosign 3's default). Re-signing is a no-op."""
+    bundle referrer (cosign 3's default). With --key, a cosign key pair; without, keyless: a Fulcio
+    certificate for the OIDC identity, each signature logged in Rekor. Re-signing is a no-op (keyless: a
+    valid signature by the same identity is enough)."""
     st = state(ctx)
-    _no_tlog(tlog_upload)
+    keyless_flags = kl.SignFlags(identity_token, fulcio_url, rekor_url, signing_config, trust_config, trusted_root)
+    if key is None:
+        if tlog_upload is False:
+            raise InputError("keyless signing always logs in the transparency log: --tlog-upload=false needs --key")
+    else:
+        _no_tlog(tlog_upload)
+        if kl.wants_keyless(fulcio_url, rekor_url, signing_config, trust_config):
+            raise InputError("--key signs with a key pair: leave out --fulcio-url, --rekor-url, --signing-config and "
+                             "--trust-config (they are for keyless signing)")
     ann = parse_annotations(annotations)
     refs = [ref_arg(i) for i in images]
     for out in (output_signature, output_payload, output_certificate):
         if out:
             check_writable(Path(out))
-    signer = load_signer(key)
+    signer: KeySigner | KeylessSigner = load_signer(key) if key is not None else keyless_flags.signer()
+    if isinstance(signer, KeylessSigner):
+        err(f"Signing keyless as {signer.identity.subject} (issuer {signer.identity.issuer})")
     layouts = write_layouts(new_bundle_format, layout)
     per_image = parallel_map(lambda ref: sign_image(st.client(), signer, ref, ann, recursive, warn=err,
                                                     layouts=layouts), refs, concurrency)
@@ -276,7 +301,8 @@ def sign(
             if output_payload:
                 write_new_file(Path(output_payload + suffix), r.payload, 0o644, force=True)
     if output_certificate:
-        write_new_file(Path(output_certificate), signer.public_pem(), 0o644, force=True)
+        pem = signer.public_pem() if isinstance(signer, KeySigner) else signer.certificate_pem()
+        write_new_file(Path(output_certificate), pem, 0o644, force=True)
     emit(st, [r.to_json() for r in results], "")
 
 
@@ -284,22 +310,48 @@ def sign(
 def verify(
     ctx: typer.Context,
     images: Annotated[list[str], typer.Argument(help="Images to verify.")],
-    key: PublicKeysOpt,
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", help="Public key PEM: a file (it may hold several), env://VARIABLE, https://HOST/cosign.pub or "
+                      "k8s://NAMESPACE/NAME (repeatable). Without it, keyless: --certificate-identity and "
+                      "--certificate-oidc-issuer.")] = None,
     annotations: Annotated[list[str] | None, typer.Option("--annotations", "-a",
                                                           help="key=value the payload must carry.")] = None,
     check_reference: Annotated[bool, typer.Option(
         help="Also require docker-reference to equal the image's repository (as containers/image does).")] = False,
     insecure_ignore_tlog: Annotated[bool, typer.Option(
-        "--insecure-ignore-tlog", help="Accepted for cosign compatibility; vouch never contacts Rekor.")] = False,
+        "--insecure-ignore-tlog", help="Key mode: accepted for cosign compatibility (vouch never contacts Rekor). "
+                                       "Keyless: do not require a log entry (a signed timestamp must then give the "
+                                       "time).")] = False,
     offline: Annotated[bool, typer.Option(help="Accepted for cosign compatibility; vouch is always offline "
                                                "(it talks to the registry only).")] = True,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Images verified in parallel.")] = 4,
+    certificate_identity: kl.IdentityOpt = None,
+    certificate_identity_regexp: kl.IdentityRegexpOpt = None,
+    certificate_oidc_issuer: kl.IssuerOpt = None,
+    certificate_oidc_issuer_regexp: kl.IssuerRegexpOpt = None,
+    certificate_extension: kl.CiExtensionsOpt = None,
+    trusted_root: kl.TrustedRootOpt = None,
+    insecure_ignore_sct: kl.IgnoreSctOpt = False,
 ) -> None:
-    """Verify cosign signatures; stdout is cosign's JSON array of verified payloads."""
+    """Verify cosign signatures, made with a key or keyless (by the signer's identity, offline against the
+    trusted root); stdout is cosign's JSON array of verified payloads."""
     st = state(ctx)
     ann = parse_annotations(annotations)
     refs = [ref_arg(i) for i in images]
-    keys = load_verifier_keys(key)
+    identity = (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
+                certificate_oidc_issuer_regexp)
+    keys: list[PublicKey] | KeylessTrust
+    if key and kl.wants_keyless(*identity):
+        raise InputError("--key and --certificate-identity/--certificate-oidc-issuer exclude each other: a signature "
+                         "is made with a key or with a certificate")
+    if key:
+        keys = load_verifier_keys(key)
+    elif kl.wants_keyless(*identity):
+        keys = kl.keyless_trust(*identity, trusted_root, insecure_ignore_sct, insecure_ignore_tlog,
+                                certificate_extension)
+    else:
+        raise InputError("give --key (a public key PEM), or --certificate-identity and --certificate-oidc-issuer "
+                         "(keyless)")
     results = parallel_map(lambda ref: verify_image(st.client(), ref, keys, ann, check_reference), refs,
                            concurrency)
     failed = [r for r in results if not r.ok]
@@ -307,7 +359,10 @@ def verify(
         if r.ok:
             err(f"\nVerification for {r.image} --\nThe following checks were performed on each of these "
                 "signatures:\n  - The cosign claims were validated\n"
-                "  - The signatures were verified against the specified public key")
+                + ("  - Existence of the claims in the transparency log was verified offline\n"
+                   "  - The code-signing certificate was verified using trusted certificate authority certificates"
+                   if isinstance(keys, KeylessTrust) else
+                   "  - The signatures were verified against the specified public key"))
             reasons: dict[str, int] = {}
             for c in r.checks:
                 if not c.ok:
@@ -322,7 +377,9 @@ def verify(
     if st.output == OutputFormat.json:
         emit(st, [{"image": r.image, "digest": r.digest, "verified": r.ok, "reason": "" if r.ok else r.reason(),
                    "signatures": [{"layer": c.layer_digest, "ok": c.ok, "reason": c.reason, "keyId": c.key_id,
-                                   "payload": c.payload} for c in r.checks]} for r in results], "")
+                                   "payload": c.payload,
+                                   **({"identity": c.identity.to_json()} if c.identity is not None else {})}
+                                  for c in r.checks]} for r in results], "")
     elif not failed:
         sys.stdout.write(cosign_output(results) + "\n")
     if failed:

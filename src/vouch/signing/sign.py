@@ -8,7 +8,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vouch.bundle.verify import verify_bundle
 from vouch.errors import VouchError
+from vouch.keyless import legacy
+from vouch.keyless.sign import STATEMENT_V1, KeylessSigner
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.reference import Reference
@@ -42,9 +45,27 @@ class SignResult:
                 "status": "signed" if self.signed else "already-signed", "signatureTag": self.signature_tag}
 
 
-def _signature_present(state: TagState, layer: NewLayer, signer: KeySigner) -> str | None:
-    """cosign's duplicate rule: same payload digest and media type, signature valid for our key.
-    Returns that stored signature (base64), or None."""
+AnySigner = KeySigner | KeylessSigner
+
+
+def _ours(signer: AnySigner, sig: bytes, payload: bytes, annotations: dict[str, str]) -> bool:
+    """The signature over payload is by us: valid for our key; keyless, a verified certificate naming our
+    identity (issuer and subject) under our trusted root, whatever certificate it was issued."""
+    if isinstance(signer, KeySigner):
+        return verify_with_any([signer.public_key], sig, payload) is not None
+    if not legacy.is_keyless(annotations):
+        return False
+    try:
+        bundle = legacy.signature_bundle(annotations, sig, payload)
+    except VouchError:
+        return False
+    return verify_bundle(bundle, artifact=payload, artifact_digest=None, trust=signer.trust, trusted_root=None,
+                         require_tlog=True).ok
+
+
+def _signature_present(state: TagState, layer: NewLayer, signer: AnySigner) -> str | None:
+    """cosign's duplicate rule: same payload digest and media type, signature valid for our key (keyless:
+    for our identity). Returns that stored signature (base64), or None."""
     for existing in state.layers:
         d = existing.descriptor
         if d.digest != layer.digest or d.media_type != layer.media_type:
@@ -55,12 +76,12 @@ def _signature_present(state: TagState, layer: NewLayer, signer: KeySigner) -> s
         except (binascii.Error, ValueError):
             continue
         # Same digest means the same bytes: our payload.
-        if verify_with_any([signer.public_key], sig, layer.payload) is not None:
+        if _ours(signer, sig, layer.payload, existing.annotations):
             return sig_b64
     return None
 
 
-def sign_digest(client: RegistryClient, signer: KeySigner, image: Reference, digest: str,
+def sign_digest(client: RegistryClient, signer: AnySigner, image: Reference, digest: str,
                 annotations: dict[str, str] | None) -> SignResult:
     repo = target_repository(image)
     tag = tag_for(digest, SIG_SUFFIX)
@@ -75,9 +96,14 @@ def sign_digest(client: RegistryClient, signer: KeySigner, image: Reference, dig
         if found is not None:
             stored = found  # the final read (or read-back) decides which equivalent signature is stored
             return None
-        if layer is None:  # sign only when we actually need a new layer
-            sig = base64.b64encode(signer.sign(payload)).decode()
-            layer = NewLayer(mt.COSIGN_SIMPLESIGNING, payload, {ANN_SIGNATURE: sig})
+        if layer is None:  # sign only when we actually need a new layer (keyless: a log entry each time)
+            if isinstance(signer, KeylessSigner):
+                material = signer.legacy(signer.sign_blob_bundle(payload))
+                sig = base64.b64encode(material.signature).decode()
+                layer = NewLayer(mt.COSIGN_SIMPLESIGNING, payload, {ANN_SIGNATURE: sig, **material.annotations})
+            else:
+                sig = base64.b64encode(signer.sign(payload)).decode()
+                layer = NewLayer(mt.COSIGN_SIMPLESIGNING, payload, {ANN_SIGNATURE: sig})
         return [x.descriptor for x in state.layers] + [layer.descriptor()]
 
     def planner_with_blob(state: TagState) -> list[Descriptor] | None:
@@ -92,27 +118,37 @@ def sign_digest(client: RegistryClient, signer: KeySigner, image: Reference, dig
     return SignResult(f"{image.name}@{digest}", digest, result.changed, f"{repo.name}:{tag}", stored, payload)
 
 
-def sign_statement(digest: str, annotations: dict[str, str] | None) -> bytes:
+def sign_statement(digest: str, annotations: dict[str, str] | None, statement_type: str = STATEMENT_TYPE,
+                   name: str | None = None) -> bytes:
     """The in-toto statement cosign 3 signs for an image in the bundle format (no subject name; the
-    annotations on the subject)."""
+    annotations on the subject). Keyless signing uses in-toto v1 with the subject named (the repository),
+    which sigstore-python requires."""
     algo, _, hexd = digest.partition(":")
-    return go_json({"_type": STATEMENT_TYPE, "subject": [{"digest": {algo: hexd}, "annotations": annotations or {}}],
-                    "predicateType": SIGN_PREDICATE_TYPE, "predicate": {}})
+    subject: dict[str, object] = {"name": name} if name else {}
+    subject.update({"digest": {algo: hexd}, "annotations": annotations or {}})
+    return go_json({"_type": statement_type, "subject": [subject], "predicateType": SIGN_PREDICATE_TYPE,
+                    "predicate": {}})
 
 
-def sign_digest_bundle(client: RegistryClient, signer: KeySigner, image: Reference, subject: Descriptor,
+def sign_digest_bundle(client: RegistryClient, signer: AnySigner, image: Reference, subject: Descriptor,
                        annotations: dict[str, str] | None) -> SignResult:
     """cosign 3's default layout: a signature bundle as a referrer of the image (fallback tag where the
-    registry has no referrers API). Idempotent: a bundle by this key over the same statement is enough."""
+    registry has no referrers API). Idempotent: a bundle by this key (keyless: this identity) over the same
+    statement is enough."""
     repo = target_repository(image)
     digest = subject.digest
-    stmt = sign_statement(digest, annotations)
-    env = envelope(signer, stmt)
+    keyless = isinstance(signer, KeylessSigner)
+    stmt = sign_statement(digest, annotations, STATEMENT_V1, image.docker_reference) if keyless \
+        else sign_statement(digest, annotations)
 
     def present(raw: bytes) -> bool:
         try:
             found = open_envelope(bundle_envelope(raw))
-            if found.verify([signer.public_key]) is None:
+            if isinstance(signer, KeylessSigner):
+                if not verify_bundle(raw, artifact=None, artifact_digest=digest, trust=signer.trust,
+                                     trusted_root=None, require_tlog=True).ok:
+                    return False
+            elif found.verify([signer.public_key]) is None:
                 return False
             got = found.statement()
         except VouchError:
@@ -125,12 +161,23 @@ def sign_digest_bundle(client: RegistryClient, signer: KeySigner, image: Referen
                 given.update(s["annotations"])
         return given == dict(annotations or {})
 
-    written = write_bundle(client, repo, subject, dsse_bundle(env, signer.public_key), SIGN_PREDICATE_TYPE, present)
-    sig = json.loads(env)["signatures"][0]["sig"]
+    made: list[bytes] = []
+
+    def make() -> bytes:
+        if isinstance(signer, KeylessSigner):
+            made.append(signer.sign_statement_bundle(stmt))
+        else:
+            made.append(dsse_bundle(envelope(signer, stmt), signer.public_key))
+        return made[0]
+
+    written = write_bundle(client, repo, subject, make, SIGN_PREDICATE_TYPE, present)
+    sig = ""
+    if made:
+        sig = json.loads(bundle_envelope(made[0]))["signatures"][0]["sig"]
     return SignResult(f"{image.name}@{digest}", digest, written.written, f"{repo.name} ({written.where})", sig, stmt)
 
 
-def sign_image(client: RegistryClient, signer: KeySigner, image: Reference,
+def sign_image(client: RegistryClient, signer: AnySigner, image: Reference,
                annotations: dict[str, str] | None = None, recursive: bool = False,
                warn: Callable[[str], None] | None = None, layouts: tuple[str, ...] = ("legacy",)) -> list[SignResult]:
     """Sign image by digest (tags resolved once), and with recursive every child of an index, in each

@@ -150,10 +150,13 @@ class BundleWrite:
     replaced: list[str] = field(default_factory=list)  # referrer manifests taken out (`replaces`)
 
 
-def write_bundle(client: RegistryClient, repo: Reference, subject: Descriptor, bundle: bytes, predicate_type: str,
+def write_bundle(client: RegistryClient, repo: Reference, subject: Descriptor, bundle: bytes | Callable[[], bytes],
+                 predicate_type: str,
                  present: Callable[[bytes], bool], replaces: Callable[[bytes], bool] | None = None,
                  content: str = "dsse-envelope") -> BundleWrite:
     """Attach bundle as a referrer of subject unless `present(existing)` says an equivalent one is there.
+    bundle may be a function that makes it, called only when it is to be written (a keyless signature is a
+    transparency-log entry: none is made for a re-run).
 
     `replaces(existing)` picks referrers the new bundle supersedes (our own older statement of the same
     type): they are taken out only after ours is in place, so a fault in between leaves both, never none.
@@ -174,6 +177,8 @@ def write_bundle(client: RegistryClient, repo: Reference, subject: Descriptor, b
             return BundleWrite(subject.digest, False, listing.where, item.manifest.digest, removed)
         if replaces is not None and replaces(item.raw):
             stale.append(item.manifest)
+    if callable(bundle):
+        bundle = bundle()
     client.push_blob(repo, EMPTY_CONFIG)
     client.push_blob(repo, bundle)
     raw = bundle_manifest(subject, bundle, predicate_type, content)

@@ -7,7 +7,11 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
+from vouch.bundle.verify import verify_bundle
 from vouch.errors import VerificationError, VouchError
+from vouch.keyless import legacy
+from vouch.keyless.identity import CertificateIdentity
+from vouch.keyless.trust import KeylessTrust
 from vouch.keys.cosign import key_id
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import RegistryClient
@@ -38,6 +42,7 @@ class SignatureCheck:
     key_id: str | None = None
     payload: dict[str, Any] | None = None
     where: str = "legacy"  # the layout it was found in: legacy, referrers API, fallback tag …
+    identity: CertificateIdentity | None = None  # keyless: who the verified certificate names
 
 
 @dataclass
@@ -65,9 +70,13 @@ class VerifyResult:
         return "no valid signature: " + "; ".join(sorted({c.reason for c in self.checks})) + tail
 
 
-def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: list[PublicKey],
+Trust = list[PublicKey] | KeylessTrust
+
+
+def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: Trust,
                 annotations: dict[str, str] | None, docker_reference: str | None) -> SignatureCheck:
-    """cosign's checks on one signature layer (payload already fetched and digest-checked)."""
+    """cosign's checks on one signature layer (payload already fetched and digest-checked): with keys, the
+    signature by one of them; keyless, the certificate, log entry and identity (`verify_bundle`)."""
     d = layer.descriptor
     if d.media_type != mt.COSIGN_SIMPLESIGNING:
         return SignatureCheck(d.digest, False, f"layer media type {d.media_type!r} is not a cosign signature")
@@ -77,9 +86,26 @@ def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: list[Publ
         sig = base64.b64decode(layer.annotations[ANN_SIGNATURE], validate=True)
     except (binascii.Error, ValueError):
         return SignatureCheck(d.digest, False, "signature annotation is not base64")
-    key = verify_with_any(keys, sig, payload)
-    if key is None:
-        return SignatureCheck(d.digest, False, "signature does not verify with the given key(s)")
+    who: CertificateIdentity | None = None
+    signer_id: str | None = None
+    if isinstance(keys, KeylessTrust):
+        if not legacy.is_keyless(layer.annotations):
+            return SignatureCheck(d.digest, False, "signed with a key, not a Fulcio certificate (verify it with --key)")
+        try:
+            bundle = legacy.signature_bundle(layer.annotations, sig, payload)
+        except VerificationError as exc:
+            return SignatureCheck(d.digest, False, str(exc))
+        verdict = verify_bundle(bundle, artifact=payload, artifact_digest=None, trust=keys, trusted_root=None,
+                                require_tlog=not keys.ignore_tlog)
+        if not verdict.ok:
+            return SignatureCheck(d.digest, False, verdict.reason)
+        who = verdict.identity
+        signer_id = who.subject if who is not None else None
+    else:
+        key = verify_with_any(keys, sig, payload)
+        if key is None:
+            return SignatureCheck(d.digest, False, "signature does not verify with the given key(s)")
+        signer_id = key_id(key)
     try:
         obj = parse_payload(payload)
     except VerificationError as exc:
@@ -101,10 +127,10 @@ def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: list[Publ
         for k, v in annotations.items():
             if optional.get(k) != v:
                 return SignatureCheck(d.digest, False, f"annotation {k}={v!r} missing (got {optional.get(k)!r})")
-    return SignatureCheck(d.digest, True, "", key_id(key), obj)
+    return SignatureCheck(d.digest, True, "", signer_id, obj, identity=who)
 
 
-def check_bundle(item: BundleRead, digest: str, keys: list[PublicKey], annotations: dict[str, str] | None,
+def check_bundle(item: BundleRead, digest: str, keys: Trust, annotations: dict[str, str] | None,
                  docker_reference: str, where: str) -> SignatureCheck:
     """cosign 3's checks on one signature bundle: a DSSE envelope signed by a trusted key over an in-toto
     statement of type cosign/sign/v1 whose subject is this image. The payload reported is the one
@@ -119,9 +145,18 @@ def check_bundle(item: BundleRead, digest: str, keys: list[PublicKey], annotatio
     if env.payload_type != INTOTO_PAYLOAD_TYPE:
         return SignatureCheck(entry, False, f"payloadType {env.payload_type!r} is not {INTOTO_PAYLOAD_TYPE!r}",
                               where=where)
-    kid = env.verify(keys)
-    if kid is None:
-        return SignatureCheck(entry, False, "signature does not verify with the given key(s)", where=where)
+    who: CertificateIdentity | None = None
+    if isinstance(keys, KeylessTrust):
+        verdict = verify_bundle(item.raw, artifact=None, artifact_digest=digest, trust=keys, trusted_root=None,
+                                require_tlog=not keys.ignore_tlog)
+        if not verdict.ok:
+            return SignatureCheck(entry, False, verdict.reason, where=where)
+        who = verdict.identity
+        kid = who.subject if who is not None else None
+    else:
+        kid = env.verify(keys)
+        if kid is None:
+            return SignatureCheck(entry, False, "signature does not verify with the given key(s)", where=where)
     try:
         stmt = env.statement()
     except VouchError as exc:
@@ -141,10 +176,10 @@ def check_bundle(item: BundleRead, digest: str, keys: list[PublicKey], annotatio
     payload = {"critical": {"identity": {"docker-reference": docker_reference},
                             "image": {"docker-manifest-digest": digest}, "type": SIGN_PREDICATE_TYPE},
                "optional": dict(annotations or {})}
-    return SignatureCheck(entry, True, "", kid, payload, where=where)
+    return SignatureCheck(entry, True, "", kid, payload, where=where, identity=who)
 
 
-def verify_image(client: RegistryClient, image: Reference, keys: list[PublicKey],
+def verify_image(client: RegistryClient, image: Reference, keys: Trust,
                  annotations: dict[str, str] | None = None, check_reference: bool = False,
                  layouts: tuple[str, ...] = ("legacy", "bundle")) -> VerifyResult:
     """The image's signatures in the given layouts ("legacy" `.sig` tag, "bundle" referrers), each
@@ -171,7 +206,7 @@ def verify_image(client: RegistryClient, image: Reference, keys: list[PublicKey]
     return result
 
 
-def _legacy_checks(client: RegistryClient, repo: Reference, image: Reference, digest: str, keys: list[PublicKey],
+def _legacy_checks(client: RegistryClient, repo: Reference, image: Reference, digest: str, keys: Trust,
                    annotations: dict[str, str] | None, check_reference: bool, result: VerifyResult,
                    reading: TagReading) -> list[str]:
     tag = tag_for(digest, SIG_SUFFIX)

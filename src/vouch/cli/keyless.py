@@ -1,0 +1,82 @@
+"""cosign's keyless flags, shared by the commands that sign and verify: they only parse; the work is in
+`vouch.keyless`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from vouch.bundle.trustroot import load_trusted_root, production_trusted_root
+from vouch.errors import InputError
+from vouch.keyless.identity import CI_EXTENSIONS, identity_policy
+from vouch.keyless.sign import KeylessSigner, read_token, trust_config_json
+from vouch.keyless.trust import KeylessTrust
+
+IdentityTokenOpt = Annotated[str | None, typer.Option(
+    "--identity-token", metavar="TOKEN_OR_FILE", envvar="SIGSTORE_ID_TOKEN", show_envvar=True,
+    help="Keyless: the OIDC identity token, or a file holding it (a projected service-account token). Without "
+         "--key and without a token, the CI's ambient credential is used.")]
+FulcioUrlOpt = Annotated[str | None, typer.Option("--fulcio-url", help="Keyless: a private Fulcio (with --rekor-url "
+                                                                       "and --trusted-root).")]
+RekorUrlOpt = Annotated[str | None, typer.Option("--rekor-url", help="Keyless: a private Rekor v1.")]
+SigningConfigOpt = Annotated[str | None, typer.Option(
+    "--signing-config", metavar="FILE", help="Keyless: a sigstore signing_config.json (Fulcio, Rekor, TSA URLs), "
+                                             "with --trusted-root.")]
+TrustConfigOpt = Annotated[str | None, typer.Option(
+    "--trust-config", metavar="FILE", help="Keyless: a sigstore ClientTrustConfig (trusted root + signing config).")]
+TrustedRootOpt = Annotated[str | None, typer.Option(
+    "--trusted-root", metavar="FILE", help="Keyless: the trusted_root.json of the Sigstore instance (default: the "
+                                           "public-good one shipped with the sigstore package).")]
+OidcIssuerOpt = Annotated[str | None, typer.Option(
+    "--oidc-issuer", help="Accepted for cosign compatibility: the issuer is the token's (no browser flow).")]
+IdentityOpt = Annotated[str | None, typer.Option("--certificate-identity",
+                                                 help="Keyless: the signer's identity (a SAN of the certificate).")]
+IdentityRegexpOpt = Annotated[str | None, typer.Option("--certificate-identity-regexp",
+                                                       help="Keyless: a regexp the signer's identity matches.")]
+IssuerOpt = Annotated[str | None, typer.Option("--certificate-oidc-issuer",
+                                               help="Keyless: the identity's OIDC issuer.")]
+IssuerRegexpOpt = Annotated[str | None, typer.Option("--certificate-oidc-issuer-regexp",
+                                                     help="Keyless: a regexp the OIDC issuer matches.")]
+IgnoreSctOpt = Annotated[bool, typer.Option("--insecure-ignore-sct",
+                                            help="Keyless: do not require the certificate's CT log SCT.")]
+CiExtensionsOpt = Annotated[list[str] | None, typer.Option(
+    "--certificate-extension", metavar="NAME=VALUE",
+    help="Keyless: a Fulcio CI extension the certificate must carry with this value (repeatable): "
+         + ", ".join(CI_EXTENSIONS) + ".")]
+
+
+@dataclass(frozen=True)
+class SignFlags:
+    identity_token: str | None = None
+    fulcio_url: str | None = None
+    rekor_url: str | None = None
+    signing_config: str | None = None
+    trust_config: str | None = None
+    trusted_root: str | None = None
+
+    def signer(self) -> KeylessSigner:
+        config = trust_config_json(trust_config=self.trust_config, signing_config=self.signing_config,
+                                   trusted_root=self.trusted_root, fulcio_url=self.fulcio_url,
+                                   rekor_url=self.rekor_url)
+        return KeylessSigner(read_token(self.identity_token), config)
+
+
+def keyless_trust(identity: str | None, identity_regexp: str | None, issuer: str | None, issuer_regexp: str | None,
+                  trusted_root: str | None, ignore_sct: bool = False, ignore_tlog: bool = False,
+                  extensions: list[str] | None = None) -> KeylessTrust:
+    ext: dict[str, str] = {}
+    for item in extensions or []:
+        name, sep, value = item.partition("=")
+        if not sep or name not in CI_EXTENSIONS:
+            raise InputError(f"--certificate-extension {item[:80]!r}: write NAME=VALUE with NAME one of "
+                             + ", ".join(CI_EXTENSIONS))
+        ext[name] = value
+    policy = identity_policy(identity, identity_regexp, issuer, issuer_regexp, ext)
+    root = load_trusted_root(trusted_root) if trusted_root else production_trusted_root()
+    return KeylessTrust(root, policy, ignore_sct=ignore_sct, ignore_tlog=ignore_tlog)
+
+
+def wants_keyless(*values: object) -> bool:
+    return any(v for v in values)

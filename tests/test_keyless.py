@@ -1,0 +1,158 @@
+"""Keyless signing and verification against the private Sigstore stack (Fulcio, CT log, Rekor v1 on
+Trillian, Rekor v2, TSA: vouch.testbed.sigstore), both ways with stock cosign 2.6.4 and 3.1.2, in both
+layouts. Nothing is mocked; a missing peer fails the test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.images import small_image
+from tests.support.peers import run_peer
+from tests.support.registry import RegistryServer
+from tests.test_sigstore_stack import require_peer
+from vouch.oci.build import push_image
+from vouch.oci.client import RegistryClient
+from vouch.oci.reference import Reference
+from vouch.store.bundles import list_bundles
+from vouch.store.layout import SIG_SUFFIX, read_tag, tag_for
+from vouch.testbed.sigstore import SigstoreStack
+
+pytestmark = pytest.mark.interop
+
+
+def vouch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("COSIGN_", "SIGSTORE_"))}
+    full.update(env or {})
+    return subprocess.run([sys.executable, "-m", "vouch", *args], capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL, env=full)
+
+
+@pytest.fixture
+def image(registry: RegistryServer, client: RegistryClient, repo_name: str) -> str:
+    digest = push_image(client, Reference(registry.host, repo_name, "v1"), small_image("keyless-vouch"))
+    return f"{registry.host}/{repo_name}@{digest}"
+
+
+def sig_layers(client: RegistryClient, image: str) -> list[dict[str, str]]:
+    ref = Reference.parse(image)
+    assert ref.digest
+    state = read_tag(client, Reference(ref.registry, ref.repository), tag_for(ref.digest, SIG_SUFFIX))
+    return [dict(x.annotations or {}) for x in state.layers]
+
+
+def legacy_sign_args(s: SigstoreStack, token: str) -> list[str]:
+    return ["--fulcio-url", s.fulcio_url, "--rekor-url", s.rekor_url, "--trusted-root", str(s.trusted_root),
+            "--identity-token", token]
+
+
+def identity_args(s: SigstoreStack, profile: str = "gitlab") -> list[str]:
+    return ["--trusted-root", str(s.trusted_root), "--certificate-identity", s.identity(profile=profile),
+            "--certificate-oidc-issuer", s.issuer_url(profile)]
+
+
+def test_vouch_signs_keyless_legacy_cosign_verifies(sigstore_stack: SigstoreStack, image: str,
+                                                    client: RegistryClient, tmp_path: Path) -> None:
+    s = sigstore_stack
+    r = vouch("sign", *legacy_sign_args(s, s.token()), image)
+    assert r.returncode == 0, r.stderr
+    assert f"Signing keyless as {s.identity()}" in r.stderr
+    [layer] = sig_layers(client, image)
+    assert {"dev.sigstore.cosign/certificate", "dev.sigstore.cosign/chain", "dev.sigstore.cosign/bundle",
+            "dev.cosignproject.cosign/signature"} <= set(layer)
+    # stock cosign 2, offline (a dead Rekor URL; the SET and SCT are the evidence), and cosign 3
+    env = s.cosign_env()
+    verify2 = ["verify", "--offline=true", "--allow-http-registry=true", "--rekor-url", "http://127.0.0.1:9",
+               "--certificate-oidc-issuer", s.oidc_issuer]
+    out = run_peer(require_peer("cosign2"), *verify2, "--certificate-identity", s.identity(), image,
+                   home=tmp_path, env=env)
+    [payload] = json.loads(out.stdout)
+    assert payload["critical"]["image"]["docker-manifest-digest"] == image.split("@")[1]
+    bad = run_peer(require_peer("cosign2"), *verify2, "--certificate-identity", "https://gitlab.example/x", image,
+                   home=tmp_path, env=env, check=False)
+    assert bad.returncode != 0
+    run_peer(require_peer("cosign3"), "verify", "--new-bundle-format=false", "--allow-http-registry=true",
+             *identity_args(s), image, home=tmp_path)
+    # vouch itself, by identity
+    ok = vouch("verify", *identity_args(s), image)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)[0]["critical"]["image"]["docker-manifest-digest"] == image.split("@")[1]
+    # idempotent by identity: a re-run with a new token (so a new certificate) writes nothing, logs nothing
+    again = vouch("sign", *legacy_sign_args(s, s.token()), image)
+    assert again.returncode == 0 and "Already signed (no change)" in again.stderr, again.stderr
+    assert len(sig_layers(client, image)) == 1
+    # another identity is another signer: its signature is added, ours kept
+    other = s.token(claims={"project_path": "platform/other"})
+    assert vouch("sign", *legacy_sign_args(s, other), image).returncode == 0
+    assert len(sig_layers(client, image)) == 2
+    assert vouch("verify", *identity_args(s), image).returncode == 0
+
+
+def test_vouch_refuses_wrong_identity_issuer_root(sigstore_stack: SigstoreStack, image: str, tmp_path: Path) -> None:
+    s = sigstore_stack
+    assert vouch("sign", *legacy_sign_args(s, s.token()), image).returncode == 0
+    base = ["verify", "--trusted-root", str(s.trusted_root)]
+    r = vouch(*base, "--certificate-identity", "https://gitlab.example/other", "--certificate-oidc-issuer",
+              s.oidc_issuer, image)
+    assert r.returncode == 1 and "is not the expected 'https://gitlab.example/other'" in r.stderr, r.stderr
+    r = vouch(*base, "--certificate-identity", s.identity(), "--certificate-oidc-issuer", "https://issuer.example",
+              image)
+    assert r.returncode == 1 and "OIDC issuer" in r.stderr, r.stderr
+    r = vouch(*base, "--certificate-identity-regexp", "^https://gitlab\\.example/platform/",
+              "--certificate-oidc-issuer", s.oidc_issuer, image)
+    assert r.returncode == 0, r.stderr
+    # the public-good root does not know this Fulcio: refused
+    r = vouch("verify", "--certificate-identity", s.identity(), "--certificate-oidc-issuer", s.oidc_issuer, image)
+    assert r.returncode == 1 and "trusted root" in r.stderr, r.stderr
+    # a key-mode verification of a keyless signature, and flags that need each other
+    r = vouch("verify", "--certificate-identity", s.identity(), image)
+    assert r.returncode == 2 and "--certificate-oidc-issuer" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cosign2_keyless_signature_verified_by_vouch(sigstore_stack: SigstoreStack, image: str,
+                                                    tmp_path: Path) -> None:
+    s = sigstore_stack
+    run_peer(require_peer("cosign2"), "sign", "--yes", "--allow-http-registry=true", "--fulcio-url", s.fulcio_url,
+             "--rekor-url", s.rekor_url, "--identity-token", s.token(), image, home=tmp_path, env=s.cosign_env())
+    r = vouch("verify", "-o", "json", *identity_args(s), image)
+    assert r.returncode == 0, r.stderr
+    [result] = json.loads(r.stdout)
+    assert result["verified"] and result["signatures"][0]["identity"]["subject"] == s.identity()
+    assert result["signatures"][0]["identity"]["issuer"] == s.oidc_issuer
+
+
+def test_keyless_bundle_layout_rekor_v2_both_ways(sigstore_stack: SigstoreStack, image: str, client: RegistryClient,
+                                                  tmp_path: Path) -> None:
+    """cosign 3's default: a bundle referrer logged in Rekor v2 with a TSA timestamp."""
+    s = sigstore_stack
+    token = s.token(profile="github")
+    sign = ["sign", "--new-bundle-format", "--signing-config", str(s.signing_config_v2), "--trusted-root",
+            str(s.trusted_root), "--identity-token", token, image]
+    r = vouch(*sign)
+    assert r.returncode == 0, r.stderr
+    ref = Reference.parse(image)
+    assert ref.digest
+    assert len(list_bundles(client, Reference(ref.registry, ref.repository), ref.digest).entries) == 1
+    run_peer(require_peer("cosign3"), "verify", "--allow-http-registry=true", *identity_args(s, "github"), image,
+             home=tmp_path)
+    ok = vouch("verify", *identity_args(s, "github"), image)
+    assert ok.returncode == 0, ok.stderr
+    again = vouch(*sign[:-3], "--identity-token", s.token(profile="github"), image)
+    assert again.returncode == 0 and "Already signed (no change)" in again.stderr, again.stderr
+    assert len(list_bundles(client, Reference(ref.registry, ref.repository), ref.digest).entries) == 1
+    # and cosign 3's own keyless bundle, read by vouch
+    pushed = push_image(client, Reference(ref.registry, ref.repository, "v2"), small_image("c3"))
+    other = f"{ref.registry}/{ref.repository}@{pushed}"
+    run_peer(require_peer("cosign3"), "sign", "--yes", "--allow-http-registry=true", "--signing-config",
+             str(s.signing_config_v2), "--trusted-root", str(s.trusted_root), "--identity-token", token, other,
+             home=tmp_path)
+    r = vouch("verify", *identity_args(s, "github"), other)
+    assert r.returncode == 0, r.stderr
+    bad = vouch("verify", *identity_args(s, "gitlab"), other)
+    assert bad.returncode == 1
