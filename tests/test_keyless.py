@@ -4,6 +4,7 @@ layouts. Nothing is mocked; a missing peer fails the test."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -156,3 +157,46 @@ def test_keyless_bundle_layout_rekor_v2_both_ways(sigstore_stack: SigstoreStack,
     assert r.returncode == 0, r.stderr
     bad = vouch("verify", *identity_args(s, "gitlab"), other)
     assert bad.returncode == 1
+
+
+def rekor_tree_size(s: SigstoreStack) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{s.rekor_url}/api/v1/log", timeout=10) as r:
+        return int(json.load(r)["treeSize"])
+
+
+def test_keyless_release_idempotent_by_identity(sigstore_stack: SigstoreStack, registry: RegistryServer,
+                                                client: RegistryClient, repo_name: str, tmp_path: Path) -> None:
+    """The ADR's switch: AKKO_SIGN_KEYLESS=true. Two images, both layouts, one certificate; cosign 2 verifies
+    the signature and the SBOM attestation by identity; the gate passes by identity; a re-run with a fresh
+    token (a new certificate) writes nothing and adds no log entry."""
+    s = sigstore_stack
+    images = []
+    for i in range(2):
+        ref = Reference(registry.host, f"{repo_name}-{i}", "v1")
+        images.append(f"{registry.host}/{repo_name}-{i}@{push_image(client, ref, small_image(f'rel{i}'))}")
+    sign = ["release", "--layout", "both", *legacy_sign_args(s, s.token()), *images]
+    env = {"AKKO_SIGN_KEYLESS": "true"}
+    r = vouch(*sign, env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"signing keyless as {s.identity()}" in r.stderr
+    gate = vouch("verify-release", *identity_args(s), *images)
+    assert gate.returncode == 0, gate.stderr + gate.stdout
+    wrong = vouch("verify-release", "--trusted-root", str(s.trusted_root), "--certificate-identity",
+                  "https://gitlab.example/other", "--certificate-oidc-issuer", s.oidc_issuer, *images)
+    assert wrong.returncode == 1
+    # cosign 2 reads the bundle layout once a bundle exists (with the trusted root); cosign 3 both layouts
+    for cosign, mode in (("cosign2", []), ("cosign3", ["--new-bundle-format=false"]), ("cosign3", [])):
+        out = run_peer(require_peer(cosign), "verify-attestation", *mode, "--allow-http-registry=true",
+                       "--type", "cyclonedx", *identity_args(s), images[0], home=tmp_path)
+        stmt = json.loads(base64.b64decode(json.loads(out.stdout.splitlines()[0])["payload"]))
+        assert stmt["predicateType"] == "https://cyclonedx.org/bom", (cosign, mode)
+        assert stmt["subject"][0]["digest"]["sha256"] == images[0].split(":")[-1]
+    before = rekor_tree_size(s)
+    again = vouch("release", "--layout", "both", *legacy_sign_args(s, s.token()), "-o", "json", *images, env=env)
+    assert again.returncode == 0, again.stderr
+    doc = json.loads(again.stdout)
+    assert [(x["signature"], x["sbom"]) for x in doc["images"]] == [("already-signed", "current")] * 2
+    assert rekor_tree_size(s) == before  # nothing logged on a re-run
+    assert all(len(sig_layers(client, i)) == 1 for i in images)

@@ -779,9 +779,17 @@ def release(
         "--keyless/--no-keyless", help="Keyless signing; default from VOUCH_SIGN_KEYLESS or AKKO_SIGN_KEYLESS.")]
     = None,
     layout: LayoutOpt = None,
+    identity_token: kl.IdentityTokenOpt = None,
+    fulcio_url: kl.FulcioUrlOpt = None,
+    rekor_url: kl.RekorUrlOpt = None,
+    signing_config: kl.SigningConfigOpt = None,
+    trust_config: kl.TrustConfigOpt = None,
+    trusted_root: kl.TrustedRootOpt = None,
 ) -> None:
-    """Sign every image of a release by digest and attach a current CycloneDX SBOM attestation.
-    Idempotent: unchanged digests with a current SBOM cost a few registry reads and no write."""
+    """Sign every image of a release by digest and attach a current CycloneDX SBOM attestation, with
+    --key or keyless (AKKO_SIGN_KEYLESS=true: one Fulcio certificate for the whole release).
+    Idempotent: unchanged digests with a current SBOM by the same key or identity cost a few registry
+    reads and no write (keyless: no new log entry either)."""
     from vouch.release.plan import KEYLESS_SWITCH, SIGN_SWITCH, switch
     from vouch.release.run import exit_code, run_release
     from vouch.verify.bomfacts import parse_age
@@ -791,14 +799,23 @@ def release(
         err("vouch release: signing disabled (AKKO_SIGN_IMAGES/VOUCH_SIGN_IMAGES=false); nothing done")
         emit(st, {"skipped": True}, "")
         return
+    signer: KeySigner | KeylessSigner
     if switch(keyless, KEYLESS_SWITCH, False):
-        raise InputError("keyless signing (AKKO_SIGN_KEYLESS/VOUCH_SIGN_KEYLESS=true) is not available in this "
-                         "version of vouch: unset it to sign with --key, or AKKO_SIGN_IMAGES=false to skip signing")
-    if not key:
-        raise InputError("--key is required (a cosign private key)")
-    plan = _release_images(manifest, images)
-    refresh, limit = parse_age(refresh_after), parse_age(max_age)
-    signer = load_signer(key)
+        if key:
+            raise InputError("keyless signing (AKKO_SIGN_KEYLESS/VOUCH_SIGN_KEYLESS=true or --keyless) and --key "
+                             "exclude each other: unset one")
+        plan = _release_images(manifest, images)
+        refresh, limit = parse_age(refresh_after), parse_age(max_age)
+        signer = kl.SignFlags(identity_token, fulcio_url, rekor_url, signing_config, trust_config,
+                              trusted_root).signer()
+        err(f"vouch release: signing keyless as {signer.identity.subject} (issuer {signer.identity.issuer})")
+    else:
+        if not key:
+            raise InputError("--key is required (a cosign private key), or keyless signing: AKKO_SIGN_KEYLESS=true "
+                             "(or --keyless) with an identity token")
+        plan = _release_images(manifest, images)
+        refresh, limit = parse_age(refresh_after), parse_age(max_age)
+        signer = load_signer(key)
     started = time.perf_counter()
     layouts = write_layouts(False, layout)
     reports = _run_with_progress(st, lambda done: run_release(st.client(), signer, plan, concurrency, refresh,
@@ -856,8 +873,15 @@ def verify_release_cmd(
     manifest: Annotated[str | None, typer.Option(help="release.yaml.")] = None,
     max_age: Annotated[str, typer.Option(help="Oldest acceptable SBOM.")] = "90d",
     concurrency: Annotated[int, typer.Option(min=1, max=64)] = 4,
+    certificate_identity: kl.IdentityOpt = None,
+    certificate_identity_regexp: kl.IdentityRegexpOpt = None,
+    certificate_oidc_issuer: kl.IssuerOpt = None,
+    certificate_oidc_issuer_regexp: kl.IssuerRegexpOpt = None,
+    certificate_extension: kl.CiExtensionsOpt = None,
+    trusted_root: kl.TrustedRootOpt = None,
 ) -> None:
-    """The CI gate: every image signed and with a fresh SBOM attestation; else exit 1 and what is missing."""
+    """The CI gate: every image signed (by --key, or keyless by the identity) and with a fresh SBOM
+    attestation; else exit 1 and what is missing."""
     from rich.console import Console
     from rich.table import Table
 
@@ -866,7 +890,16 @@ def verify_release_cmd(
 
     st = state(ctx)
     plan = _release_images(manifest, images)
-    keys = load_verifier_keys(key or [])
+    identity = (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
+                certificate_oidc_issuer_regexp)
+    keys: list[PublicKey] | KeylessTrust
+    if key and kl.wants_keyless(*identity):
+        raise InputError("--key and --certificate-identity/--certificate-oidc-issuer exclude each other: a signature "
+                         "is made with a key or with a certificate")
+    if kl.wants_keyless(*identity):
+        keys = kl.keyless_trust(*identity, trusted_root, extensions=certificate_extension)
+    else:
+        keys = load_verifier_keys(key or [])
     gates = verify_release(st.client(), keys, plan, parse_age(max_age), concurrency)
     bad = [g for g in gates if not g.ok]
     table = Table(title=f"verify-release: {len(gates) - len(bad)}/{len(gates)} digests pass")

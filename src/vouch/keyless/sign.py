@@ -184,6 +184,14 @@ class KeylessSigner:
         assert isinstance(out, bytes)
         return out
 
+    @staticmethod
+    def legacy_envelope(bundle_json: bytes) -> bytes:
+        """The DSSE envelope of a signed bundle as a legacy `.att` layer holds it: the bytes whose SHA-256 the
+        Rekor v1 dsse entry records as envelopeHash (RFC 8785: sorted keys, no whitespace), which cosign
+        checks against the layer."""
+        envelope = json.loads(bundle_json)["dsseEnvelope"]
+        return json.dumps(envelope, separators=(",", ":"), sort_keys=True, ensure_ascii=True).encode()
+
     def legacy(self, bundle_json: bytes) -> LegacyMaterial:
         """cosign's legacy annotations for a signed bundle: the certificate, the chain, the Rekor v1 bundle."""
         return legacy_material(parse_bundle(bundle_json), self.chain)

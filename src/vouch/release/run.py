@@ -18,6 +18,7 @@ from typing import Any
 
 from vouch import __version__
 from vouch.errors import EXIT_VERIFY, InputError, VerificationError, VouchError
+from vouch.keyless.sign import STATEMENT_V1, KeylessSigner
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
@@ -26,8 +27,7 @@ from vouch.release.multiarch import merge_platform_boms, platform_children, plat
 from vouch.release.plan import ReleaseImage
 from vouch.sbom.generate import generate_sbom
 from vouch.signing.attestation import PREDICATE_TYPES, envelope, open_envelope, statement
-from vouch.signing.sign import sign_digest, sign_digest_bundle
-from vouch.signing.signer import KeySigner
+from vouch.signing.sign import AnySigner, sign_digest, sign_digest_bundle
 from vouch.store.attest import attach_bundle, attach_one_current, read_attestations
 from vouch.store.bundles import bundle_envelope, list_bundles, read_bundles
 from vouch.store.layout import StoredLayer, TagReading, target_repository
@@ -35,6 +35,7 @@ from vouch.verify.attestations import verify_attestations
 from vouch.verify.bomfacts import bom_time
 from vouch.verify.policy import AllOf, BomDescribes, BomMaxAge, Generator, PredicateType, SubjectDigest
 from vouch.verify.signatures import verify_image
+from vouch.verify.signer import Trust, envelope_signer
 
 CDX = PREDICATE_TYPES["cyclonedx"]
 
@@ -73,16 +74,22 @@ def current_policy(digest: str, refresh_after: dt.timedelta, now: dt.datetime) -
                   Generator(generator_is_us)))
 
 
-def current_key_for(signer: KeySigner, digest: str, refresh_after: dt.timedelta,
-                    now: dt.datetime) -> Callable[[StoredLayer, bytes], tuple[str, str] | None]:
-    """Sort key (BOM time, entry digest) of an envelope signed by the release key that passes
-    current_policy, else None."""
-    policy = current_policy(digest, refresh_after, now)
+def signer_trust(signer: AnySigner) -> Trust:
+    """What the release's own signatures verify under: its key, or (keyless) its identity."""
+    return signer.trust if isinstance(signer, KeylessSigner) else [signer.public_key]
 
-    def key(layer: StoredLayer, raw: bytes) -> tuple[str, str] | None:
+
+def current_key_for(signer: AnySigner, digest: str, refresh_after: dt.timedelta,
+                    now: dt.datetime) -> Callable[..., tuple[str, str] | None]:
+    """Sort key (BOM time, entry digest) of an envelope signed by the release key (keyless: identity) that
+    passes current_policy, else None. key(layer, envelope, bundle=None): a bundle's envelope comes with it."""
+    policy = current_policy(digest, refresh_after, now)
+    trust = signer_trust(signer)
+
+    def key(layer: StoredLayer, raw: bytes, bundle: bytes | None = None) -> tuple[str, str] | None:
         try:
             env = open_envelope(raw)
-            if env.verify([signer.public_key]) is None:
+            if envelope_signer(env, trust, layer.annotations, bundle)[0] is None:
                 return None
             stmt = env.statement()
         except VouchError:
@@ -97,7 +104,7 @@ def current_key_for(signer: KeySigner, digest: str, refresh_after: dt.timedelta,
 
 
 def current_bundle_sbom(client: RegistryClient, ref: Reference, digest: str,
-                        key: Callable[[StoredLayer, bytes], tuple[str, str] | None]) -> dict[str, Any] | None:
+                        key: Callable[..., tuple[str, str] | None]) -> dict[str, Any] | None:
     """The newest current CycloneDX predicate among the digest's bundle referrers signed by the release
     key (other keys' bundles are theirs and stay), or None."""
     repo = target_repository(ref)
@@ -109,7 +116,7 @@ def current_bundle_sbom(client: RegistryClient, ref: Reference, digest: str,
             raw = bundle_envelope(item.raw)
         except VouchError:
             continue
-        k = key(StoredLayer(item.manifest), raw)
+        k = key(StoredLayer(item.manifest), raw, item.raw)
         if k is not None and (best is None or k > best[0]):
             predicate = open_envelope(raw).statement().get("predicate")
             if isinstance(predicate, dict):
@@ -139,7 +146,7 @@ def current_sbom(client: RegistryClient, ref: Reference, digest: str,
 BomFactory = Callable[[], tuple[dict[str, Any], dict[str, int]]]  # (the BOM, packages per ecosystem)
 
 
-def _release_digest(client: RegistryClient, signer: KeySigner, ref: Reference, digest: str, platform: str,
+def _release_digest(client: RegistryClient, signer: AnySigner, ref: Reference, digest: str, platform: str,
                     refresh_after: dt.timedelta, max_age: dt.timedelta, make_bom: BomFactory,
                     force_sbom: bool = False, keep: Callable[[bytes], bool] | None = None,
                     layouts: tuple[str, ...] = ("legacy",)) -> tuple[ImageReport, dict[str, Any] | None]:
@@ -179,23 +186,33 @@ def _release_digest(client: RegistryClient, signer: KeySigner, ref: Reference, d
             bom, report.ecosystems = make_bom()
             report.packages = sum(report.ecosystems.values())
             lap("sbom")
-            stmt = statement(CDX, ref.docker_reference, digest, bom)
-            env = envelope(signer, stmt)
+            signed_bundle: bytes | None = None
+            legacy_annotations: dict[str, str] | None = None
+            if isinstance(signer, KeylessSigner):  # one log entry serves both layouts
+                stmt = statement(CDX, ref.docker_reference, digest, bom, STATEMENT_V1)
+                signed_bundle = signer.sign_statement_bundle(stmt)
+                env = signer.legacy_envelope(signed_bundle)
+                if "legacy" in stale:
+                    legacy_annotations = signer.legacy(signed_bundle).annotations
+            else:
+                stmt = statement(CDX, ref.docker_reference, digest, bom)
+                env = envelope(signer, stmt)
             report.sbom = "current"
             for layout in stale:
                 if layout == "legacy":
-                    att = attach_one_current(client, pinned, digest, env, CDX, key, keep)
+                    att = attach_one_current(client, pinned, digest, env, CDX, key, keep, legacy_annotations)
                 else:  # our older CycloneDX bundles go; other keys' (a rotation's previous key) stay
                     att = attach_bundle(client, pinned, subject, env, stmt, CDX,  # type: ignore[arg-type]
-                                        signer.public_key, replace=True)
+                                        signer.trust if isinstance(signer, KeylessSigner) else signer.public_key,
+                                        replace=True, bundle=signed_bundle)
                 if att.attached:
                     report.sbom = "attested"
                     wrote.append(layout)
             lap("attest")
         for layout in dict.fromkeys(wrote):  # read back and verify what was written
-            if not verify_image(client, pinned, [signer.public_key], layouts=(layout,)).ok:
+            if not verify_image(client, pinned, signer_trust(signer), layouts=(layout,)).ok:
                 raise VerificationError(f"signature ({layout} layout) did not verify after writing it")
-            if not verify_attestations(client, pinned, [signer.public_key], CDX, max_age, layouts=(layout,)).ok:
+            if not verify_attestations(client, pinned, signer_trust(signer), CDX, max_age, layouts=(layout,)).ok:
                 raise VerificationError(f"SBOM attestation ({layout} layout) did not verify after writing it")
         if wrote:
             lap("verify")
@@ -233,7 +250,7 @@ def keep_signed_by(keys: list[Any]) -> Callable[[bytes], bool]:
     return keep
 
 
-def release_image(client: RegistryClient, signer: KeySigner, img: ReleaseImage, refresh_after: dt.timedelta,
+def release_image(client: RegistryClient, signer: AnySigner, img: ReleaseImage, refresh_after: dt.timedelta,
                   max_age: dt.timedelta, keep: Callable[[bytes], bool] | None = None,
                   layouts: tuple[str, ...] = ("legacy",)) -> list[ImageReport]:
     """One release entry: an image (one report), or an index: every platform image signed and given its own
@@ -286,7 +303,7 @@ def release_image(client: RegistryClient, signer: KeySigner, img: ReleaseImage, 
     return [index_report, *reports]
 
 
-def run_release(client: RegistryClient, signer: KeySigner, images: list[ReleaseImage], concurrency: int,
+def run_release(client: RegistryClient, signer: AnySigner, images: list[ReleaseImage], concurrency: int,
                 refresh_after: dt.timedelta, max_age: dt.timedelta,
                 on_done: Callable[[ImageReport], None] | None = None,
                 keep: Callable[[bytes], bool] | None = None,
@@ -320,7 +337,7 @@ class GateReport:
     layouts: dict[str, list[str]] = field(default_factory=dict)  # where a valid signature / SBOM was found
 
 
-def _gate_digest(client: RegistryClient, keys: list[Any], ref: Reference, digest: str, platform: str,
+def _gate_digest(client: RegistryClient, keys: Trust, ref: Reference, digest: str, platform: str,
                  max_age: dt.timedelta) -> GateReport:
     g = GateReport(ref.name, digest, platform=platform)
     try:
@@ -343,7 +360,7 @@ def _layout_name(where: str) -> str:
     return "legacy" if where == "legacy" else "bundle"
 
 
-def verify_release(client: RegistryClient, keys: list[Any], images: list[ReleaseImage], max_age: dt.timedelta,
+def verify_release(client: RegistryClient, keys: Trust, images: list[ReleaseImage], max_age: dt.timedelta,
                    concurrency: int) -> list[GateReport]:
     """Every digest a pod may name: an image, or an index and each of its platform images."""
     def one(img: ReleaseImage) -> list[GateReport]:

@@ -45,10 +45,12 @@ def _sorted(obj: Any) -> Any:
     return obj
 
 
-def statement(predicate_type: str, subject_name: str, digest: str, predicate: Any) -> bytes:
+def statement(predicate_type: str, subject_name: str, digest: str, predicate: Any,
+              statement_type: str = STATEMENT_TYPE) -> bytes:
+    """cosign attest's statement (in-toto v0.1); keyless signing passes in-toto v1 (sigstore-python's)."""
     algo, _, hexd = digest.partition(":")
     obj = {
-        "_type": STATEMENT_TYPE,
+        "_type": statement_type,
         "predicateType": predicate_type,
         "subject": [{"name": subject_name, "digest": {algo: hexd}}],
         "predicate": _sorted(predicate),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from vouch.errors import VouchError
+from vouch.errors import InputError, VouchError
+from vouch.keyless.trust import KeylessTrust
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.digest import sha256_digest
@@ -112,7 +113,8 @@ CurrentKey = Callable[[StoredLayer, bytes], tuple[str, str] | None]
 
 def attach_one_current(client: RegistryClient, image: Reference, digest: str, envelope_bytes: bytes,
                        predicate_type: str, current_key: CurrentKey,
-                       keep: Callable[[bytes], bool] | None = None) -> AttachResult:
+                       keep: Callable[[bytes], bool] | None = None,
+                       annotations: dict[str, str] | None = None) -> AttachResult:
     """Leave exactly one current statement of predicate_type: the newest valid current one (ours if none).
 
     Unlike plain --replace this converges when several writers race: every writer picks the same
@@ -120,7 +122,8 @@ def attach_one_current(client: RegistryClient, image: Reference, digest: str, en
     `keep(envelope)` is true (a rotation's previous key) are left alone, whatever their age."""
     repo = target_repository(image)
     tag = tag_for(digest, ATT_SUFFIX)
-    layer = NewLayer(mt.DSSE_ENVELOPE, envelope_bytes, {ANN_PREDICATE_TYPE: predicate_type, ANN_SIGNATURE: ""})
+    layer = NewLayer(mt.DSSE_ENVELOPE, envelope_bytes, {ANN_PREDICATE_TYPE: predicate_type, ANN_SIGNATURE: "",
+                                                        **(annotations or {})})
     ours_key = current_key(StoredLayer(layer.descriptor(), envelope_bytes), envelope_bytes)
     # Per layer digest: (predicate type, its current-key or None); envelopes are not kept.
     cache: dict[str, tuple[str | None, tuple[str, str] | None]] = {}
@@ -162,11 +165,14 @@ def attach_one_current(client: RegistryClient, image: Reference, digest: str, en
 
 
 def attach_bundle(client: RegistryClient, image: Reference, subject: Descriptor, envelope_bytes: bytes,
-                  statement_bytes: bytes, predicate_type: str, public_key: PublicKey, replace: bool) -> AttachResult:
+                  statement_bytes: bytes, predicate_type: str, public_key: PublicKey | KeylessTrust, replace: bool,
+                  bundle: bytes | None = None) -> AttachResult:
     """An attestation as a sigstore bundle referrer (cosign 3's layout), with the legacy rules: the same
-    statement by the same key is not written twice; `replace` takes out this key's older statements of
-    the predicate type once the new one is in place (never another signer's: a referrer is its own)."""
+    statement by the same key (keyless: identity) is not written twice; `replace` takes out this signer's
+    older statements of the predicate type once the new one is in place (never another signer's: a
+    referrer is its own). Keyless, `bundle` is the signed sigstore bundle holding the envelope."""
     from vouch.store.bundles import bundle_envelope, dsse_bundle, write_bundle
+    from vouch.verify.signer import envelope_signer
 
     ours_digest = sha256_digest(statement_bytes)
 
@@ -174,7 +180,8 @@ def attach_bundle(client: RegistryClient, image: Reference, subject: Descriptor,
         """(predicate type, statement bytes) of a bundle signed by our key, else None."""
         try:
             env = open_envelope(bundle_envelope(raw))
-            if env.verify([public_key]) is None:
+            trust = public_key if isinstance(public_key, KeylessTrust) else [public_key]
+            if envelope_signer(env, trust, bundle=raw)[0] is None:
                 return None
             ptype = env.statement().get("predicateType")
         except VouchError:
@@ -190,8 +197,11 @@ def attach_bundle(client: RegistryClient, image: Reference, subject: Descriptor,
         return got is not None and got[0] == predicate_type and sha256_digest(got[1]) != ours_digest
 
     repo = target_repository(image)
-    w = write_bundle(client, repo, subject, dsse_bundle(envelope_bytes, public_key), predicate_type, present,
-                     replaces if replace else None)
+    if bundle is None:
+        if isinstance(public_key, KeylessTrust):
+            raise InputError("a keyless attestation bundle comes signed: pass the bundle")
+        bundle = dsse_bundle(envelope_bytes, public_key)
+    w = write_bundle(client, repo, subject, bundle, predicate_type, present, replaces if replace else None)
     return AttachResult(subject.digest, w.written, len(w.replaced), f"{repo.name} ({w.where})")
 
 

@@ -14,8 +14,8 @@ from vouch.signing.attestation import INTOTO_PAYLOAD_TYPE, open_envelope
 from vouch.store.attest import ANN_PREDICATE_TYPE, read_attestations
 from vouch.store.bundles import SIGN_PREDICATE_TYPE, BundleRead, bundle_envelope, list_bundles, read_bundles
 from vouch.store.layout import ATT_SUFFIX, PayloadRead, TagReading, read_payloads, target_repository
-from vouch.trust import PublicKey
 from vouch.verify.policy import Policy, attestation_policy, bom_age
+from vouch.verify.signer import Trust, envelope_signer
 
 LAYOUTS = ("legacy", "bundle")
 
@@ -63,10 +63,12 @@ class AttestationResult:
         return [f"{c.layer_digest[:19]}: {c.reason}" for c in self.checks if not c.ok and c.reason]
 
 
-def check_envelope(raw: bytes, keys: list[PublicKey], policy: Policy, predicate_type: str | None,
-                   annotated: str | None, now: dt.datetime, entry: str) -> AttestationCheck:
-    """One DSSE envelope (a legacy `.att` layer's payload, or a bundle's dsseEnvelope): signed by a
-    trusted key, an in-toto statement, consistent with its storage's predicateType hint, then the policy."""
+def check_envelope(raw: bytes, keys: Trust, policy: Policy, predicate_type: str | None,
+                   annotated: str | None, now: dt.datetime, entry: str, annotations: dict[str, str] | None = None,
+                   bundle: bytes | None = None) -> AttestationCheck:
+    """One DSSE envelope (a legacy `.att` layer's payload with its annotations, or a bundle's dsseEnvelope):
+    signed by a trusted key or identity, an in-toto statement, consistent with its storage's predicateType
+    hint, then the policy."""
     check = AttestationCheck(entry, False, predicate_type=annotated)
     try:
         env = open_envelope(raw)
@@ -76,10 +78,10 @@ def check_envelope(raw: bytes, keys: list[PublicKey], policy: Policy, predicate_
     if env.payload_type != INTOTO_PAYLOAD_TYPE:
         check.reason = f"payloadType {env.payload_type!r} is not {INTOTO_PAYLOAD_TYPE!r}"
         return check
-    check.key_id = env.verify(keys)
+    check.key_id, _, refusal = envelope_signer(env, keys, annotations, bundle)
     if check.key_id is None:
         # Nothing of an unverified statement is read further (nor kept): it is not evidence.
-        check.reason = "DSSE signature does not verify with the given key(s) (unknown signer or edited statement)"
+        check.reason = refusal
         return check
     try:
         stmt = env.statement()
@@ -104,7 +106,7 @@ def check_envelope(raw: bytes, keys: list[PublicKey], policy: Policy, predicate_
     return check
 
 
-def _check_layer(item: PayloadRead, keys: list[PublicKey], policy: Policy, predicate_type: str | None,
+def _check_layer(item: PayloadRead, keys: Trust, policy: Policy, predicate_type: str | None,
                  now: dt.datetime) -> AttestationCheck:
     """One legacy attestation layer: a DSSE envelope layer whose payload could be read."""
     layer = item.layer
@@ -115,12 +117,13 @@ def _check_layer(item: PayloadRead, keys: list[PublicKey], policy: Policy, predi
                                 predicate_type=annotated)
     if item.payload is None:
         return AttestationCheck(d.digest, False, item.error, predicate_type=annotated)
-    check = check_envelope(item.payload, keys, policy, predicate_type, annotated, now, d.digest)
+    check = check_envelope(item.payload, keys, policy, predicate_type, annotated, now, d.digest,
+                           annotations=layer.annotations)
     check.where = "legacy"
     return check
 
 
-def _check_bundle(item: BundleRead, keys: list[PublicKey], policy: Policy, predicate_type: str | None,
+def _check_bundle(item: BundleRead, keys: Trust, policy: Policy, predicate_type: str | None,
                   now: dt.datetime, where: str) -> AttestationCheck:
     """One sigstore bundle referrer holding a DSSE envelope (cosign 3's attestations)."""
     entry = f"bundle {item.manifest.digest}"
@@ -130,12 +133,12 @@ def _check_bundle(item: BundleRead, keys: list[PublicKey], policy: Policy, predi
         raw = bundle_envelope(item.raw)
     except VouchError as exc:
         return AttestationCheck(entry, False, str(exc), predicate_type=item.predicate_type, where=where)
-    check = check_envelope(raw, keys, policy, predicate_type, item.predicate_type, now, entry)
+    check = check_envelope(raw, keys, policy, predicate_type, item.predicate_type, now, entry, bundle=item.raw)
     check.where = where
     return check
 
 
-def verify_attestations(client: RegistryClient, image: Reference, keys: list[PublicKey],
+def verify_attestations(client: RegistryClient, image: Reference, keys: Trust,
                         predicate_type: str | None, max_age: dt.timedelta | None = None,
                         now: dt.datetime | None = None, layouts: tuple[str, ...] = LAYOUTS) -> AttestationResult:
     """Every attestation of the image in the given layouts ("legacy" `.att` tag, "bundle" referrers),

@@ -1,0 +1,41 @@
+"""Who signed a DSSE envelope, under a trust: one of the keys, or (keyless) a verified Fulcio certificate
+whose identity meets the policy, with its log entry and time evidence (`vouch.bundle.verify`)."""
+
+from __future__ import annotations
+
+from vouch.bundle.model import DsseEnvelope, DsseSignature
+from vouch.bundle.verify import verify_bundle
+from vouch.errors import VerificationError
+from vouch.keyless import legacy
+from vouch.keyless.identity import CertificateIdentity
+from vouch.keyless.trust import KeylessTrust
+from vouch.signing.attestation import OpenedEnvelope
+from vouch.trust import PublicKey
+
+Trust = list[PublicKey] | KeylessTrust
+KEY_REFUSAL = "DSSE signature does not verify with the given key(s) (unknown signer or edited statement)"
+
+
+def envelope_signer(env: OpenedEnvelope, trust: Trust, annotations: dict[str, str] | None = None,
+                    bundle: bytes | None = None) -> tuple[str | None, CertificateIdentity | None, str]:
+    """(signer: key id or certificate identity, the identity when keyless, "") or (None, None, reason).
+    Keyless material comes from the bundle the envelope was in, or the legacy layer's annotations."""
+    if not isinstance(trust, KeylessTrust):
+        kid = env.verify(trust)
+        return (kid, None, "") if kid is not None else (None, None, KEY_REFUSAL)
+    if bundle is None:
+        if not annotations or not legacy.is_keyless(annotations):
+            return None, None, "signed with a key, not a Fulcio certificate (verify it with --key)"
+        try:
+            parsed = legacy.attestation_bundle(annotations, DsseEnvelope(
+                env.payload, env.payload_type, tuple(DsseSignature(s, "") for s in env.signatures)))
+        except VerificationError as exc:
+            return None, None, str(exc)
+        verdict = verify_bundle(parsed, artifact=None, artifact_digest=None, trust=trust, trusted_root=None,
+                                require_tlog=not trust.ignore_tlog)
+    else:
+        verdict = verify_bundle(bundle, artifact=None, artifact_digest=None, trust=trust, trusted_root=None,
+                                require_tlog=not trust.ignore_tlog)
+    if not verdict.ok or verdict.identity is None:
+        return None, None, verdict.reason
+    return verdict.identity.subject, verdict.identity, ""
