@@ -200,3 +200,75 @@ def test_keyless_release_idempotent_by_identity(sigstore_stack: SigstoreStack, r
     assert [(x["signature"], x["sbom"]) for x in doc["images"]] == [("already-signed", "current")] * 2
     assert rekor_tree_size(s) == before  # nothing logged on a re-run
     assert all(len(sig_layers(client, i)) == 1 for i in images)
+
+
+def test_keyless_attest_and_verify_attestation(sigstore_stack: SigstoreStack, image: str, client: RegistryClient,
+                                               tmp_path: Path) -> None:
+    """`vouch attest` keyless in both layouts (one log entry), cosign 2 reads it by identity, vouch's
+    verify-attestation by identity; the same statement by the same identity is not attached twice."""
+    s = sigstore_stack
+    predicate = tmp_path / "pred.json"
+    predicate.write_text(json.dumps({"builder": "ci", "n": 1}))
+    attest = ["attest", "--predicate", str(predicate), "--type", "custom", "--layout", "both",
+              *legacy_sign_args(s, s.token()), image]
+    before = rekor_tree_size(s)
+    r = vouch(*attest)
+    assert r.returncode == 0, r.stderr
+    assert rekor_tree_size(s) == before + 1  # one signature serves both layouts
+    out = run_peer(require_peer("cosign2"), "verify-attestation", "--allow-http-registry=true", "--type", "custom",
+                   *identity_args(s), image, home=tmp_path)
+    stmt = json.loads(base64.b64decode(json.loads(out.stdout.splitlines()[0])["payload"]))
+    assert stmt["predicate"] == {"builder": "ci", "n": 1}
+    ok = vouch("verify-attestation", "--type", "custom", *identity_args(s), image)
+    assert ok.returncode == 0, ok.stderr
+    assert len(ok.stdout.strip().splitlines()) == 2  # the legacy layer and the bundle
+    again = vouch(*attest[:-3], "--identity-token", s.token(), image)
+    assert again.returncode == 0 and again.stderr.count("Identical attestation already attached") == 2, again.stderr
+    assert rekor_tree_size(s) == before + 1
+    bad = vouch("verify-attestation", "--type", "custom", "--trusted-root", str(s.trusted_root),
+                "--certificate-identity", "https://gitlab.example/other", "--certificate-oidc-issuer", s.oidc_issuer,
+                image)
+    assert bad.returncode == 1 and "is not the expected" in bad.stderr, bad.stderr
+
+
+def test_tampered_keyless_layers_are_refused(sigstore_stack: SigstoreStack, registry: RegistryServer,
+                                            client: RegistryClient, repo_name: str) -> None:
+    """A keyless layer whose log entry belongs to another signature, or whose certificate was swapped, is
+    refused with its reason; a key-mode layer under keyless trust too."""
+    from vouch.oci import mediatypes as mt
+    from vouch.store.layout import NewLayer, update_tag
+
+    s = sigstore_stack
+    imgs = []
+    for i in range(2):
+        ref = Reference(registry.host, repo_name, f"t{i}")
+        imgs.append(f"{registry.host}/{repo_name}@{push_image(client, ref, small_image(f'tamper{i}'))}")
+    for img in imgs:
+        assert vouch("sign", *legacy_sign_args(s, s.token()), img).returncode == 0
+    repo = Reference(registry.host, repo_name)
+    a, b = (sig_layers(client, img)[0] for img in imgs)
+    digest0 = imgs[0].split("@")[1]
+    state = read_tag(client, repo, tag_for(digest0, SIG_SUFFIX))
+    layer = state.layers[0]
+    payload = client.get_blob(repo, layer.descriptor.digest)  # the signed simple-signing payload
+
+    def replace_with(annotations: dict[str, str]) -> None:
+        new = NewLayer(mt.COSIGN_SIMPLESIGNING, payload, annotations)
+        client.push_blob(repo, payload)
+        update_tag(client, repo, tag_for(digest0, SIG_SUFFIX),
+                   lambda st: None if [x.descriptor for x in st.layers] == [new.descriptor()] else [new.descriptor()],
+                   replacing=True, superseded=lambda d, st: True)
+
+    replace_with({**a, "dev.sigstore.cosign/bundle": b["dev.sigstore.cosign/bundle"]})
+    r = vouch("verify", *identity_args(s), imgs[0])
+    assert r.returncode == 1 and "the log entry records" in r.stderr, r.stderr
+    replace_with({**a, "dev.sigstore.cosign/certificate": b["dev.sigstore.cosign/certificate"]})
+    r = vouch("verify", *identity_args(s), imgs[0])
+    assert r.returncode == 1 and "does not verify" in r.stderr, r.stderr
+    replace_with({k: v for k, v in a.items() if k != "dev.sigstore.cosign/bundle"})
+    r = vouch("verify", *identity_args(s), imgs[0])
+    assert r.returncode == 1 and "has no transparency-log entry" in r.stderr, r.stderr
+    # without a log entry (and no signed timestamp) nothing vouches for the time the short-lived cert was valid
+    r = vouch("verify", "--insecure-ignore-tlog", *identity_args(s), imgs[0])
+    assert r.returncode == 1 and "no verified time of signing" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

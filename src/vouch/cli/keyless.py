@@ -9,10 +9,12 @@ from typing import Annotated
 import typer
 
 from vouch.bundle.trustroot import load_trusted_root, production_trusted_root
+from vouch.cli.common import err, load_signer
 from vouch.errors import InputError
 from vouch.keyless.identity import CI_EXTENSIONS, identity_policy
 from vouch.keyless.sign import KeylessSigner, read_token, trust_config_json
 from vouch.keyless.trust import KeylessTrust
+from vouch.signing.signer import KeySigner
 
 IdentityTokenOpt = Annotated[str | None, typer.Option(
     "--identity-token", metavar="TOKEN_OR_FILE", envvar="SIGSTORE_ID_TOKEN", show_envvar=True,
@@ -61,6 +63,23 @@ class SignFlags:
                                    trusted_root=self.trusted_root, fulcio_url=self.fulcio_url,
                                    rekor_url=self.rekor_url)
         return KeylessSigner(read_token(self.identity_token), config)
+
+
+def choose_signer(key: str | None, flags: SignFlags, tlog_upload: bool | None) -> KeySigner | KeylessSigner:
+    """--key: the key pair (vouch uploads nothing to a log in key mode); none: keyless, as cosign."""
+    if key is None:
+        if tlog_upload is False:
+            raise InputError("keyless signing always logs in the transparency log: --tlog-upload=false needs --key")
+        signer = flags.signer()
+        err(f"Signing keyless as {signer.identity.subject} (issuer {signer.identity.issuer})")
+        return signer
+    if tlog_upload:
+        raise InputError("vouch does not upload to a transparency log in key mode yet (keyless/Rekor comes with "
+                         "issue 14); pass --tlog-upload=false")
+    if wants_keyless(flags.fulcio_url, flags.rekor_url, flags.signing_config, flags.trust_config):
+        raise InputError("--key signs with a key pair: leave out --fulcio-url, --rekor-url, --signing-config and "
+                         "--trust-config (they are for keyless signing)")
+    return load_signer(key)
 
 
 def keyless_trust(identity: str | None, identity_regexp: str | None, issuer: str | None, issuer_regexp: str | None,

@@ -89,13 +89,6 @@ TlogOpt = Annotated[bool | None, typer.Option(
     help="Only --tlog-upload=false is accepted (cosign's spelling): vouch does not upload to Rekor in key mode.")]
 
 
-def _no_tlog(tlog_upload: bool | None) -> None:
-    """cosign uploads to Rekor unless --tlog-upload=false; vouch never does, so an explicit true is an error."""
-    if tlog_upload:
-        raise InputError("vouch does not upload to a transparency log in key mode yet (keyless/Rekor comes with "
-                         "issue 14); pass --tlog-upload=false")
-
-
 def _version(value: bool) -> None:
     if value:
         print(f"vouch {__version__}")
@@ -270,22 +263,12 @@ def sign(
     valid signature by the same identity is enough)."""
     st = state(ctx)
     keyless_flags = kl.SignFlags(identity_token, fulcio_url, rekor_url, signing_config, trust_config, trusted_root)
-    if key is None:
-        if tlog_upload is False:
-            raise InputError("keyless signing always logs in the transparency log: --tlog-upload=false needs --key")
-    else:
-        _no_tlog(tlog_upload)
-        if kl.wants_keyless(fulcio_url, rekor_url, signing_config, trust_config):
-            raise InputError("--key signs with a key pair: leave out --fulcio-url, --rekor-url, --signing-config and "
-                             "--trust-config (they are for keyless signing)")
     ann = parse_annotations(annotations)
     refs = [ref_arg(i) for i in images]
     for out in (output_signature, output_payload, output_certificate):
         if out:
             check_writable(Path(out))
-    signer: KeySigner | KeylessSigner = load_signer(key) if key is not None else keyless_flags.signer()
-    if isinstance(signer, KeylessSigner):
-        err(f"Signing keyless as {signer.identity.subject} (issuer {signer.identity.issuer})")
+    signer = kl.choose_signer(key, keyless_flags, tlog_upload)
     layouts = write_layouts(new_bundle_format, layout)
     per_image = parallel_map(lambda ref: sign_image(st.client(), signer, ref, ann, recursive, warn=err,
                                                     layouts=layouts), refs, concurrency)
@@ -304,6 +287,21 @@ def sign(
         pem = signer.public_pem() if isinstance(signer, KeySigner) else signer.certificate_pem()
         write_new_file(Path(output_certificate), pem, 0o644, force=True)
     emit(st, [r.to_json() for r in results], "")
+
+
+def _verifier_trust(key: list[str] | None, identity: tuple[str | None, str | None, str | None, str | None],
+                    trusted_root: str | None, ignore_sct: bool = False, ignore_tlog: bool = False,
+                    extensions: list[str] | None = None) -> list[PublicKey] | KeylessTrust:
+    """--key: public keys; else the keyless identity policy under the trusted root."""
+    if key and kl.wants_keyless(*identity):
+        raise InputError("--key and --certificate-identity/--certificate-oidc-issuer exclude each other: a signature "
+                         "is made with a key or with a certificate")
+    if key:
+        return load_verifier_keys(key)
+    if kl.wants_keyless(*identity):
+        return kl.keyless_trust(*identity, trusted_root, ignore_sct, ignore_tlog, extensions)
+    raise InputError("give --key (a public key PEM), or --certificate-identity and --certificate-oidc-issuer "
+                     "(keyless)")
 
 
 @app.command()
@@ -338,20 +336,9 @@ def verify(
     st = state(ctx)
     ann = parse_annotations(annotations)
     refs = [ref_arg(i) for i in images]
-    identity = (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
-                certificate_oidc_issuer_regexp)
-    keys: list[PublicKey] | KeylessTrust
-    if key and kl.wants_keyless(*identity):
-        raise InputError("--key and --certificate-identity/--certificate-oidc-issuer exclude each other: a signature "
-                         "is made with a key or with a certificate")
-    if key:
-        keys = load_verifier_keys(key)
-    elif kl.wants_keyless(*identity):
-        keys = kl.keyless_trust(*identity, trusted_root, insecure_ignore_sct, insecure_ignore_tlog,
-                                certificate_extension)
-    else:
-        raise InputError("give --key (a public key PEM), or --certificate-identity and --certificate-oidc-issuer "
-                         "(keyless)")
+    keys = _verifier_trust(key, (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
+                                 certificate_oidc_issuer_regexp), trusted_root, insecure_ignore_sct,
+                           insecure_ignore_tlog, certificate_extension)
     results = parallel_map(lambda ref: verify_image(st.client(), ref, keys, ann, check_reference), refs,
                            concurrency)
     failed = [r for r in results if not r.ok]
@@ -428,48 +415,26 @@ def sbom(
 # ---- attestations --------------------------------------------------------------------------------
 
 
-def _attest(st: State, signer: KeySigner, ref: Reference, predicate: object, type_uri: str,
+def _attest(st: State, signer: KeySigner | KeylessSigner, ref: Reference, predicate: object, type_uri: str,
             replace: bool, allow_other_subject: bool = False,
             layouts: tuple[str, ...] = ("legacy",)) -> list[dict[str, object]]:
-    from vouch.signing.attestation import PREDICATE_TYPES, envelope, statement
-    from vouch.store.attest import attach, attach_bundle
-    from vouch.verify.bomfacts import age_problem, bom_subject_problem, bom_time
+    from vouch.signing.attest import attest_image
 
-    if type_uri == PREDICATE_TYPES["cyclonedx"]:
-        # Never sign a BOM that verifiers must refuse: a malformed or future metadata.timestamp.
-        ts, problem = bom_time(predicate)
-        if problem:
-            raise InputError(f"{problem}; refusing to sign it")
-        if ts is not None and (future := age_problem(ts, dt.datetime.now(dt.UTC), None)):
-            raise InputError(f"{future} (not signing a BOM dated in the future)")
-    subject = st.client().resolve(ref)
-    digest = subject.digest
-    if type_uri == PREDICATE_TYPES["cyclonedx"] and not allow_other_subject:
-        other = bom_subject_problem(predicate, digest)
-        if other:
-            raise InputError(f"{other}; refusing to attest it (pass --allow-other-subject if that is really meant)")
-    stmt = statement(type_uri, ref.docker_reference, digest, predicate)
-    env = envelope(signer, stmt)
-    out: list[dict[str, object]] = []
-    for layout in layouts:
-        if layout == "bundle":
-            r = attach_bundle(st.client(), ref, subject, env, stmt, type_uri, signer.public_key, replace)
-        else:
-            r = attach(st.client(), ref, digest, env, stmt, type_uri, signer.public_key, replace)
+    results = attest_image(st.client(), signer, ref, predicate, type_uri, replace, allow_other_subject, layouts)
+    for r in results:
         err(("Pushing attestation to: " if r.attached else "Identical attestation already attached: ") + r.tag
             + (f" (replaced {r.replaced})" if r.replaced else ""))
-        out.append({"image": f"{ref.name}@{digest}", "digest": digest, "predicateType": type_uri, "layout": layout,
-                    "status": "attested" if r.attached else "already-attested", "replaced": r.replaced,
-                    "tag": r.tag})
-    return out
+    return [r.to_json() for r in results]
 
 
 @app.command()
 def attest(
     ctx: typer.Context,
     image: Annotated[str, typer.Argument(help="Image to attest (digest preferred).")],
-    key: KeyOpt,
     predicate: Annotated[str, typer.Option("--predicate", help="Predicate JSON file ('-' for stdin).")],
+    key: Annotated[str | None, typer.Option(
+        "--key", help="The cosign private key: a file, env://VARIABLE or k8s://NAMESPACE/NAME. Without it, "
+                      "keyless.")] = None,
     type_: Annotated[str, typer.Option("--type", help="cyclonedx, spdxjson, slsaprovenance, slsaprovenance1, "
                                                       "openvex, vuln, custom, or a URI.")] = "custom",
     replace: Annotated[bool, typer.Option(help="Drop older attestations of the same predicate type.")] = False,
@@ -480,13 +445,19 @@ def attest(
     tlog_upload: TlogOpt = None,
     new_bundle_format: NewBundleOpt = False,
     layout: LayoutOpt = None,
+    identity_token: kl.IdentityTokenOpt = None,
+    fulcio_url: kl.FulcioUrlOpt = None,
+    rekor_url: kl.RekorUrlOpt = None,
+    signing_config: kl.SigningConfigOpt = None,
+    trust_config: kl.TrustConfigOpt = None,
+    trusted_root: kl.TrustedRootOpt = None,
 ) -> None:
     """Attach a signed in-toto attestation in cosign's layout (sha256-<hex>.att), or with
-    --new-bundle-format as a sigstore bundle referrer (cosign 3's default)."""
+    --new-bundle-format as a sigstore bundle referrer (cosign 3's default); with --key or keyless."""
     from vouch.signing.attestation import predicate_type_uri
 
     st = state(ctx)
-    _no_tlog(tlog_upload)
+    flags = kl.SignFlags(identity_token, fulcio_url, rekor_url, signing_config, trust_config, trusted_root)
     ref = ref_arg(image)
     type_uri = predicate_type_uri(type_)
     from vouch import limits
@@ -502,7 +473,7 @@ def attest(
         pred = loads_json(data)
     except ValueError as exc:
         raise InputError(f"predicate {predicate} is not valid JSON") from exc
-    signer = load_signer(key)
+    signer = kl.choose_signer(key, flags, tlog_upload)
     if ref.digest is None:
         err(f"WARNING: {ref} uses a tag, not a digest; attesting the digest it resolves to now")
     layouts = write_layouts(new_bundle_format, layout)
@@ -514,7 +485,9 @@ def attest(
 def attest_sbom(
     ctx: typer.Context,
     images: Annotated[list[str], typer.Argument(help="Images to SBOM and attest.")],
-    key: KeyOpt,
+    key: Annotated[str | None, typer.Option(
+        "--key", help="The cosign private key: a file, env://VARIABLE or k8s://NAMESPACE/NAME. Without it, "
+                      "keyless.")] = None,
     platform: Annotated[str | None, typer.Option(
         help="For an index: only this os/arch (its SBOM attached to its own digest). Default: every platform "
              "image gets its own SBOM and the index a BOM merged from them.")] = None,
@@ -524,9 +497,16 @@ def attest_sbom(
     tlog_upload: TlogOpt = None,
     new_bundle_format: NewBundleOpt = False,
     layout: LayoutOpt = None,
+    identity_token: kl.IdentityTokenOpt = None,
+    fulcio_url: kl.FulcioUrlOpt = None,
+    rekor_url: kl.RekorUrlOpt = None,
+    signing_config: kl.SigningConfigOpt = None,
+    trust_config: kl.TrustConfigOpt = None,
+    trusted_root: kl.TrustedRootOpt = None,
 ) -> None:
-    """Generate the CycloneDX SBOM of each image's exact digest and attach it as an attestation; for a
-    multi-arch index, each platform image's own SBOM on its digest and the merged BOM on the index."""
+    """Generate the CycloneDX SBOM of each image's exact digest and attach it as an attestation (with --key
+    or keyless); for a multi-arch index, each platform image's own SBOM on its digest and the merged BOM on
+    the index."""
     from vouch.oci import mediatypes as mt
     from vouch.oci.source import select_platform
     from vouch.release.multiarch import merge_platform_boms, platform_children, platform_of
@@ -534,9 +514,9 @@ def attest_sbom(
     from vouch.signing.attestation import PREDICATE_TYPES
 
     st = state(ctx)
-    _no_tlog(tlog_upload)
     refs = [ref_arg(i) for i in images]
-    signer = load_signer(key)
+    signer = kl.choose_signer(key, kl.SignFlags(identity_token, fulcio_url, rekor_url, signing_config, trust_config,
+                                                trusted_root), tlog_upload)
     layouts = write_layouts(new_bundle_format, layout)
     cdx = PREDICATE_TYPES["cyclonedx"]
     out: list[dict[str, Any]] = []
@@ -573,7 +553,9 @@ def attest_sbom(
 def verify_attestation(
     ctx: typer.Context,
     images: Annotated[list[str], typer.Argument(help="Images to check.")],
-    key: PublicKeysOpt,
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", help="Public key PEM (repeatable). Without it, keyless: --certificate-identity and "
+                      "--certificate-oidc-issuer.")] = None,
     type_: Annotated[str | None, typer.Option("--type", help="Predicate type to require (short name or URI).")]
     = "custom",
     max_age: Annotated[str | None, typer.Option(
@@ -581,16 +563,26 @@ def verify_attestation(
     insecure_ignore_tlog: Annotated[bool, typer.Option(
         "--insecure-ignore-tlog", help="Accepted for cosign compatibility; vouch never contacts Rekor.")] = False,
     offline: Annotated[bool, typer.Option(help="Accepted for cosign compatibility.")] = True,
+    certificate_identity: kl.IdentityOpt = None,
+    certificate_identity_regexp: kl.IdentityRegexpOpt = None,
+    certificate_oidc_issuer: kl.IssuerOpt = None,
+    certificate_oidc_issuer_regexp: kl.IssuerRegexpOpt = None,
+    certificate_extension: kl.CiExtensionsOpt = None,
+    trusted_root: kl.TrustedRootOpt = None,
+    insecure_ignore_sct: kl.IgnoreSctOpt = False,
 ) -> None:
-    """Verify attestations: DSSE signature, payload type, subject digest, and SBOM freshness.
-    stdout: each verified envelope, one JSON per line, as cosign prints them."""
+    """Verify attestations (made with a key, or keyless by the signer's identity): DSSE signature, payload
+    type, subject digest, and SBOM freshness. stdout: each verified envelope, one JSON per line, as cosign
+    prints them."""
     from vouch.signing.attestation import predicate_type_uri
     from vouch.verify.attestations import verify_attestations
     from vouch.verify.bomfacts import parse_age
 
     st = state(ctx)
     refs = [ref_arg(i) for i in images]
-    keys = load_verifier_keys(key)
+    keys = _verifier_trust(key, (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
+                                 certificate_oidc_issuer_regexp), trusted_root, insecure_ignore_sct,
+                           insecure_ignore_tlog, certificate_extension)
     type_uri = predicate_type_uri(type_) if type_ else None
     age = parse_age(max_age) if max_age else None
     results = [verify_attestations(st.client(), ref, keys, type_uri, age) for ref in refs]
@@ -890,16 +882,8 @@ def verify_release_cmd(
 
     st = state(ctx)
     plan = _release_images(manifest, images)
-    identity = (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
-                certificate_oidc_issuer_regexp)
-    keys: list[PublicKey] | KeylessTrust
-    if key and kl.wants_keyless(*identity):
-        raise InputError("--key and --certificate-identity/--certificate-oidc-issuer exclude each other: a signature "
-                         "is made with a key or with a certificate")
-    if kl.wants_keyless(*identity):
-        keys = kl.keyless_trust(*identity, trusted_root, extensions=certificate_extension)
-    else:
-        keys = load_verifier_keys(key or [])
+    keys = _verifier_trust(key, (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
+                                 certificate_oidc_issuer_regexp), trusted_root, extensions=certificate_extension)
     gates = verify_release(st.client(), keys, plan, parse_age(max_age), concurrency)
     bad = [g for g in gates if not g.ok]
     table = Table(title=f"verify-release: {len(gates) - len(bad)}/{len(gates)} digests pass")

@@ -57,15 +57,35 @@ def superseded_by_same_type(d: Descriptor, state: TagState) -> bool:
     return ptype is not None and any(x.annotations.get(ANN_PREDICATE_TYPE) == ptype for x in state.layers)
 
 
-def attach(client: RegistryClient, image: Reference, digest: str, envelope_bytes: bytes, statement_bytes: bytes,
-           predicate_type: str, public_key: PublicKey, replace: bool) -> AttachResult:
+LazyEnvelope = Callable[[], tuple[bytes, dict[str, str]]]  # signs when called: (envelope, extra layer annotations)
+
+
+def attach(client: RegistryClient, image: Reference, digest: str, envelope_bytes: bytes | LazyEnvelope,
+           statement_bytes: bytes, predicate_type: str, public_key: PublicKey | KeylessTrust,
+           replace: bool) -> AttachResult:
+    """Attach a statement to the `.att` tag unless the same statement by the same signer (key, or keyless
+    identity) is there; with replace, drop the other statements of its type. envelope_bytes may be a
+    function that signs on demand (keyless: a log entry only when a layer is really added)."""
+    from vouch.verify.signer import envelope_signer
+
     repo = target_repository(image)
     tag = tag_for(digest, ATT_SUFFIX)
-    layer = NewLayer(mt.DSSE_ENVELOPE, envelope_bytes, {ANN_PREDICATE_TYPE: predicate_type, ANN_SIGNATURE: ""})
+    trust = public_key if isinstance(public_key, KeylessTrust) else [public_key]
+    made: list[NewLayer] = []
+
+    def new_layer() -> NewLayer:
+        if not made:
+            env, extra = envelope_bytes() if callable(envelope_bytes) else (envelope_bytes, {})
+            made.append(NewLayer(mt.DSSE_ENVELOPE, env, {ANN_PREDICATE_TYPE: predicate_type, ANN_SIGNATURE: "",
+                                                         **extra}))
+        return made[0]
+
+    if not callable(envelope_bytes):
+        new_layer()
     dropped = 0
     ours_digest = sha256_digest(statement_bytes)
-    # Per layer digest: (predicate type, identical statement signed by our key). Only these small facts
-    # are kept, not the envelopes: a tag of many large layers costs one layer's memory at a time.
+    # Per layer digest: (predicate type, identical statement signed by us). Only these small facts are kept,
+    # not the envelopes: a tag of many large layers costs one layer's memory at a time.
     cache: dict[str, tuple[str | None, bool]] = {}
 
     def info(x: StoredLayer) -> tuple[str | None, bool]:
@@ -73,27 +93,31 @@ def attach(client: RegistryClient, image: Reference, digest: str, envelope_bytes
         if key not in cache:
             ptype, stmt, raw = statement_info(client, repo, x)
             by_us = (stmt is not None and raw is not None and sha256_digest(stmt) == ours_digest
-                     and open_envelope(raw).verify([public_key]) is not None)
+                     and envelope_signer(open_envelope(raw), trust, x.annotations)[0] is not None)
             cache[key] = (ptype, by_us)
             x.payload = None
         return cache[key]
 
-    def same_statement_by_us(x: StoredLayer) -> bool:
-        return info(x)[1]
-
     def planner(state: TagState) -> list[Descriptor] | None:
         nonlocal dropped
-        ours = [x for x in state.layers if x.descriptor.digest == layer.digest or same_statement_by_us(x)]
+        ours = [x for x in state.layers
+                if (made and x.descriptor.digest == made[0].digest) or info(x)[1]]
         same_type = [x for x in state.layers if x not in ours and info(x)[0] == predicate_type]
         if ours and (not replace or not same_type):
             return None  # identical statement already attached (and, with replace, alone of its type)
         keep = [x.descriptor for x in state.layers if not (replace and x in same_type) and x not in ours]
         dropped = len(same_type) if replace else 0
-        first = ours[0].descriptor if ours else layer.descriptor()
+        if ours:
+            first = ours[0].descriptor
+        else:
+            layer = new_layer()
+            if callable(envelope_bytes):  # made now: its blob is made sure of before every write attempt
+                client.push_blob(repo, layer.payload)
+            first = layer.descriptor()
         return [first, *keep] if replace else [*keep, first]
 
-    result = update_tag(client, repo, tag, planner, blobs=[envelope_bytes], replacing=replace,
-                        superseded=superseded_by_same_type)
+    result = update_tag(client, repo, tag, planner, blobs=None if callable(envelope_bytes) else [envelope_bytes],
+                        replacing=replace, superseded=superseded_by_same_type)
     return AttachResult(digest, result.changed, dropped, f"{repo.name}:{tag}")
 
 
@@ -166,11 +190,12 @@ def attach_one_current(client: RegistryClient, image: Reference, digest: str, en
 
 def attach_bundle(client: RegistryClient, image: Reference, subject: Descriptor, envelope_bytes: bytes,
                   statement_bytes: bytes, predicate_type: str, public_key: PublicKey | KeylessTrust, replace: bool,
-                  bundle: bytes | None = None) -> AttachResult:
+                  bundle: bytes | Callable[[], bytes] | None = None) -> AttachResult:
     """An attestation as a sigstore bundle referrer (cosign 3's layout), with the legacy rules: the same
     statement by the same key (keyless: identity) is not written twice; `replace` takes out this signer's
     older statements of the predicate type once the new one is in place (never another signer's: a
-    referrer is its own). Keyless, `bundle` is the signed sigstore bundle holding the envelope."""
+    referrer is its own). Keyless, `bundle` is the signed sigstore bundle holding the envelope, or a function
+    that signs it when it is to be written."""
     from vouch.store.bundles import bundle_envelope, dsse_bundle, write_bundle
     from vouch.verify.signer import envelope_signer
 
