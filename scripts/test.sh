@@ -8,6 +8,7 @@ bash scripts/make-testdata.sh
 python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
 export PATH="${VOUCH_PEERS_DIR:-$HOME/.cache/vouch-peers}/bin:$PATH"
 
+python3 scripts/warm-testdata.py  # what the tests download, fetched now: the suite runs offline below
 echo "== ruff"; ruff check src tests scripts
 echo "== mypy"; mypy
 # The suite runs in a network namespace with only loopback: the private Sigstore stack's servers bind some

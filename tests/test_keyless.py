@@ -272,3 +272,27 @@ def test_tampered_keyless_layers_are_refused(sigstore_stack: SigstoreStack, regi
     r = vouch("verify", "--insecure-ignore-tlog", *identity_args(s), imgs[0])
     assert r.returncode == 1 and "no verified time of signing" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_mixed_release_keyed_and_keyless(sigstore_stack: SigstoreStack, registry: RegistryServer,
+                                         client: RegistryClient, repo_name: str, tmp_path: Path) -> None:
+    """A release where one image is signed with the key and one keyless (a rotation to keyless half done):
+    the gate with --key and the identity passes both; with only one of them, the other image fails."""
+    from tests.support.keys import write_keypair
+
+    s = sigstore_stack
+    priv, pub, _ = write_keypair(tmp_path, "k")
+    images = []
+    for i in range(2):
+        ref = Reference(registry.host, f"{repo_name}-{i}", "v1")
+        images.append(f"{registry.host}/{repo_name}-{i}@{push_image(client, ref, small_image(f'mixed{i}'))}")
+    keyed = vouch("release", "--key", str(priv), images[0], env={"COSIGN_PASSWORD": "pw"})
+    assert keyed.returncode == 0, keyed.stderr
+    keyless = vouch("release", "--keyless", *legacy_sign_args(s, s.token()), images[1])
+    assert keyless.returncode == 0, keyless.stderr
+    both = vouch("verify-release", "--key", str(pub), *identity_args(s), *images)
+    assert both.returncode == 0, both.stdout + both.stderr
+    only_key = vouch("verify-release", "--key", str(pub), *images)
+    only_identity = vouch("verify-release", *identity_args(s), *images)
+    assert only_key.returncode == 1 and only_identity.returncode == 1
+    assert vouch("verify", "--key", str(pub), *identity_args(s), *images).returncode == 0

@@ -42,7 +42,7 @@ from vouch.cli.common import (
 )
 from vouch.errors import EXIT_USAGE, EXIT_VERIFY, InputError, NotFoundError, VouchError
 from vouch.keyless.sign import KeylessSigner
-from vouch.keyless.trust import KeylessTrust
+from vouch.keyless.trust import EitherTrust, KeylessTrust
 from vouch.keys.cosign import (
     encrypt_private_key,
     generate_private_key,
@@ -291,11 +291,12 @@ def sign(
 
 def _verifier_trust(key: list[str] | None, identity: tuple[str | None, str | None, str | None, str | None],
                     trusted_root: str | None, ignore_sct: bool = False, ignore_tlog: bool = False,
-                    extensions: list[str] | None = None) -> list[PublicKey] | KeylessTrust:
-    """--key: public keys; else the keyless identity policy under the trusted root."""
+                    extensions: list[str] | None = None) -> list[PublicKey] | KeylessTrust | EitherTrust:
+    """--key: public keys; --certificate-identity …: the keyless identity policy under the trusted root; both:
+    either counts (a mixed release, a rotation from keys to keyless), each for the material it fits."""
     if key and kl.wants_keyless(*identity):
-        raise InputError("--key and --certificate-identity/--certificate-oidc-issuer exclude each other: a signature "
-                         "is made with a key or with a certificate")
+        keyless = kl.keyless_trust(*identity, trusted_root, ignore_sct, ignore_tlog, extensions)
+        return EitherTrust(tuple(load_verifier_keys(key)), keyless)
     if key:
         return load_verifier_keys(key)
     if kl.wants_keyless(*identity):
@@ -1067,9 +1068,10 @@ app.add_typer(policy_app, name="policy")
 
 @policy_app.command("kyverno")
 def policy_kyverno(
-    key: Annotated[list[str], typer.Option("--key", help="Public key PEM: a file, env://VARIABLE or "
-                                                         "https://HOST/cosign.pub; repeatable (during a rotation: "
-                                                         "cosign.pub and cosign.previous.pub), one attestor each.")],
+    key: Annotated[list[str] | None, typer.Option("--key", help="Public key PEM: a file, env://VARIABLE or "
+                                                                "https://HOST/cosign.pub; repeatable (during a "
+                                                                "rotation: cosign.pub and cosign.previous.pub), one "
+                                                                "attestor each.")] = None,
     images: Annotated[list[str] | None, typer.Option("--images", help="Image reference patterns (repeatable).")]
     = None,
     mode: Annotated[str, typer.Option(help="audit (report only) or enforce (refuse pods).")] = "audit",
@@ -1082,14 +1084,57 @@ def policy_kyverno(
         help="Where the images' signatures live: legacy (.sig/.att tags; Kyverno type Cosign, what cosign 2 and "
              "Harbor read), bundle (sigstore bundle referrers, cosign 3's default; Kyverno type SigstoreBundle, "
              "Kyverno 1.19 or later) or both (a rule each: the image must carry both).")] = "legacy",
+    keyless: Annotated[bool, typer.Option(
+        "--keyless", help="Keyless attestors (Fulcio certificate by identity, Rekor v1 SET, CT log SCT) instead of "
+                          "--key; verified offline; legacy layout only.")] = False,
+    identity: kl.IdentityOpt = None,
+    identity_regexp: kl.IdentityRegexpOpt = None,
+    issuer: kl.IssuerOpt = None,
+    issuer_regexp: kl.IssuerRegexpOpt = None,
+    trusted_root: Annotated[str | None, typer.Option(
+        "--trusted-root", metavar="FILE",
+        help="Keyless: the Sigstore instance's trusted_root.json; the policy's Fulcio roots, Rekor v1 key and CT log "
+             "key are taken from it (default, without the PEM flags: the public-good root).")] = None,
+    fulcio_root: Annotated[str | None, typer.Option(
+        "--fulcio-root", metavar="PEM", help="Keyless: the Fulcio root (and chain) certificates, PEM.")] = None,
+    rekor_public_key: Annotated[str | None, typer.Option(
+        "--rekor-public-key", metavar="PEM", help="Keyless: the Rekor v1 public key, PEM (with --rekor-url).")]
+    = None,
+    ct_log_public_key: Annotated[str | None, typer.Option(
+        "--ct-log-public-key", metavar="PEM", help="Keyless: the CT log public key, PEM.")] = None,
+    rekor_url: Annotated[str | None, typer.Option(
+        "--rekor-url", help="Keyless: the Rekor v1 URL written to the policy (default: the trusted root's). "
+                            "Kyverno needs it only for signatures without a SET.")] = None,
+    ignore_sct: kl.IgnoreSctOpt = False,
 ) -> None:
     """Print the Kyverno ClusterPolicy requiring a signature and a fresh CycloneDX SBOM attestation."""
-    from vouch.deploy.kyverno import cluster_policy, to_yaml
+    from vouch.bundle.trustroot import load_trusted_root, production_trusted_root
+    from vouch.deploy.kyverno import cluster_policy, keyless_attestor, to_yaml
     from vouch.verify.bomfacts import parse_age
 
-    pems = b"".join(read_key_ref(k, public=True).strip() + b"\n" for k in key)
-    policy = cluster_policy(pems, images or ["harbor.akko-ai.com/akko/*"], mode,
-                            parse_age(max_age), name, mutate_digest, layout)
+    attestor = None
+    pem_flags = (fulcio_root, rekor_public_key, ct_log_public_key)
+    if keyless:
+        if key:
+            raise InputError("a policy is keyless or by public keys: give --keyless or --key, not both")
+
+        def read(path: str | None) -> bytes | None:
+            return read_key_file(path) if path else None
+
+        root = (load_trusted_root(trusted_root) if trusted_root
+                else None if fulcio_root or rekor_public_key else production_trusted_root())
+        attestor = keyless_attestor(subject=identity, subject_regexp=identity_regexp, issuer=issuer,
+                                    issuer_regexp=issuer_regexp, trusted_root=root,
+                                    fulcio_roots_pem=read(fulcio_root), rekor_public_key_pem=read(rekor_public_key),
+                                    ct_log_public_key_pem=read(ct_log_public_key), rekor_url=rekor_url,
+                                    ignore_sct=ignore_sct)
+    elif kl.wants_keyless(identity, identity_regexp, issuer, issuer_regexp, trusted_root, rekor_url, ignore_sct,
+                          *pem_flags):
+        raise InputError("the certificate identity, trusted root and log flags are for a keyless policy: add "
+                         "--keyless (or leave them out with --key)")
+    pems = b"".join(read_key_ref(k, public=True).strip() + b"\n" for k in key or [])
+    policy = cluster_policy(pems or None, images or ["harbor.akko-ai.com/akko/*"], mode,
+                            parse_age(max_age), name, mutate_digest, layout, keyless=attestor)
     sys.stdout.write(to_yaml(policy))
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from vouch.bundle.trustroot import TrustedRoot
 from vouch.keyless.identity import IdentityPolicy
+from vouch.trust import PublicKey
 
 
 @dataclass(frozen=True)
@@ -20,3 +21,19 @@ class KeylessTrust:
 
     def describe(self) -> str:
         return f"{self.policy.describe()} (trusted root: {self.root.source})"
+
+
+@dataclass(frozen=True)
+class EitherTrust:
+    """A mixed release, or a rotation from keys to keyless: a signature counts when it verifies with one
+    of the keys (key-signed material) or meets the keyless trust (certificate material)."""
+
+    keys: tuple[PublicKey, ...]
+    keyless: KeylessTrust
+
+
+def pick(trust: list[PublicKey] | KeylessTrust | EitherTrust, certificate: bool) -> list[PublicKey] | KeylessTrust:
+    """The trust that applies to material signed with a certificate (keyless) or with a key."""
+    if isinstance(trust, EitherTrust):
+        return trust.keyless if certificate else list(trust.keys)
+    return trust

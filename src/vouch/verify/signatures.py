@@ -7,11 +7,12 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
+from vouch.bundle.model import parse_bundle
 from vouch.bundle.verify import verify_bundle
 from vouch.errors import VerificationError, VouchError
 from vouch.keyless import legacy
 from vouch.keyless.identity import CertificateIdentity
-from vouch.keyless.trust import KeylessTrust
+from vouch.keyless.trust import EitherTrust, KeylessTrust, pick
 from vouch.keys.cosign import key_id
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import RegistryClient
@@ -70,7 +71,7 @@ class VerifyResult:
         return "no valid signature: " + "; ".join(sorted({c.reason for c in self.checks})) + tail
 
 
-Trust = list[PublicKey] | KeylessTrust
+Trust = list[PublicKey] | KeylessTrust | EitherTrust
 
 
 def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: Trust,
@@ -88,6 +89,7 @@ def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: Trust,
         return SignatureCheck(d.digest, False, "signature annotation is not base64")
     who: CertificateIdentity | None = None
     signer_id: str | None = None
+    keys = pick(keys, legacy.is_keyless(layer.annotations))
     if isinstance(keys, KeylessTrust):
         if not legacy.is_keyless(layer.annotations):
             return SignatureCheck(d.digest, False, "signed with a key, not a Fulcio certificate (verify it with --key)")
@@ -146,6 +148,11 @@ def check_bundle(item: BundleRead, digest: str, keys: Trust, annotations: dict[s
         return SignatureCheck(entry, False, f"payloadType {env.payload_type!r} is not {INTOTO_PAYLOAD_TYPE!r}",
                               where=where)
     who: CertificateIdentity | None = None
+    if isinstance(keys, EitherTrust):
+        try:
+            keys = pick(keys, not parse_bundle(item.raw).key_signed)
+        except VerificationError as exc:
+            return SignatureCheck(entry, False, str(exc), where=where)
     if isinstance(keys, KeylessTrust):
         verdict = verify_bundle(item.raw, artifact=None, artifact_digest=digest, trust=keys, trusted_root=None,
                                 require_tlog=not keys.ignore_tlog)

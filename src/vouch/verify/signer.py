@@ -3,16 +3,16 @@ whose identity meets the policy, with its log entry and time evidence (`vouch.bu
 
 from __future__ import annotations
 
-from vouch.bundle.model import DsseEnvelope, DsseSignature
+from vouch.bundle.model import DsseEnvelope, DsseSignature, parse_bundle
 from vouch.bundle.verify import verify_bundle
 from vouch.errors import VerificationError
 from vouch.keyless import legacy
 from vouch.keyless.identity import CertificateIdentity
-from vouch.keyless.trust import KeylessTrust
+from vouch.keyless.trust import EitherTrust, KeylessTrust, pick
 from vouch.signing.attestation import OpenedEnvelope
 from vouch.trust import PublicKey
 
-Trust = list[PublicKey] | KeylessTrust
+Trust = list[PublicKey] | KeylessTrust | EitherTrust
 KEY_REFUSAL = "DSSE signature does not verify with the given key(s) (unknown signer or edited statement)"
 
 
@@ -20,6 +20,13 @@ def envelope_signer(env: OpenedEnvelope, trust: Trust, annotations: dict[str, st
                     bundle: bytes | None = None) -> tuple[str | None, CertificateIdentity | None, str]:
     """(signer: key id or certificate identity, the identity when keyless, "") or (None, None, reason).
     Keyless material comes from the bundle the envelope was in, or the legacy layer's annotations."""
+    if isinstance(trust, EitherTrust):
+        try:
+            certificate = (not parse_bundle(bundle).key_signed) if bundle is not None \
+                else legacy.is_keyless(annotations or {})
+        except VerificationError as exc:
+            return None, None, str(exc)
+        trust = pick(trust, certificate)
     if not isinstance(trust, KeylessTrust):
         kid = env.verify(trust)
         return (kid, None, "") if kid is not None else (None, None, KEY_REFUSAL)
