@@ -31,7 +31,7 @@ from vouch.store.layout import (
     tag_for,
     target_repository,
 )
-from vouch.trust import PublicKey
+from vouch.trust import KeyTrust, PublicKey
 from vouch.verify.policy import AllOf, PredicateType, SubjectDigest
 
 
@@ -160,10 +160,15 @@ def check_bundle(item: BundleRead, digest: str, keys: Trust, annotations: dict[s
             return SignatureCheck(entry, False, verdict.reason, where=where)
         who = verdict.identity
         kid = who.subject if who is not None else None
-    else:
-        kid = env.verify(keys)
-        if kid is None:
-            return SignatureCheck(entry, False, "signature does not verify with the given key(s)", where=where)
+    else:  # the same bundle engine as keyless and verify-blob: signature, subject, (unchecked) log entries
+        verdict = verify_bundle(item.raw, artifact=None, artifact_digest=digest, trust=KeyTrust.of(keys),
+                                trusted_root=None, require_tlog=False)
+        if not verdict.ok:
+            reason = verdict.reason
+            if "does not verify with" in reason:
+                reason = "signature does not verify with the given key(s)"
+            return SignatureCheck(entry, False, reason, where=where)
+        kid = verdict.key_id
     try:
         stmt = env.statement()
     except VouchError as exc:

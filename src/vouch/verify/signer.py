@@ -10,7 +10,7 @@ from vouch.keyless import legacy
 from vouch.keyless.identity import CertificateIdentity
 from vouch.keyless.trust import EitherTrust, KeylessTrust, pick
 from vouch.signing.attestation import OpenedEnvelope
-from vouch.trust import PublicKey
+from vouch.trust import KeyTrust, PublicKey
 
 Trust = list[PublicKey] | KeylessTrust | EitherTrust
 KEY_REFUSAL = "DSSE signature does not verify with the given key(s) (unknown signer or edited statement)"
@@ -28,6 +28,10 @@ def envelope_signer(env: OpenedEnvelope, trust: Trust, annotations: dict[str, st
             return None, None, str(exc)
         trust = pick(trust, certificate)
     if not isinstance(trust, KeylessTrust):
+        if bundle is not None:  # a bundle goes through the bundle engine, as keyless ones and verify-blob
+            verdict = verify_bundle(bundle, artifact=None, artifact_digest=None, trust=KeyTrust.of(trust),
+                                    trusted_root=None, require_tlog=False)
+            return (verdict.key_id, None, "") if verdict.ok else (None, None, KEY_REFUSAL)
         kid = env.verify(trust)
         return (kid, None, "") if kid is not None else (None, None, KEY_REFUSAL)
     if bundle is None:
