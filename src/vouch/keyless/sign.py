@@ -175,10 +175,15 @@ class KeylessSigner:
 
     @staticmethod
     def _call(what: str, fn: object) -> bytes:
+        from sigstore.sign import ExpiredCertificate
+
         try:
             out = fn()  # type: ignore[operator]
         except VouchError:
             raise
+        except ExpiredCertificate as exc:
+            raise RegistryError("the Fulcio certificate expired during the run (it is valid for 10 minutes): run "
+                                "again with a fresh identity token; what was signed stays, a re-run skips it") from exc
         except Exception as exc:  # a refused or failed log upload, a dead TSA
             raise RegistryError(f"{what} failed: {str(exc)[:300]}") from exc
         assert isinstance(out, bytes)
