@@ -10,6 +10,7 @@ to know our identity before anything is logged) — there is no public accessor;
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 from dataclasses import dataclass
@@ -173,17 +174,14 @@ class KeylessSigner:
         raw: bytes = self._call("signing and logging", lambda: self._signer.sign_dsse(stmt).to_json().encode())
         return raw
 
-    @staticmethod
-    def _call(what: str, fn: object) -> bytes:
-        from sigstore.sign import ExpiredCertificate
-
+    def _call(self, what: str, fn: object) -> bytes:
+        if dt.datetime.now(dt.UTC) >= self.certificate.not_valid_after_utc:
+            raise RegistryError("the Fulcio certificate expired during the run (it is valid for 10 minutes): run "
+                                "again with a fresh identity token; what was signed stays, a re-run skips it")
         try:
             out = fn()  # type: ignore[operator]
         except VouchError:
             raise
-        except ExpiredCertificate as exc:
-            raise RegistryError("the Fulcio certificate expired during the run (it is valid for 10 minutes): run "
-                                "again with a fresh identity token; what was signed stays, a re-run skips it") from exc
         except Exception as exc:  # a refused or failed log upload, a dead TSA
             raise RegistryError(f"{what} failed: {str(exc)[:300]}") from exc
         assert isinstance(out, bytes)
