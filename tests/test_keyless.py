@@ -83,7 +83,12 @@ def test_vouch_signs_keyless_legacy_cosign_verifies(sigstore_stack: SigstoreStac
     # vouch itself, by identity
     ok = vouch("verify", *identity_args(s), image)
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)[0]["critical"]["image"]["docker-manifest-digest"] == image.split("@")[1]
+    [mine] = json.loads(ok.stdout)
+    assert mine["critical"]["image"]["docker-manifest-digest"] == image.split("@")[1]
+    # the fields cosign adds for a keyless signature
+    assert set(mine["optional"]) == set(payload["optional"]) >= {"Bundle", "Issuer", "Subject"}
+    assert mine["optional"]["Bundle"] == payload["optional"]["Bundle"]
+    assert (mine["optional"]["Subject"], mine["optional"]["Issuer"]) == (s.identity(), s.oidc_issuer)
     # idempotent by identity: a re-run with a new token (so a new certificate) writes nothing, logs nothing
     again = vouch("sign", *legacy_sign_args(s, s.token()), image)
     assert again.returncode == 0 and "Already signed (no change)" in again.stderr, again.stderr

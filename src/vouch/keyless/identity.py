@@ -72,6 +72,7 @@ class CertificateIdentity:
     subjects: tuple[str, ...]  # the SAN values: emails, URIs, Fulcio usernames
     issuer: str  # the OIDC issuer ("" when the certificate names none)
     extensions: dict[str, str] = field(default_factory=dict)  # CI extension name (CI_EXTENSIONS) -> value
+    issuer_v1: str = ""  # the legacy raw issuer extension (1.3.6.1.4.1.57264.1.1), which cosign prints too
 
     @property
     def subject(self) -> str:
@@ -96,24 +97,24 @@ def identity_of(cert: x509.Certificate) -> CertificateIdentity:
                 text = _der_utf8(name.value)
                 if text is not None:
                     subjects.append(text)
-    issuer = ""
+    issuer, issuer_v1 = "", ""
     v2 = _extension(cert, OID_ISSUER_V2)
     if v2 is not None:
         issuer = _der_utf8(v2) or ""
-    if not issuer:
-        v1 = _extension(cert, OID_ISSUER_V1)
-        if v1 is not None:
-            try:
-                issuer = v1.decode("utf-8")
-            except UnicodeDecodeError:
-                issuer = ""
+    v1 = _extension(cert, OID_ISSUER_V1)
+    if v1 is not None:
+        try:
+            issuer_v1 = v1.decode("utf-8")
+        except UnicodeDecodeError:
+            issuer_v1 = ""
+    issuer = issuer or issuer_v1
     extensions: dict[str, str] = {}
     for name, oid in CI_EXTENSIONS.items():
         raw = _extension(cert, x509.ObjectIdentifier(oid))
         text = _der_utf8(raw) if raw is not None else None
         if text is not None:
             extensions[name] = text
-    return CertificateIdentity(tuple(subjects), issuer, extensions)
+    return CertificateIdentity(tuple(subjects), issuer, extensions, issuer_v1)
 
 
 def _compile(pattern: str, flag: str) -> re.Pattern[str]:

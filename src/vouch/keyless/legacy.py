@@ -25,6 +25,8 @@ from vouch.bundle.model import (
 )
 from vouch.errors import KeyError_, VerificationError
 from vouch.keyless.sign import ANN_BUNDLE, ANN_CERTIFICATE, ANN_RFC3161
+
+__all__ = ["ANN_BUNDLE", "ANN_CERTIFICATE", "ANN_RFC3161", "attestation_bundle", "is_keyless", "signature_bundle"]
 from vouch.keys.cosign import pem_blocks
 
 LEGACY_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle+json;version=0.1"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +13,7 @@ from vouch.bundle.model import parse_bundle
 from vouch.bundle.verify import verify_bundle
 from vouch.errors import VerificationError, VouchError
 from vouch.keyless import legacy
-from vouch.keyless.identity import CertificateIdentity
+from vouch.keyless.identity import OID_ISSUER_V1, CertificateIdentity
 from vouch.keyless.trust import EitherTrust, KeylessTrust, pick
 from vouch.keys.cosign import key_id
 from vouch.oci import mediatypes as mt
@@ -129,6 +131,18 @@ def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: Trust,
         for k, v in annotations.items():
             if optional.get(k) != v:
                 return SignatureCheck(d.digest, False, f"annotation {k}={v!r} missing (got {optional.get(k)!r})")
+    if who is not None:  # what cosign adds to a keyless signature's printed payload
+        shown = dict(obj)
+        optional = dict(shown.get("optional") or {})
+        bundle_json = layer.annotations.get(legacy.ANN_BUNDLE)
+        if bundle_json:
+            with contextlib.suppress(ValueError):
+                optional["Bundle"] = json.loads(bundle_json)
+        if who.issuer_v1:
+            optional[str(OID_ISSUER_V1.dotted_string)] = who.issuer_v1
+        optional.update({"Issuer": who.issuer, "Subject": who.subject})
+        shown["optional"] = optional
+        obj = shown
     return SignatureCheck(d.digest, True, "", signer_id, obj, identity=who)
 
 
