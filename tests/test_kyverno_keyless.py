@@ -19,8 +19,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.support.images import small_image
+from tests.support.keys import write_keypair
 from tests.support.registry import RegistryServer
 from tests.test_kyverno_policy import crd_schema
 from tests.test_sigstore_stack import require_peer
@@ -30,7 +33,7 @@ from vouch.errors import InputError
 from vouch.oci.build import push_image
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
-from vouch.testbed.sigstore import SigstoreStack
+from vouch.testbed.sigstore import SigstoreStack, make_fulcio_ca, spki_pem
 
 pytestmark = pytest.mark.interop
 
@@ -95,24 +98,17 @@ def stale_bom(tmp_path: Path) -> Path:
 
 def test_keyless_rendering_without_peers(tmp_path: Path) -> None:
     """The attestor's fields, from PEMs; the rules it refuses; the key-based rendering untouched."""
-    from tests.support.keys import write_keypair
-    from vouch.testbed.sigstore import make_fulcio_ca, spki_pem
-
     ca = make_fulcio_ca(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     roots = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (ca.intermediate, ca.root))
     rekor, ct = spki_pem(ec.generate_private_key(ec.SECP256R1()).public_key()), spki_pem(
         ec.generate_private_key(ec.SECP256R1()).public_key())
     att = keyless_attestor(subject_regexp="^https://ci\\.example/", issuer="https://issuer.example",
                            fulcio_roots_pem=roots, rekor_public_key_pem=rekor, ct_log_public_key_pem=ct,
                            rekor_url="https://rekor.example")
-    for layout in ("legacy",):
-        for mode in ("audit", "enforce"):
-            policy = cluster_policy(None, ["r.example/app/*"], mode, layout=layout, keyless=att)
-            jsonschema.Draft7Validator(crd_schema()).validate(policy)
-            assert admission_rule_problems(policy) == []
+    for mode in ("audit", "enforce"):
+        policy = cluster_policy(None, ["r.example/app/*"], mode, keyless=att)
+        jsonschema.Draft7Validator(crd_schema()).validate(policy)
+        assert admission_rule_problems(policy) == []
     vi = policy["spec"]["rules"][0]["verifyImages"][0]
     entry = vi["attestors"][0]["entries"][0]["keyless"]
     assert entry["subjectRegExp"] == "^https://ci\\.example/" and "subject" not in entry
