@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import re
+import socket
 import ssl
 import threading
 import time
@@ -386,6 +387,12 @@ class RegistryClient:
                     raise RegistryError(
                         f"{host}: TLS certificate not trusted ({exc}); pass --ca-file with the registry's CA, "
                         f"or --insecure-registry {host} only if it is a test registry") from exc
+                dns = _dns_failure(exc)
+                if dns is not None:
+                    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+                    raise UnresolvedHostError(
+                        f"{what or method + ' ' + url}: the registry name {name} does not resolve "
+                        f"({dns.strerror or dns}); check the name, and this machine's DNS and network") from exc
                 attempt += 1
                 if attempt >= attempts:
                     raise RegistryError(
@@ -767,6 +774,26 @@ def _retry_after(resp: httpx.Response) -> float | None:
     except ValueError:
         return None
     return value if value >= 0 else None
+
+
+class UnresolvedHostError(RegistryError):
+    """The registry's name does not resolve (DNS): not a transient fault, so never retried."""
+
+    @property
+    def transient(self) -> bool:
+        return False
+
+
+def _dns_failure(exc: BaseException) -> socket.gaierror | None:
+    """The name-resolution error under a connect error (httpx → httpcore → socket.gaierror), if that is it."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, socket.gaierror):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _is_cert_error(exc: Exception) -> bool:

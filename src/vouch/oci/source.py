@@ -90,7 +90,7 @@ def _pick_from_index(index: dict[str, Any], tag: str | None, what: str) -> Descr
         for m in manifests:
             if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag:
                 return Descriptor.from_json(m)
-        raise NotFoundError(f"{what}: no image tagged {tag!r} in index.json")
+        raise InputError(f"{what}: no image tagged {tag!r} in index.json")
     if len(manifests) != 1:
         raise InputError(f"{what}: index.json lists {len(manifests)} images; name one with :TAG")
     return Descriptor.from_json(manifests[0])
@@ -206,7 +206,7 @@ class DockerArchiveSource:
         if ref:
             matches = [e for e in entries if ref in (e.get("RepoTags") or [])]
             if not matches:
-                raise NotFoundError(f"{path}: no image tagged {ref!r}")
+                raise InputError(f"{path}: no image tagged {ref!r}")
             entry = matches[0]
         elif len(entries) > 1:
             raise InputError(f"{path} holds {len(entries)} images; name one with :REPO:TAG")
