@@ -19,15 +19,17 @@ from typing import Any
 from vouch import __version__
 from vouch.errors import EXIT_VERIFY, InputError, VerificationError, VouchError
 from vouch.keyless.sign import STATEMENT_V1, KeylessSigner
+from vouch.layouts import layouts as by_name
+from vouch.layouts import signed_statement
 from vouch.oci import mediatypes as mt
-from vouch.oci.client import RegistryClient
+from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.reference import Reference
 from vouch.oci.source import RegistrySource, select_platform
 from vouch.release.multiarch import merge_platform_boms, platform_children, platform_of
 from vouch.release.plan import ReleaseImage
 from vouch.sbom.generate import generate_sbom
-from vouch.signing.attestation import PREDICATE_TYPES, envelope, open_envelope, statement
-from vouch.signing.sign import AnySigner, sign_digest, sign_digest_bundle
+from vouch.signing.attestation import PREDICATE_TYPES, open_envelope, statement
+from vouch.signing.sign import AnySigner
 from vouch.store.attest import attach_bundle, attach_one_current, read_attestations
 from vouch.store.bundles import bundle_envelope, list_bundles, read_bundles
 from vouch.store.layout import StoredLayer, TagReading, target_repository
@@ -165,10 +167,9 @@ def _release_digest(client: RegistryClient, signer: AnySigner, ref: Reference, d
     try:
         pinned = ref.with_digest(digest)
         wrote: list[str] = []  # the layouts written to
-        subject = client.resolve(pinned) if "bundle" in layouts else None
-        signed = [sign_digest(client, signer, pinned, digest, None) if layout == "legacy"
-                  else sign_digest_bundle(client, signer, pinned, subject, None)  # type: ignore[arg-type]
-                  for layout in layouts]
+        # the bundle layout names the subject's descriptor; the legacy one needs only the digest (no request)
+        subject = client.resolve(pinned) if "bundle" in layouts else Descriptor(mt.OCI_MANIFEST, digest, 0)
+        signed = [layout.sign(client, signer, pinned, subject, None) for layout in by_name(layouts)]
         report.signature = "signed" if any(x.signed for x in signed) else "already-signed"
         wrote += [layout for layout, x in zip(layouts, signed, strict=True) if x.signed]
         lap("sign")
@@ -186,25 +187,17 @@ def _release_digest(client: RegistryClient, signer: AnySigner, ref: Reference, d
             bom, report.ecosystems = make_bom()
             report.packages = sum(report.ecosystems.values())
             lap("sbom")
-            signed_bundle: bytes | None = None
-            legacy_annotations: dict[str, str] | None = None
-            if isinstance(signer, KeylessSigner):  # one log entry serves both layouts
-                stmt = statement(CDX, ref.docker_reference, digest, bom, STATEMENT_V1)
-                signed_bundle = signer.sign_statement_bundle(stmt)
-                env = signer.legacy_envelope(signed_bundle)
-                if "legacy" in stale:
-                    legacy_annotations = signer.legacy(signed_bundle).annotations
-            else:
-                stmt = statement(CDX, ref.docker_reference, digest, bom)
-                env = envelope(signer, stmt)
+            stmt = statement(CDX, ref.docker_reference, digest, bom, STATEMENT_V1) \
+                if isinstance(signer, KeylessSigner) else statement(CDX, ref.docker_reference, digest, bom)
+            signed_stmt = signed_statement(signer, stmt, CDX)  # keyless: one log entry for both layouts
             report.sbom = "current"
             for layout in stale:
-                if layout == "legacy":
-                    att = attach_one_current(client, pinned, digest, env, CDX, key, keep, legacy_annotations)
+                if layout == "legacy":  # converges when releases race: one newest current statement stays
+                    att = attach_one_current(client, pinned, digest, signed_stmt.envelope(), CDX, key, keep,
+                                             signed_stmt.legacy_annotations())
                 else:  # our older CycloneDX bundles go; other keys' (a rotation's previous key) stay
-                    att = attach_bundle(client, pinned, subject, env, stmt, CDX,  # type: ignore[arg-type]
-                                        signer.trust if isinstance(signer, KeylessSigner) else signer.public_key,
-                                        replace=True, bundle=signed_bundle)
+                    att = attach_bundle(client, pinned, subject, b"", stmt, CDX, signed_stmt.signer, replace=True,
+                                        bundle=signed_stmt.bundle)
                 if att.attached:
                     report.sbom = "attested"
                     wrote.append(layout)

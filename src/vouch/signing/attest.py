@@ -12,9 +12,8 @@ from vouch.errors import InputError
 from vouch.keyless.sign import STATEMENT_V1, KeylessSigner
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
-from vouch.signing.attestation import PREDICATE_TYPES, envelope, statement
+from vouch.signing.attestation import PREDICATE_TYPES, statement
 from vouch.signing.signer import KeySigner
-from vouch.store.attest import attach, attach_bundle
 from vouch.verify.bomfacts import age_problem, bom_subject_problem, bom_time
 
 
@@ -56,33 +55,16 @@ def attest_image(client: RegistryClient, signer: KeySigner | KeylessSigner, ref:
     subject = client.resolve(ref)
     digest = subject.digest
     check_signable(predicate, type_uri, digest, allow_other_subject)
+    from vouch.layouts import layouts as by_name
+    from vouch.layouts import signed_statement
+
+    keyless = isinstance(signer, KeylessSigner)
+    stmt = statement(type_uri, ref.docker_reference, digest, predicate, STATEMENT_V1) if keyless \
+        else statement(type_uri, ref.docker_reference, digest, predicate)
+    signed = signed_statement(signer, stmt, type_uri)  # signs when the first layout needs it, once
     out: list[AttestResult] = []
-    if isinstance(signer, KeylessSigner):
-        stmt = statement(type_uri, ref.docker_reference, digest, predicate, STATEMENT_V1)
-        signed: list[bytes] = []
-
-        def bundle() -> bytes:  # one signature (one log entry) for every layout that needs it
-            if not signed:
-                signed.append(signer.sign_statement_bundle(stmt))
-            return signed[0]
-
-        def legacy_layer() -> tuple[bytes, dict[str, str]]:
-            b = bundle()
-            return signer.legacy_envelope(b), signer.legacy(b).annotations
-
-        for layout in layouts:
-            if layout == "bundle":
-                r = attach_bundle(client, ref, subject, b"", stmt, type_uri, signer.trust, replace, bundle=bundle)
-            else:
-                r = attach(client, ref, digest, legacy_layer, stmt, type_uri, signer.trust, replace)
-            out.append(AttestResult(f"{ref.name}@{digest}", digest, type_uri, layout, r.attached, r.replaced, r.tag))
-        return out
-    stmt = statement(type_uri, ref.docker_reference, digest, predicate)
-    env = envelope(signer, stmt)
-    for layout in layouts:
-        if layout == "bundle":
-            r = attach_bundle(client, ref, subject, env, stmt, type_uri, signer.public_key, replace)
-        else:
-            r = attach(client, ref, digest, env, stmt, type_uri, signer.public_key, replace)
-        out.append(AttestResult(f"{ref.name}@{digest}", digest, type_uri, layout, r.attached, r.replaced, r.tag))
+    for layout in by_name(layouts):
+        r = layout.attach(client, ref, subject, signed, replace)
+        out.append(AttestResult(f"{ref.name}@{digest}", digest, type_uri, layout.name, r.attached, r.replaced,
+                                r.where))
     return out

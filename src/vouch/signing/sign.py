@@ -189,10 +189,6 @@ def sign_image(client: RegistryClient, signer: AnySigner, image: Reference,
     if recursive and mt.is_index(desc.media_type):
         index = client.get_manifest(image.with_digest(desc.digest))
         targets += [Descriptor(c.media_type, c.digest, c.size) for c in index.children()]
-    out = []
-    for d in targets:
-        if "legacy" in layouts:
-            out.append(sign_digest(client, signer, image, d.digest, annotations))
-        if "bundle" in layouts:
-            out.append(sign_digest_bundle(client, signer, image, d, annotations))
-    return out
+    from vouch.layouts import layouts as by_name  # (the layouts sign with this module's functions)
+
+    return [layout.sign(client, signer, image, d, annotations) for d in targets for layout in by_name(layouts)]

@@ -11,9 +11,9 @@ from vouch.oci import mediatypes as mt
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
 from vouch.signing.attestation import INTOTO_PAYLOAD_TYPE, open_envelope
-from vouch.store.attest import ANN_PREDICATE_TYPE, read_attestations
-from vouch.store.bundles import SIGN_PREDICATE_TYPE, BundleRead, bundle_envelope, list_bundles, read_bundles
-from vouch.store.layout import ATT_SUFFIX, PayloadRead, TagReading, read_payloads, target_repository
+from vouch.store.attest import ANN_PREDICATE_TYPE
+from vouch.store.bundles import BundleRead, bundle_envelope
+from vouch.store.layout import PayloadRead, TagReading
 from vouch.verify.policy import Policy, attestation_policy, bom_age
 from vouch.verify.signer import Trust, envelope_signer
 
@@ -106,7 +106,7 @@ def check_envelope(raw: bytes, keys: Trust, policy: Policy, predicate_type: str 
     return check
 
 
-def _check_layer(item: PayloadRead, keys: Trust, policy: Policy, predicate_type: str | None,
+def check_layer_attestation(item: PayloadRead, keys: Trust, policy: Policy, predicate_type: str | None,
                  now: dt.datetime) -> AttestationCheck:
     """One legacy attestation layer: a DSSE envelope layer whose payload could be read."""
     layer = item.layer
@@ -123,7 +123,7 @@ def _check_layer(item: PayloadRead, keys: Trust, policy: Policy, predicate_type:
     return check
 
 
-def _check_bundle(item: BundleRead, keys: Trust, policy: Policy, predicate_type: str | None,
+def check_bundle_attestation(item: BundleRead, keys: Trust, policy: Policy, predicate_type: str | None,
                   now: dt.datetime, where: str) -> AttestationCheck:
     """One sigstore bundle referrer holding a DSSE envelope (cosign 3's attestations)."""
     entry = f"bundle {item.manifest.digest}"
@@ -149,21 +149,10 @@ def verify_attestations(client: RegistryClient, image: Reference, keys: Trust,
     digest = desc.digest
     result = AttestationResult(f"{image.name}@{digest}", digest, predicate_type)
     policy = attestation_policy(digest, predicate_type, max_age, now)
+    from vouch.layouts import layouts as by_name
+
     reading = TagReading()
-    if "legacy" in layouts:
-        repo, layers = read_attestations(client, image, digest)
-        for item in read_payloads(client, repo, layers, ATT_SUFFIX, reading):
-            result.checks.append(_check_layer(item, keys, policy, predicate_type, now))
-            del item  # one envelope in memory at a time
-    if "bundle" in layouts:
-        repo = target_repository(image)
-        listing = list_bundles(client, repo, digest)
-        for bundle in read_bundles(client, repo, listing, reading):
-            if bundle.predicate_type == SIGN_PREDICATE_TYPE:
-                continue
-            check = _check_bundle(bundle, keys, policy, predicate_type, now, listing.where)
-            if check.predicate_type != SIGN_PREDICATE_TYPE:
-                result.checks.append(check)
-            del bundle
+    for layout in by_name(layouts):
+        result.checks += layout.attestations(client, image, digest, keys, policy, predicate_type, now, reading)
     result.skipped = reading.note()
     return result

@@ -22,7 +22,7 @@ from vouch.oci.reference import Reference
 from vouch.signing.attestation import INTOTO_PAYLOAD_TYPE, open_envelope
 from vouch.signing.payload import SIGNATURE_TYPE, go_json, parse_payload
 from vouch.signing.signer import verify_with_any
-from vouch.store.bundles import SIGN_PREDICATE_TYPE, BundleRead, bundle_envelope, list_bundles, read_bundles
+from vouch.store.bundles import SIGN_PREDICATE_TYPE, BundleRead, bundle_envelope
 from vouch.store.layout import (
     ANN_SIGNATURE,
     SIG_SUFFIX,
@@ -31,7 +31,6 @@ from vouch.store.layout import (
     read_payloads,
     read_tag,
     tag_for,
-    target_repository,
 )
 from vouch.trust import KeyTrust, PublicKey
 from vouch.verify.policy import AllOf, PredicateType, SubjectDigest
@@ -213,28 +212,21 @@ def verify_image(client: RegistryClient, image: Reference, keys: Trust,
     desc = client.resolve(image)
     digest = desc.digest
     result = VerifyResult(f"{image.name}@{digest}", digest)
-    repo = target_repository(image)
+    from vouch.layouts import layouts as by_name  # (the layouts use this module's checks)
+
     problems: list[str] = []
     reading = TagReading()
-    if "legacy" in layouts:
-        problems += _legacy_checks(client, repo, image, digest, keys, annotations, check_reference, result, reading)
-    if "bundle" in layouts:
-        listing = list_bundles(client, repo, digest)
-        for item in read_bundles(client, repo, listing, reading):
-            if item.predicate_type not in (None, SIGN_PREDICATE_TYPE):
-                continue  # an attestation: not a signature (its statement is judged by verify-attestation)
-            check = check_bundle(item, digest, keys, annotations, f"{image.name}@{digest}", listing.where)
-            if check.ok or not check.reason.startswith("statement is of type"):
-                result.checks.append(check)
+    for layout in by_name(layouts):
+        problems += layout.signatures(client, image, digest, keys, annotations, check_reference, reading, result)
     if not result.checks and problems:
         result.problem = problems[0]
     result.skipped = reading.note()
     return result
 
 
-def _legacy_checks(client: RegistryClient, repo: Reference, image: Reference, digest: str, keys: Trust,
-                   annotations: dict[str, str] | None, check_reference: bool, result: VerifyResult,
-                   reading: TagReading) -> list[str]:
+def legacy_checks(client: RegistryClient, repo: Reference, image: Reference, digest: str, keys: Trust,
+                  annotations: dict[str, str] | None, check_reference: bool, result: VerifyResult,
+                  reading: TagReading) -> list[str]:
     tag = tag_for(digest, SIG_SUFFIX)
     state = read_tag(client, repo, tag)
     if state.manifest is None:
