@@ -619,6 +619,7 @@ def verify_attestation(
 download_app = VouchTyper(help="Download attestations or the attached SBOM.", no_args_is_help=True)
 app.add_typer(download_app, name="download")
 from vouch.cli.blob import register; register(app)  # noqa: E402, E702, I001 (verify-blob, verify-bundle)
+from vouch.cli.query import register as register_query; register_query(app)  # noqa: E402, E702, I001 (query, diff)
 from vouch.cli.tree import register as register_tree; register_tree(app)  # noqa: E402, E702, I001 (tree, download signature)
 
 
