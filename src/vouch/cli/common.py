@@ -55,6 +55,12 @@ class State:
     ca_file: str | None = None
     _client: RegistryClient | None = None
 
+    def __post_init__(self) -> None:
+        # The environment the library honours, read here at the edge, once per command.
+        from vouch.store.layout import set_signature_repository
+
+        set_signature_repository(os.environ.get("COSIGN_REPOSITORY"))
+
     def client(self) -> RegistryClient:
         if self._client is None:
             self._client = RegistryClient(RegistryOptions(insecure=frozenset(self.insecure), ca_file=self.ca_file))

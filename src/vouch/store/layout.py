@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -39,12 +38,24 @@ def tag_for(digest: str, suffix: str) -> str:
     return f"{algo}-{hexd}.{suffix}"
 
 
+_signature_repository: Reference | None = None
+
+
+def set_signature_repository(value: str | None) -> None:
+    """Keep signatures and attestations in this repository instead of each image's own (cosign's
+    COSIGN_REPOSITORY, which the CLI reads once when it starts; the library reads no environment)."""
+    global _signature_repository
+    if value:
+        repo = parse_reference(value)
+        _signature_repository = Reference(repo.registry, repo.repository)
+    else:
+        _signature_repository = None
+
+
 def target_repository(image: Reference) -> Reference:
-    """Where signatures of image live: its own repository, or COSIGN_REPOSITORY."""
-    override = os.environ.get("COSIGN_REPOSITORY")
-    if override:
-        repo = parse_reference(override)
-        return Reference(repo.registry, repo.repository)
+    """Where signatures of image live: its own repository, or the one set_signature_repository names."""
+    if _signature_repository is not None:
+        return _signature_repository
     return Reference(image.registry, image.repository)
 
 
