@@ -50,7 +50,7 @@ def test_diff_boms() -> None:
     assert changes["pkg:pypi/requests"].kind == "license"
     lp = changes["pkg:npm/left-pad"]
     assert lp.kind == "upgraded" and lp.old_licenses == ["WTFPL"] and lp.new_licenses == ["MIT"]  # 1.10 > 1.3
-    assert "↑ pkg:npm/left-pad 1.3.0 -> 1.10.0  licence WTFPL -> MIT" == lp.text()
+    assert lp.text() == "↑ pkg:npm/left-pad 1.3.0 -> 1.10.0  licence WTFPL -> MIT"
     assert not any(k.startswith("pkg:oci") for k in changes)
     s = summary(list(changes.values()))
     assert (s["added"], s["removed"], s["upgraded"], s["downgraded"], s["license"], s["licenseChanges"]) == \
