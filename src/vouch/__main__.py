@@ -1,3 +1,3 @@
-from vouch.cli.main import run
+from vouch.cli.entry import run
 
 run()
