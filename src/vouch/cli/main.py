@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -948,43 +945,6 @@ def keys_init(
         err(f"Public key written to {public_key_out}")
 
 
-def _secret_from_manifest(path: str) -> tuple[dict[str, bytes], str, str]:
-    """The data, namespace and name of a Secret manifest (YAML, as `keys init` prints it)."""
-
-    from vouch.yamlsafe import load_yaml, read_limited
-
-    try:
-        raw = read_limited(Path(path))
-    except OSError as exc:
-        raise InputError(f"cannot read Secret manifest {path}: {exc.strerror or exc}") from exc
-    doc = load_yaml(raw, f"Secret manifest {path}")
-    meta = doc.get("metadata") if isinstance(doc, dict) else None
-    data = doc.get("data") if isinstance(doc, dict) else None
-    if not (isinstance(doc, dict) and doc.get("kind") == "Secret" and isinstance(meta, dict)
-            and isinstance(meta.get("name"), str) and isinstance(data, dict)):
-        raise InputError(f"{path} is not a Secret manifest with metadata.name and data")
-    try:
-        decoded = {str(k): base64.b64decode(str(v), validate=True) for k, v in data.items()}
-    except (binascii.Error, ValueError) as exc:
-        raise InputError(f"Secret manifest {path}: a data value is not base64") from exc
-    return decoded, str(meta.get("namespace") or "default"), meta["name"]
-
-
-def _rotate_in_cluster(kube: Any, namespace: str, secret: str, new_secret: dict[str, Any],
-                       backup: dict[str, Any]) -> None:
-    """The previous key is made safe in NAME-previous before the live Secret is replaced."""
-    with contextlib.suppress(NotFoundError):
-        kube.delete_secret(namespace, f"{secret}-previous")  # only the last previous key is kept
-    kube.create_secret(backup)
-    kube.delete_secret(namespace, secret)
-    try:
-        kube.create_secret(new_secret)
-    except VouchError as exc:
-        raise type(exc)(f"{exc}; the previous key is safe in {namespace}/{secret}-previous: run the rotation "
-                        "again") from exc
-    err(f"Rotated {namespace}/{secret}; the previous key is kept in {namespace}/{secret}-previous")
-
-
 @keys_app.command("rotate")
 def keys_rotate(
     ctx: typer.Context,
@@ -1007,39 +967,32 @@ def keys_rotate(
     cosign.pub is the new key alone (what stock cosign reads), and cosign.previous.pub the previous one,
     which vouch's k8s:// keys, and the policy when given both keys, accept during the overlap."""
     import os
-    import secrets as pysecrets
 
-    from vouch.keys.cosign import load_public_keys
-    from vouch.keys.k8s import KubeClient, secret_manifest
+    from vouch.keys.k8s import KubeClient
+    from vouch.keys.rotate import apply_in_cluster, plan_rotation, secret_from_manifest
     from vouch.release.plan import load_manifest
     from vouch.release.run import exit_code, run_release
 
     st = state(ctx)
     kube = None if from_manifest else KubeClient.from_kubeconfig()
     if from_manifest:
-        old, namespace, secret = _secret_from_manifest(from_manifest)
+        old, namespace, secret = secret_from_manifest(from_manifest)
     else:
         assert kube is not None
         old = kube.get_secret(namespace, secret)
-    if "cosign.pub" not in old:
-        raise InputError(f"secret {namespace}/{secret} has no cosign.pub; nothing to rotate")
-    previous = load_public_keys(old["cosign.pub"], f"secret {namespace}/{secret}")[0]  # the current key
     env = os.environ.get("COSIGN_PASSWORD")
-    password = env.encode() if env is not None else pysecrets.token_urlsafe(32).encode()
-    key = generate_private_key()
-    backup = secret_manifest(namespace, f"{secret}-previous", old.get("cosign.key", b""), old["cosign.pub"],
-                             old.get("cosign.password", b""))
-    new_secret = secret_manifest(namespace, secret, encrypt_private_key(key, password), public_key_pem(key),
-                                 password, previous_public_pem=public_key_pem(previous))
+    rotation = plan_rotation(old, namespace, secret, env.encode() if env is not None else None)
+    key, previous = rotation.key, rotation.previous
     if kube is None:
         import yaml
 
         err(PRIVATE_SECRET_WARNING)
-        sys.stdout.write(yaml.safe_dump_all([new_secret, backup], sort_keys=False))
+        sys.stdout.write(yaml.safe_dump_all([rotation.new_secret, rotation.backup], sort_keys=False))
         err(f"Rotated {from_manifest}: apply both manifests ({namespace}/{secret} replaced, the previous key as "
             f"{namespace}/{secret}-previous)")
     else:
-        _rotate_in_cluster(kube, namespace, secret, new_secret, backup)
+        apply_in_cluster(kube, namespace, secret, rotation)
+        err(f"Rotated {namespace}/{secret}; the previous key is kept in {namespace}/{secret}-previous")
     if public_key_out:
         write_new_file(Path(public_key_out), public_key_pem(key), 0o644, force=True)
         err(f"New public key written to {public_key_out}")
