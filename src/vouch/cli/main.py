@@ -645,18 +645,6 @@ def download_attestation(
         raise NotFoundError(f"no attestation{' of type ' + want if want else ''} on {ref.name}@{digest}")
 
 
-def _attested_bom(st: State, ref: Reference) -> tuple[str, Any]:
-    """The image's digest and the predicate of its newest CycloneDX attestation (None when it has none)."""
-    from vouch.signing.attestation import PREDICATE_TYPES, open_envelope
-    from vouch.store.attest import attestation_envelopes
-
-    digest = st.client().resolve(ref).digest
-    for ptype, raw in attestation_envelopes(st.client(), ref, digest):
-        if ptype == PREDICATE_TYPES["cyclonedx"]:
-            return digest, open_envelope(raw).statement().get("predicate")
-    return digest, None
-
-
 @download_app.command("sbom")
 def download_sbom(
     ctx: typer.Context,
@@ -686,7 +674,9 @@ def download_sbom(
         return
     if max_age:
         raise InputError("--max-age needs --key: an unverified SBOM's age is not evidence")
-    digest, predicate = _attested_bom(st, ref)
+    from vouch.store.attest import attested_bom
+
+    digest, predicate = attested_bom(st.client(), ref)
     if predicate is None:
         raise NotFoundError(f"no CycloneDX attestation on {ref.name}@{digest}")
     sys.stdout.write(json.dumps(predicate, indent=2) + "\n")
@@ -717,9 +707,10 @@ def dtrack_upload(
         bom = read_key_file(source)  # bounded read (limits.MAX_INPUT_FILE_BYTES)
     else:
         from vouch.sbom.generate import generate_sbom
+        from vouch.store.attest import attested_bom
 
         ref = ref_arg(source)
-        digest, predicate = _attested_bom(st, ref)
+        digest, predicate = attested_bom(st.client(), ref)
         if predicate is not None:
             bom = json.dumps(predicate).encode()
             err(f"Uploading the CycloneDX SBOM attested on {ref.name}@{digest} (its signature is not checked "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from vouch.errors import InputError, VouchError
 from vouch.keyless.trust import KeylessTrust
@@ -250,3 +251,15 @@ def attestation_envelopes(client: RegistryClient, image: Reference, digest: str)
             continue
         if stmt_type != SIGN_PREDICATE_TYPE:
             yield (str(stmt_type) if stmt_type is not None else None), raw
+
+
+def attested_bom(client: RegistryClient, image: Reference) -> tuple[str, Any]:
+    """The image's digest and the predicate of its newest CycloneDX attestation in either layout (None when
+    it has none), unverified: what `download sbom` prints without --key, as `cosign download` does."""
+    from vouch.signing.attestation import PREDICATE_TYPES
+
+    digest = client.resolve(image).digest
+    for ptype, raw in attestation_envelopes(client, image, digest):
+        if ptype == PREDICATE_TYPES["cyclonedx"]:
+            return digest, open_envelope(raw).statement().get("predicate")
+    return digest, None
