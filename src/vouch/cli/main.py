@@ -148,14 +148,37 @@ def manifest(ctx: typer.Context, image: ImageArg, platform: PlatformOpt = None) 
 def copy(ctx: typer.Context,
          src: Annotated[str, typer.Argument(help="Source: REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], "
                                                  "docker-archive:FILE.")],
-         dst: Annotated[str, typer.Argument(help="Destination registry reference.")]) -> None:
-    """Copy an image or a whole multi-arch index to a registry, digests preserved."""
+         dst: Annotated[str, typer.Argument(help="Destination registry reference.")],
+         only: Annotated[str | None, typer.Option(
+             help="Copy only these attachments with the image, comma separated: sig, att, sbom, bundle (cosign's "
+                  "--only; default: all). 'none': the image alone.")] = None) -> None:
+    """Copy an image or a whole multi-arch index to a registry, digests preserved, with its signatures,
+    attestations, SBOMs and sigstore bundles (registry sources; as `cosign copy`). What the destination
+    already holds is kept: its tags are merged, never replaced."""
+    from vouch.store.copy import ALL, copy_attachments
+
     st = state(ctx)
+    kinds = tuple(k.strip() for k in only.split(",") if k.strip()) if only is not None else ALL
+    if kinds == ("none",):
+        kinds = ()
+    bad = [k for k in kinds if k not in ALL]
+    if bad:
+        raise InputError(f"--only {bad[0][:40]!r}: write a comma-separated list of sig, att, sbom, bundle (or none)")
     source = open_source(src, st.client())
     dest = ref_arg(dst)
     progress = (lambda m: err(f"  {m}")) if st.verbose else None
     d = copy_image(source, st.client(), dest, progress)
-    emit(st, {"source": source.name, "destination": str(dest), "digest": d}, f"{dest.name}@{d}")
+    doc: dict[str, object] = {"source": source.name, "destination": str(dest), "digest": d}
+    if kinds and isinstance(source, RegistrySource):
+        top = source.manifest(d)
+        digests = [d, *(c.digest for c in top.children())] if top.is_index else [d]
+        copied = copy_attachments(st.client(), source.ref, dest, digests, kinds, progress)
+        doc["attachments"] = copied.to_json()
+        err(f"Copied {sum(copied.added.values())} signature(s), attestation(s) and bundle(s); "
+            f"{sum(copied.present.values())} were already there")
+    elif kinds and only is not None:
+        err(f"  ({source.name} is not a registry: only the image was copied, no attachments)")
+    emit(st, doc, f"{dest.name}@{d}")
 
 
 # ---- keys -------------------------------------------------------------------------------------

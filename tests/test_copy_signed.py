@@ -1,0 +1,94 @@
+"""`vouch copy` carries what is attached to an image — signatures, attestations (both layouts) — to another
+registry, where stock cosign 2 and 3 verify them; what the destination already held stays; a re-run adds
+nothing. Real docker-registry instances on two hosts (blobs streamed between them), real cosign."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.images import small_image, two_platform_index
+from tests.support.keys import write_keypair
+from tests.support.peers import peer, run_peer
+from tests.support.registry import RegistryServer
+from vouch.oci.build import push_image
+from vouch.oci.client import RegistryClient
+from vouch.oci.reference import Reference
+from vouch.store.layout import ATT_SUFFIX, SIG_SUFFIX, read_tag, tag_for
+
+pytestmark = pytest.mark.interop
+EMPTY_ROOT = '{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}'
+
+
+def vouch(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COSIGN_PASSWORD": "pw"}
+    return subprocess.run([sys.executable, "-m", "vouch", *args], capture_output=True, text=True, env=env,
+                          timeout=300, stdin=subprocess.DEVNULL)
+
+
+def ok(r: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert r.returncode == 0, f"exit {r.returncode}\nstdout: {r.stdout[-2000:]}\nstderr: {r.stderr[-2000:]}"
+    return r
+
+
+def layers(client: RegistryClient, image: str, suffix: str) -> int:
+    ref = Reference.parse(image)
+    assert ref.digest
+    return len(read_tag(client, Reference(ref.registry, ref.repository), tag_for(ref.digest, suffix)).layers)
+
+
+def test_copy_carries_signatures_and_attestations(registry: RegistryServer, registry2: RegistryServer,
+                                                  client: RegistryClient, repo_name: str, tmp_path: Path) -> None:
+    priv, pub, _ = write_keypair(tmp_path, "k")
+    other_priv, other_pub, _ = write_keypair(tmp_path, "other")
+    image = small_image("copy-src")
+    digest = push_image(client, Reference(registry.host, repo_name, "v1"), image)
+    src = f"{registry.host}/{repo_name}@{digest}"
+    ok(vouch("release", "--key", str(priv), "--layout", "both", src))  # signature + SBOM, both layouts
+    dst = f"{registry2.host}/{repo_name}-copy@{digest}"
+    # the destination already holds another signer's signature on that digest: it must stay
+    assert push_image(client, Reference(registry2.host, f"{repo_name}-copy", "v1"), image) == digest
+    ok(vouch("sign", "--key", str(other_priv), dst))
+    r = ok(vouch("copy", "-o", "json", src, f"{registry2.host}/{repo_name}-copy:v1"))
+    doc = json.loads(r.stdout)
+    assert doc["digest"] == digest
+    assert doc["attachments"]["added"] == {"sig": 1, "att": 1, "sbom": 0, "bundle": 2}
+    assert layers(client, dst, SIG_SUFFIX) == 2 and layers(client, dst, ATT_SUFFIX) == 1
+    home = tmp_path / "home"
+    root = tmp_path / "root.json"
+    root.write_text(EMPTY_ROOT)
+    cosign2, cosign3 = peer("cosign2"), peer("cosign3")
+    # stock cosign at the destination: the legacy signature and attestation, then the bundles
+    run_peer(cosign3, "verify", "--key", str(pub), "--new-bundle-format=false", "--insecure-ignore-tlog=true",
+             "--allow-insecure-registry", dst, home=home)
+    run_peer(cosign3, "verify-attestation", "--key", str(pub), "--new-bundle-format=false", "--type", "cyclonedx",
+             "--insecure-ignore-tlog=true", "--allow-insecure-registry", dst, home=home)
+    run_peer(cosign3, "verify", "--key", str(pub), "--insecure-ignore-tlog=true", "--allow-insecure-registry",
+             dst, home=home)
+    run_peer(cosign2, "verify-attestation", "--key", str(pub), "--type", "cyclonedx", "--insecure-ignore-tlog=true",
+             "--trusted-root", str(root), "--allow-insecure-registry", dst, home=home)
+    ok(vouch("verify", "--key", str(other_pub), dst))  # the signature that was there is still there
+    ok(vouch("verify-release", "--key", str(pub), dst))  # signature and fresh SBOM, read from the copy
+    again = json.loads(ok(vouch("copy", "-o", "json", src, f"{registry2.host}/{repo_name}-copy:v1")).stdout)
+    assert sum(again["attachments"]["added"].values()) == 0
+    assert again["attachments"]["alreadyPresent"] == {"sig": 1, "att": 1, "sbom": 0, "bundle": 2}
+    assert layers(client, dst, SIG_SUFFIX) == 2
+
+
+def test_copy_index_with_platform_signatures_and_only(registry: RegistryServer, registry2: RegistryServer,
+                                                      client: RegistryClient, repo_name: str,
+                                                      tmp_path: Path) -> None:
+    priv, pub, _ = write_keypair(tmp_path, "k")
+    digest = push_image(client, Reference(registry.host, repo_name, "v1"), two_platform_index("copy-idx"))
+    src = f"{registry.host}/{repo_name}@{digest}"
+    ok(vouch("sign", "--key", str(priv), "--recursive", src))
+    r = ok(vouch("copy", "--only", "sig", "-o", "json", src, f"{registry2.host}/{repo_name}:v1"))
+    assert json.loads(r.stdout)["attachments"]["added"]["sig"] == 3  # the index and its two platform images
+    ok(vouch("verify", "--key", str(pub), f"{registry2.host}/{repo_name}@{digest}"))
+    bad = vouch("copy", "--only", "signatures", src, f"{registry2.host}/{repo_name}:v2")
+    assert bad.returncode == 2 and "sig, att, sbom, bundle" in bad.stderr and "Traceback" not in bad.stderr
