@@ -301,3 +301,24 @@ def test_mixed_release_keyed_and_keyless(sigstore_stack: SigstoreStack, registry
     only_identity = vouch("verify-release", *identity_args(s), *images)
     assert only_key.returncode == 1 and only_identity.returncode == 1
     assert vouch("verify", "--key", str(pub), *identity_args(s), *images).returncode == 0
+
+
+def test_keyless_faults_write_nothing(sigstore_stack: SigstoreStack, image: str, client: RegistryClient) -> None:
+    """A Rekor that does not answer, an expired token, a Fulcio that refuses the token's issuer: a one-line
+    error with its exit code, and nothing written to the registry (the log entry comes before any write)."""
+    from vouch.store.bundles import list_bundles
+
+    s = sigstore_stack
+    dead = ["--fulcio-url", s.fulcio_url, "--rekor-url", "http://127.0.0.1:9", "--trusted-root", str(s.trusted_root),
+            "--identity-token", s.token()]
+    r = vouch("sign", "--layout", "both", *dead, image)
+    assert r.returncode == 3 and "signing and logging failed" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+    assert sig_layers(client, image) == []
+    ref = Reference.parse(image)
+    assert ref.digest and list_bundles(client, Reference(ref.registry, ref.repository), ref.digest).entries == []
+    expired = vouch("sign", *legacy_sign_args(s, s.token(lifetime=-60)), image)
+    assert expired.returncode in (2, 3) and "Traceback" not in expired.stderr, expired.stderr
+    foreign = vouch("sign", *legacy_sign_args(s, s.token(claims={"iss": "https://issuer.example"})), image)
+    assert foreign.returncode == 3 and "Fulcio did not issue a signing certificate" in foreign.stderr, foreign.stderr
+    assert sig_layers(client, image) == []
