@@ -9,6 +9,7 @@ if [ "${1:-}" = "--with-peers" ]; then
 else
   bash scripts/install-peers.sh --system-only
 fi
+python3 -m pip uninstall -y -q vouch >/dev/null 2>&1 || true  # the distribution's old name (now vouch-oci)
 python3 -m pip install -q --disable-pip-version-check -e .
 export PATH="${VOUCH_PEERS_DIR:-$HOME/.cache/vouch-peers}/bin:$PATH"
 exec python3 scripts/demo.py "$@"

@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-peers.sh
 bash scripts/make-testdata.sh
+python3 -m pip uninstall -y -q vouch >/dev/null 2>&1 || true  # the distribution's old name (now vouch-oci)
 python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
 export PATH="${VOUCH_PEERS_DIR:-$HOME/.cache/vouch-peers}/bin:$PATH"
 
