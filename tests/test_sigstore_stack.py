@@ -74,7 +74,6 @@ def test_stack_is_up_with_trust_files(sigstore_stack: SigstoreStack) -> None:
 
     s = sigstore_stack
     assert all(server.alive() for name, server in s.servers.items() if name != "mariadb-install-db")
-    assert s.started_in < 30, f"the stack took {s.started_in:.1f} s to start"
     for url in (s.fulcio_url, s.rekor_url, s.rekor_v2_url, s.ctlog_url, s.tsa_url, s.oidc_issuer):
         assert url.startswith("http://127.0.0.1:")
     for path in (s.fulcio_root_pem, s.fulcio_chain_pem, s.rekor_public_key_pem, s.ct_log_public_key_pem,
