@@ -12,6 +12,8 @@ command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # MariaDB: Trillian's storage for the private Sigstore stack (vouch.testbed.sigstore)
 PATH="$PATH:/usr/sbin" command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
+# Chromium: the release report (vouch report --html) is loaded and screenshotted in a real headless browser
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "install-peers: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -104,6 +106,59 @@ if [ ! -f "$CACHE/share/trillian-storage.sql" ] \
   cp "$src/storage/mysql/schema/storage.sql" "$CACHE/share/trillian-storage.sql"
   chmod u+w "$CACHE/share/trillian-storage.sql"
   echo "$TRILLIAN_VERSION" > "$CACHE/share/trillian-storage.sql.version"
+fi
+
+# Real admission (vouch.testbed.kube; docs/testbed.md, ../shared/docs/KUBERNETES.md): etcd, kube-apiserver,
+# kubectl and Kyverno's admission controller, built from the Go module proxy and cached like the rest.
+ETCD_VERSION=v3.6.16
+if [ ! -x "$CACHE/bin/etcd" ] || [ "$(cat "$CACHE/bin/etcd.version" 2>/dev/null)" != "$ETCD_VERSION" ]; then
+  echo "install-peers: building etcd $ETCD_VERSION through a wrapper module (its go.mod has replace directives)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && go mod init vouch.local/etcd-build >/dev/null 2>&1 \
+     && printf 'package main\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go \
+     && GOFLAGS=-mod=mod go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 \
+     && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 \
+     && GOFLAGS="-mod=mod -buildvcs=false" go build -ldflags='-s -w' -o "$CACHE/bin/etcd" go.etcd.io/etcd/server/v3)
+  echo "$ETCD_VERSION" > "$CACHE/bin/etcd.version"
+  rm -rf "$tmp"
+fi
+KUBE_VERSION=v1.36.3
+if [ ! -x "$CACHE/bin/kube-apiserver" ] || [ ! -x "$CACHE/bin/kubectl" ] \
+   || [ "$(cat "$CACHE/bin/kube-apiserver.version" 2>/dev/null)" != "$KUBE_VERSION" ]; then
+  echo "install-peers: building kube-apiserver and kubectl $KUBE_VERSION (staging modules from the proxy)"
+  src=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  tmp=$(mktemp -d)
+  cp -r "$src" "$tmp/src"
+  chmod -R u+w "$tmp/src"
+  staging="v0.${KUBE_VERSION#v1.}"
+  (cd "$tmp/src" && rm -f go.work go.work.sum \
+     && sed -i -E "s#^(\s*)(k8s\.io/[A-Za-z0-9._-]+) => \./staging/src/k8s\.io/[A-Za-z0-9._-]+#\1\2 => \2 $staging#" go.mod \
+     && ver="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION" \
+     && GOFLAGS="-mod=mod -buildvcs=false" go build -ldflags "-s -w $ver" -o "$CACHE/bin/kube-apiserver" ./cmd/kube-apiserver \
+     && GOFLAGS="-mod=mod -buildvcs=false" go build -ldflags "-s -w $ver" -o "$CACHE/bin/kubectl" ./cmd/kubectl)
+  echo "$KUBE_VERSION" > "$CACHE/bin/kubectl.version"
+  echo "$KUBE_VERSION" > "$CACHE/bin/kube-apiserver.version"
+  rm -rf "$tmp"
+fi
+if [ ! -x "$CACHE/bin/kyverno-controller" ] || [ ! -x "$CACHE/bin/kyverno-reports-controller" ] \
+   || [ "$(cat "$CACHE/bin/kyverno-controller.version" 2>/dev/null)" != "$KYVERNO_VERSION" ]; then
+  echo "install-peers: building Kyverno's admission and reports controllers $KYVERNO_VERSION (and keeping its CRDs)"
+  src=$(GOFLAGS=-mod=mod go mod download -json "github.com/kyverno/kyverno@$KYVERNO_VERSION" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  tmp=$(mktemp -d)
+  cp -r "$src" "$tmp/src"
+  chmod -R u+w "$tmp/src"
+  (cd "$tmp/src" && GOFLAGS=-buildvcs=false go build -ldflags='-s -w' -o "$CACHE/bin/kyverno-controller" ./cmd/kyverno \
+     && GOFLAGS=-buildvcs=false go build -ldflags='-s -w' -o "$CACHE/bin/kyverno-reports-controller" \
+          ./cmd/reports-controller)
+  rm -rf "$CACHE/share/kyverno-crds"
+  mkdir -p "$CACHE/share/kyverno-crds"
+  find "$src/config/crds" -name '*.yaml' -exec cp {} "$CACHE/share/kyverno-crds/" \;
+  chmod -R u+w "$CACHE/share/kyverno-crds"
+  echo "$KYVERNO_VERSION" > "$CACHE/bin/kyverno-controller.version"
+  echo "$KYVERNO_VERSION" > "$CACHE/bin/kyverno-reports-controller.version"
+  rm -rf "$tmp"
 fi
 
 echo "install-peers: ready in $CACHE/bin: $(ls "$CACHE/bin" | grep -v version | tr '\n' ' ')"

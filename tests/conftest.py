@@ -90,3 +90,14 @@ def sigstore_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sigstor
     stack = start_sigstore_stack(tmp_path_factory.mktemp("sigstore"))
     yield stack
     stack.stop()
+
+
+from vouch.testbed.kube import KubeCluster, start_kube  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """A real etcd + kube-apiserver + Kyverno admission controller (its webhook), once per session (~15 s)."""
+    cluster = start_kube(tmp_path_factory.mktemp("kube"))
+    yield cluster
+    cluster.stop()
