@@ -5,6 +5,7 @@ with the real kubectl. Nothing here is imitated: a refusal is the API server's a
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -135,3 +136,97 @@ def test_helm_chart_audit_then_enforce(kube: KubeCluster, registry: RegistryServ
         assert ok, out  # outside the policy's images: not Kyverno's business
     finally:
         helm(kube, "uninstall", name)
+
+
+def _released(client: RegistryClient, registry: RegistryServer, repo: str, label: str, key: str) -> str:
+    ref = Reference(registry.host, f"{repo}/{label}", "2026.04")
+    digest = push_image(client, ref, small_image(label))
+    image = f"{registry.host}/{repo}/{label}@{digest}"
+    vouch("release", "--key", key, image)
+    return image
+
+
+def test_keys_in_the_api_server_and_rotation_at_admission(kube: KubeCluster, registry: RegistryServer,
+                                                          client: RegistryClient, repo_name: str,
+                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`keys init --apply` and `keys rotate` against the real API server; `k8s://` keys sign and verify through it;
+    during the overlap the webhook admits images of both keys, after it only the new key's; RBAC refusals are one
+    line."""
+    ns = f"harbor-{uuid.uuid4().hex[:6]}"
+    secret = "akko-cosign-keys"
+    kube.kubectl("create", "namespace", ns)
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
+    env = {"KUBECONFIG": str(kube.kubeconfig)}
+    r = vouch("keys", "init", "--apply", "--namespace", ns, "--secret", secret, "--public-key-out",
+              str(tmp_path / "first.pub"), env=env)
+    stored = kube.get_json("secret", secret, "-n", ns)
+    assert stored["immutable"] is True and stored["type"] == "Opaque"
+    assert set(stored["data"]) == {"cosign.key", "cosign.pub", "cosign.password"}
+    assert b"ENCRYPTED SIGSTORE PRIVATE KEY" in base64.b64decode(stored["data"]["cosign.key"])
+    # the API server itself refuses to change an immutable Secret; vouch never tries to replace it
+    patch = kube.kubectl("patch", "secret", secret, "-n", ns, "-p", '{"data":{"cosign.pub":"eA=="}}', check=False)
+    assert patch.returncode != 0 and "immutable" in patch.stderr, patch.stderr
+    again = vouch("keys", "init", "--apply", "--namespace", ns, "--secret", secret, env=env, ok=False)
+    assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    key = f"k8s://{ns}/{secret}"
+
+    current = _released(client, registry, repo_name, "current", key)
+    older = _released(client, registry, repo_name, "older", key)  # an older release, never re-signed
+    assert vouch("verify", "--key", key, current, env=env).returncode == 0
+
+    name = f"akko-{uuid.uuid4().hex[:8]}"
+    values = ["--set", f"imagePolicy.name={name}", "--set", f"imagePolicy.images[0]={registry.host}/{repo_name}/*",
+              "--set", "imagePolicy.enforce=true"]
+    first_pub = tmp_path / "first.pub"
+    helm(kube, "install", name, str(CHART), *values, "--set-file", f"imagePolicy.publicKeys={first_pub}")
+    try:
+        kube.wait_policy(name)
+        for image in (current, older):
+            ok, out = kube.admit_pod(pod_name("before"), image)
+            assert ok, out
+
+        new_pub, prev_pub = tmp_path / "cosign.pub", tmp_path / "cosign.previous.pub"
+        (tmp_path / "release.yaml").write_text(json.dumps({"images": [current]}))
+        vouch("keys", "rotate", "--namespace", ns, "--secret", secret, "--public-key-out", str(new_pub),
+              "--previous-key-out", str(prev_pub), "--resign", str(tmp_path / "release.yaml"), env=env)
+        live = kube.get_json("secret", secret, "-n", ns)
+        previous = kube.get_json("secret", f"{secret}-previous", "-n", ns)
+        assert live["immutable"] is True and previous["immutable"] is True
+        assert base64.b64decode(live["data"]["cosign.pub"]) == new_pub.read_bytes() != first_pub.read_bytes()
+        assert base64.b64decode(previous["data"]["cosign.pub"]) == first_pub.read_bytes() == prev_pub.read_bytes()
+        assert previous["data"]["cosign.key"] == stored["data"]["cosign.key"]  # the previous key is kept whole
+
+        # the overlap: the chart trusts both keys
+        helm(kube, "upgrade", name, str(CHART), *values, "--set-file", f"imagePolicy.publicKeys={new_pub}",
+             "--set-file", f"imagePolicy.previousPublicKeys={prev_pub}")
+        kube.wait_policy(name)
+        kube._until(lambda: len(kube.get_json("clusterpolicy", name)["spec"]["rules"][0]["verifyImages"][0]
+                                ["attestors"][0]["entries"]) == 2, "the overlap policy")
+        for image in (current, older):
+            ok, out = kube.admit_pod(pod_name("overlap"), image)
+            assert ok, f"{image}: {out}"
+        # after the overlap: the new key alone; the older release (previous key only) is refused
+        helm(kube, "upgrade", name, str(CHART), *values, "--set-file", f"imagePolicy.publicKeys={new_pub}")
+        kube.wait_policy(name)
+        wait_refused(kube, older)
+        ok, out = kube.admit_pod(pod_name("after"), older)
+        assert not ok and REFUSED in out, out
+        ok, out = kube.admit_pod(pod_name("after"), current)
+        assert ok, out
+    finally:
+        helm(kube, "uninstall", name)
+
+    # RBAC, for real: a user with no role on Secrets gets a one-line refusal that names the fix
+    ci = {"KUBECONFIG": str(kube.kubeconfig_for("ci"))}
+    r = vouch("verify", "--key", key, current, env=ci, ok=False)
+    assert r.returncode == 3 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "HTTP 403" in r.stderr and 'cannot get resource "secrets"' in r.stderr, r.stderr
+    bad = {"KUBECONFIG": str(kube.kubeconfig_for("ci", token="not-a-token"))}
+    r = vouch("verify", "--key", key, current, env=bad, ok=False)
+    assert r.returncode == 3 and "HTTP 401" in r.stderr and "not-a-token" not in r.stderr, r.stderr
+    # … and once a Role grants it, the same user verifies through the API server
+    kube.kubectl("create", "role", "read-keys", "-n", ns, "--verb=get", "--resource=secrets",
+                 f"--resource-name={secret}")
+    kube.kubectl("create", "rolebinding", "ci-read-keys", "-n", ns, "--role=read-keys", "--user=ci")
+    kube._until(lambda: vouch("verify", "--key", key, current, env=ci, ok=False).returncode == 0,
+                "the RoleBinding to take effect")

@@ -159,20 +159,30 @@ class KubeClient:
         base = f"{self.server}/api/v1/namespaces/{namespace}/secrets"
         return f"{base}/{name}" if name else base
 
+    @staticmethod
+    def _message(resp: httpx.Response) -> str:
+        """The Status message of an error answer, on one line, printable, bounded."""
+        try:
+            body = resp.json()
+            msg = str(body.get("message", "")) if isinstance(body, dict) else ""
+        except ValueError:
+            msg = resp.text
+        return "".join(c for c in " ".join(msg.split()) if c.isprintable())[:300]
+
     def _check(self, resp: httpx.Response, what: str) -> None:
-        if resp.status_code in (401, 403):
-            raise RegistryError(f"{what}: the Kubernetes API refused the credentials (HTTP {resp.status_code}); "
-                                "check the kubeconfig user's RBAC on secrets", resp.status_code)
+        if resp.status_code == 401:
+            raise RegistryError(f"{what}: the Kubernetes API refused the credentials (HTTP 401); check the "
+                                "kubeconfig user's token or certificate", resp.status_code)
+        if resp.status_code == 403:
+            namespace = what.removeprefix("secret ").split("/")[0]
+            raise RegistryError(f"{what}: the Kubernetes API forbids it (HTTP 403: {self._message(resp)}); grant the "
+                                f"kubeconfig user get on secrets in {namespace} (and create, delete for keys init "
+                                "and rotate)", resp.status_code)
         if resp.status_code == 404:
             raise NotFoundError(f"{what}: not found", 404)
         if resp.status_code >= 400:
-            try:
-                body = resp.json()
-                msg = str(body.get("message", "")) if isinstance(body, dict) else ""
-            except ValueError:
-                msg = resp.text
-            msg = " ".join(msg.split())[:300]
-            raise RegistryError(f"{what}: Kubernetes API answered HTTP {resp.status_code}: {msg}", resp.status_code)
+            raise RegistryError(f"{what}: Kubernetes API answered HTTP {resp.status_code}: {self._message(resp)}",
+                                resp.status_code)
 
     def _request(self, method: str, namespace: str, name: str, body: dict[str, Any] | None = None) -> httpx.Response:
         what = f"secret {namespace}/{name}"
