@@ -26,6 +26,7 @@ from vouch.oci.build import push_image
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
 from vouch.testbed.kube import KubeCluster
+from vouch.testbed.sigstore import SigstoreStack
 
 pytestmark = pytest.mark.interop
 CHART = Path(__file__).resolve().parents[1] / "deploy" / "helm" / "akko-opa"
@@ -230,3 +231,45 @@ def test_keys_in_the_api_server_and_rotation_at_admission(kube: KubeCluster, reg
     kube.kubectl("create", "rolebinding", "ci-read-keys", "-n", ns, "--role=read-keys", "--user=ci")
     kube._until(lambda: vouch("verify", "--key", key, current, env=ci, ok=False).returncode == 0,
                 "the RoleBinding to take effect")
+
+
+def test_keyless_release_at_admission(kube: KubeCluster, sigstore_stack: SigstoreStack, registry: RegistryServer,
+                                      client: RegistryClient, repo_name: str) -> None:
+    """The chart's keyless attestor, through the real webhook: a `vouch release --keyless` image is admitted, one
+    signed by another identity (same Fulcio) refused with Kyverno's subject mismatch, an unsigned one refused."""
+    s = sigstore_stack
+
+    def image(label: str) -> str:
+        digest = push_image(client, Reference(registry.host, f"{repo_name}/{label}", "1"), small_image(f"kl-{label}"))
+        return f"{registry.host}/{repo_name}/{label}@{digest}"
+
+    def release(img: str, token: str) -> None:
+        env = {k: "" for k in os.environ if k.startswith(("COSIGN_", "SIGSTORE_"))}
+        vouch("release", "--keyless", "--fulcio-url", s.fulcio_url, "--rekor-url", s.rekor_url, "--trusted-root",
+              str(s.trusted_root), "--identity-token", token, img, env=env)
+
+    signed, other, unsigned = image("signed"), image("other"), image("unsigned")
+    release(signed, s.token())
+    other_identity = s.identity(claims={"project_path": "platform/other"})
+    release(other, s.token(claims={"project_path": "platform/other"}))
+
+    name = f"akko-{uuid.uuid4().hex[:8]}"
+    helm(kube, "install", name, str(CHART), "--set", f"imagePolicy.name={name}",
+         "--set", f"imagePolicy.images[0]={registry.host}/{repo_name}/*", "--set", "imagePolicy.enforce=true",
+         "--set", "imagePolicy.keyless.enabled=true", "--set", f"imagePolicy.keyless.subject={s.identity()}",
+         "--set", f"imagePolicy.keyless.issuer={s.oidc_issuer}",
+         "--set-file", f"imagePolicy.keyless.roots={s.fulcio_chain_pem}",
+         "--set", "imagePolicy.keyless.rekor.url=http://127.0.0.1:9",  # nothing listens: the SET must suffice
+         "--set-file", f"imagePolicy.keyless.rekor.pubkey={s.rekor_public_key_pem}",
+         "--set-file", f"imagePolicy.keyless.ctlog.pubkey={s.ct_log_public_key_pem}")
+    try:
+        kube.wait_policy(name)
+        ok, out = kube.admit_pod(pod_name("keyless"), signed)
+        assert ok, out
+        ok, out = kube.admit_pod(pod_name("other"), other)
+        assert not ok and REFUSED in out, out
+        assert f"subject mismatch: expected {s.identity()}, received {other_identity}" in out, out
+        ok, out = kube.admit_pod(pod_name("unsigned"), unsigned)
+        assert not ok and "no signatures found" in out, out
+    finally:
+        helm(kube, "uninstall", name)
