@@ -1,20 +1,17 @@
-"""Keys in a Kubernetes Secret (`vouch keys init`, `k8s://` references).
-
-No Kubernetes API server runs on this machine, so these tests use a loopback HTTP server that speaks the
-real API's Secret endpoints (POST/GET /api/v1/namespaces/NS/secrets[/NAME], Bearer token auth, 409 on an
-existing name, Status objects on errors) and checks what a real API server would refuse.
-"""
+"""Keys in a Kubernetes Secret (`vouch keys init`, `k8s://` references), against the real kube-apiserver of
+`vouch.testbed.kube` (the session fixture `kube_cluster`): Bearer tokens, RBAC, 409 on an existing name, 404, Status
+objects, immutable Secrets — all the real server's. What it cannot answer (invalid JSON, a Secret whose data is not
+base64) is in tests/test_hostile_input.py."""
 
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,95 +24,38 @@ from vouch.keys.cosign import load_private_key, load_public_keys, public_key_pem
 from vouch.oci.build import push_image
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
+from vouch.testbed.kube import KubeCluster
 
-TOKEN = "kube-test-token"
+
+class RealSecrets:
+    """The Secrets of the real API server, read with kubectl, as a read-only mapping (namespace, name) -> object."""
+
+    def __init__(self, cluster: KubeCluster) -> None:
+        self.cluster = cluster
+
+    def __contains__(self, key: object) -> bool:
+        assert isinstance(key, tuple)
+        return self.cluster.kubectl("get", "secret", key[1], "-n", key[0], check=False).returncode == 0
+
+    def __getitem__(self, key: tuple[str, str]) -> dict[str, Any]:
+        doc: dict[str, Any] = self.cluster.get_json("secret", key[1], "-n", key[0])
+        return doc
 
 
-class FakeKubeAPI:
-    def __init__(self) -> None:
-        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
-        api = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a: object) -> None:
-                pass
-
-            def _send(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _status(self, code: int, reason: str, message: str) -> None:
-                self._send(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
-                                  "reason": reason, "code": code})
-
-            def _route(self) -> tuple[str, str | None] | None:
-                parts = self.path.strip("/").split("/")
-                if parts[:3] != ["api", "v1", "namespaces"] or len(parts) < 5 or parts[4] != "secrets":
-                    return None
-                return parts[3], (parts[5] if len(parts) > 5 else None)
-
-            def _auth(self) -> bool:
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    self._status(401, "Unauthorized", "Unauthorized")
-                    return False
-                return True
-
-            def do_GET(self) -> None:
-                route = self._route()
-                if not self._auth():
-                    return
-                if route is None or route[1] is None or (route[0], route[1]) not in api.secrets:
-                    return self._status(404, "NotFound", f'secrets "{route[1] if route else ""}" not found')
-                self._send(200, api.secrets[(route[0], route[1])])
-
-            def do_DELETE(self) -> None:
-                route = self._route()
-                if not self._auth():
-                    return
-                if route is None or route[1] is None or (route[0], route[1]) not in api.secrets:
-                    return self._status(404, "NotFound", "not found")
-                del api.secrets[(route[0], route[1])]
-                self._send(200, {"kind": "Status", "status": "Success"})
-
-            def do_POST(self) -> None:
-                route = self._route()
-                if not self._auth():
-                    return
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if (route is None or route[1] is not None or body.get("kind") != "Secret"
-                        or body.get("apiVersion") != "v1" or body["metadata"].get("namespace") != route[0]):
-                    return self._status(400, "BadRequest", "the namespace of the object does not match")
-                for v in body.get("data", {}).values():
-                    base64.b64decode(v, validate=True)
-                key = (route[0], body["metadata"]["name"])
-                if key in api.secrets:
-                    return self._status(409, "AlreadyExists", f'secrets "{key[1]}" already exists')
-                api.secrets[key] = body
-                self._send(201, body)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+@dataclass
+class RealKube:
+    cluster: KubeCluster
+    secrets: RealSecrets
 
 
 @pytest.fixture
-def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKubeAPI]:
-    api = FakeKubeAPI()
-    cfg = {"apiVersion": "v1", "kind": "Config", "current-context": "test",
-           "clusters": [{"name": "c", "cluster": {"server": api.url}}],
-           "users": [{"name": "u", "user": {"token": TOKEN}}],
-           "contexts": [{"name": "test", "context": {"cluster": "c", "user": "u"}}]}
-    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(cfg))
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
-    yield api
-    api.server.shutdown()
+def kube(kube_cluster: KubeCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[RealKube]:
+    """The session's real kube-apiserver, namespace `harbor` empty of Secrets, KUBECONFIG its admin's."""
+    if kube_cluster.kubectl("get", "namespace", "harbor", check=False).returncode != 0:
+        kube_cluster.kubectl("create", "namespace", "harbor")
+    monkeypatch.setenv("KUBECONFIG", str(kube_cluster.kubeconfig))
+    yield RealKube(kube_cluster, RealSecrets(kube_cluster))
+    kube_cluster.kubectl("delete", "secrets", "--all", "-n", "harbor")
 
 
 def vouch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -140,7 +80,7 @@ def test_keys_init_prints_the_secret_as_cosign_writes_it(tmp_path: Path) -> None
     assert len(data["cosign.password"]) >= 32  # a random password when COSIGN_PASSWORD is not set
 
 
-def test_apply_then_sign_and_verify_with_k8s_refs(kube: FakeKubeAPI, registry: RegistryServer,
+def test_apply_then_sign_and_verify_with_k8s_refs(kube: RealKube, registry: RegistryServer,
                                                   client: RegistryClient, repo_name: str) -> None:
     r = vouch("keys", "init", "--apply", "--namespace", "harbor", "--secret", "akko-cosign-keys")
     assert r.returncode == 0, r.stderr
@@ -158,7 +98,7 @@ def test_apply_then_sign_and_verify_with_k8s_refs(kube: FakeKubeAPI, registry: R
     assert load_public_keys(pub)
 
 
-def test_k8s_errors_are_one_line(kube: FakeKubeAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_k8s_errors_are_one_line(kube: RealKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     r = vouch("verify", "--key", "k8s://harbor/missing", "127.0.0.1:1/x:y")
     assert r.returncode == 3 and "secret harbor/missing: not found" in r.stderr and "Traceback" not in r.stderr
     r = vouch("verify", "--key", "k8s://harbor", "127.0.0.1:1/x:y")
@@ -170,7 +110,7 @@ def test_k8s_errors_are_one_line(kube: FakeKubeAPI, tmp_path: Path, monkeypatch:
     assert r.returncode == 3 and "refused the credentials (HTTP 401)" in r.stderr and "wrong" not in r.stderr
 
 
-def test_rotate_keeps_previous_key_and_overlap(kube: FakeKubeAPI, registry: RegistryServer, client: RegistryClient,
+def test_rotate_keeps_previous_key_and_overlap(kube: RealKube, registry: RegistryServer, client: RegistryClient,
                                                repo_name: str, tmp_path: Path) -> None:
     assert vouch("keys", "init", "--apply").returncode == 0
     old_pub = base64.b64decode(kube.secrets[("harbor", "akko-cosign-keys")]["data"]["cosign.pub"])

@@ -1,7 +1,8 @@
 """Issue 15 (3): key rotation that stock cosign and Kyverno follow, proven at each step with real cosign 2.6.4
 and 3.1.2 and the real Kyverno CLI: before the rotation, during the overlap, after it.
 
-The keys live in the loopback Secret API of tests/test_k8s_keys.py (a real API server is issue 19)."""
+The keys live in the real kube-apiserver of vouch.testbed.kube (tests/test_k8s_keys.py's fixture); the same
+rotation at admission through Kyverno's real webhook is tests/test_admission.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import yaml
 from tests.support.images import small_image
 from tests.support.peers import peer, run_peer
 from tests.support.registry import RegistryServer
-from tests.test_k8s_keys import FakeKubeAPI, kube, vouch  # noqa: F401  (kube is a fixture)
+from tests.test_k8s_keys import RealKube, kube, vouch  # noqa: F401  (kube is a fixture)
 from tests.test_kyverno_apply import admitted
 from vouch.oci.build import push_image
 from vouch.oci.client import RegistryClient
@@ -43,7 +44,7 @@ def _policy(registry: RegistryServer, repo: str, *keys: Path) -> str:
     return r.stdout
 
 
-def test_rotation_step_by_step(kube: FakeKubeAPI, registry: RegistryServer, client: RegistryClient,  # noqa: F811
+def test_rotation_step_by_step(kube: RealKube, registry: RegistryServer, client: RegistryClient,  # noqa: F811
                                repo_name: str, tmp_path: Path) -> None:
     assert vouch("keys", "init", "--apply").returncode == 0
     old_pub = tmp_path / "old.pub"
