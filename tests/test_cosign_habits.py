@@ -257,6 +257,21 @@ def test_sign_output_files_like_cosign(registry: RegistryServer, client: Registr
     assert (out / "sig").read_text().strip() == (out / "sig").read_text()  # no newline, as cosign's
 
 
+def test_sign_output_signature_bundle_format_rerun(registry: RegistryServer, client: RegistryClient,
+                                                   repo_name: str, keys: dict[str, str], tmp_path: Path) -> None:
+    """--new-bundle-format: the bundle's DSSE signature is written, and a no-op re-run writes the one already
+    there (it wrote an empty file before)."""
+    image = _image(registry, client, repo_name, "bundle-out")
+    sig = tmp_path / "sig"
+    ok(vouch("sign", "--key", keys["key"], "--new-bundle-format", "--output-signature", str(sig), image))
+    first = sig.read_text()
+    assert first and base64.b64decode(first, validate=True)
+    sig.unlink()
+    again = ok(vouch("sign", "--key", keys["key"], "--new-bundle-format", "--output-signature", str(sig), image))
+    assert "Already signed" in again.stderr
+    assert sig.read_text() == first
+
+
 def test_sign_output_signature_recursive(registry: RegistryServer, client: RegistryClient, repo_name: str,
                                          keys: dict[str, str], tmp_path: Path) -> None:
     index = two_platform_index("habits")

@@ -159,9 +159,13 @@ def sign_digest_bundle(client: RegistryClient, signer: AnySigner, image: Referen
         for s in got.get("subject") or []:
             if isinstance(s, dict) and isinstance(s.get("annotations"), dict):
                 given.update(s["annotations"])
-        return given == dict(annotations or {})
+        if given != dict(annotations or {}):
+            return False
+        existing.append(raw)
+        return True
 
     made: list[bytes] = []
+    existing: list[bytes] = []  # the bundle already there that makes this a no-op
 
     def make() -> bytes:
         if isinstance(signer, KeylessSigner):
@@ -172,8 +176,8 @@ def sign_digest_bundle(client: RegistryClient, signer: AnySigner, image: Referen
 
     written = write_bundle(client, repo, subject, make, SIGN_PREDICATE_TYPE, present)
     sig = ""
-    if made:
-        sig = json.loads(bundle_envelope(made[0]))["signatures"][0]["sig"]
+    if made or existing:  # ours just pushed, or the one already there (--output-signature on a no-op re-run)
+        sig = json.loads(bundle_envelope(made[0] if made else existing[0]))["signatures"][0]["sig"]
     return SignResult(f"{image.name}@{digest}", digest, written.written, f"{repo.name} ({written.where})", sig, stmt)
 
 
