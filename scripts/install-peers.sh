@@ -83,6 +83,9 @@ if [ ! -x "$CACHE/bin/trivy" ] || [ "$(cat "$CACHE/bin/trivy.version" 2>/dev/nul
   ln -sf "$bin" "$CACHE/bin/trivy"
   echo "$TRIVY_PKG" > "$CACHE/bin/trivy.version"
 fi
+# The real trivy (upstream v0.74.0; `trivy image --input ARCHIVE` for the SBOM benchmark and recall test). It needs
+# Go's encoding/json/v2 experiment. Cached as trivy-real: `trivy` above stays cdxgen's rootfs build.
+GO_LDFLAGS='-s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=0.74.0' GOEXPERIMENT=jsonv2 build_go_tool trivy-real github.com/aquasecurity/trivy/cmd/trivy v0.74.0 trivy
 # The private Sigstore stack (vouch.testbed.sigstore; docs/testbed.md): Fulcio, a CT log (TesseraCT),
 # Rekor v1 on Trillian (MariaDB), Rekor v2 (rekor-tiles) and a timestamp authority. Stripped builds.
 GO_LDFLAGS='-s -w'
