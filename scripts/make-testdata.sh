@@ -9,6 +9,7 @@ need=()
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v rpmbuild >/dev/null 2>&1 || need+=(rpm)
 command -v db5.3_load >/dev/null 2>&1 || need+=(db5.3-util)
+command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || need+=(gcc-mingw-w64-x86-64)  # links the Windows Rust probe
 if [ "${#need[@]}" -gt 0 ]; then
   echo "make-testdata: apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -31,4 +32,11 @@ if [ ! -f "$DATA/bookworm-minbase/.complete" ]; then
   rm -rf "$DATA/bookworm-minbase/var/cache/apt/archives/"*.deb
   touch "$DATA/bookworm-minbase/.complete"
 fi
+# the Rust standard library for the Windows (PE) and WebAssembly builds of the cargo-auditable probe
+for target in x86_64-pc-windows-gnu wasm32-unknown-unknown; do
+  if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$target"; then
+    echo "make-testdata: rustup target add $target"
+    rustup target add "$target" >/dev/null 2>&1 || echo "make-testdata: rustup target add $target failed" >&2
+  fi
+done
 echo "make-testdata: ready in $DATA"

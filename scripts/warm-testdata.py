@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support import testdata
+from tests.support import realworld, testdata
 from tests.test_sbom_lang import SERVER_BINARIES
 
 DEBS = ["busybox-static", "python3.11-minimal", "ruby-rack", "systemd", "python3-yaml", *SERVER_BINARIES]
@@ -23,6 +23,10 @@ def main() -> int:
              ("Maven jars", testdata.maven_jars), ("rpm root", testdata.rpm_root),
              ("ELF with a package note", testdata.elf_with_package_note), ("mixed image", testdata.mixed_image)]
     steps += [(f"deb {p}", lambda p=p: testdata.deb_tree(p)) for p in dict.fromkeys(DEBS)]
+    steps += [("Maven shaded jar", realworld.maven_shaded_jar), ("manifest-named jars", realworld.manifest_jars),
+              ("Go 1.17 binaries", realworld.go117_binaries), ("Go Mach-O binary", realworld.go_darwin_binary),
+              ("Go XCOFF binary", realworld.go_aix_binary), ("Rust PE binary", realworld.rust_windows_binary),
+              ("Rust WebAssembly module", realworld.rust_wasm_binary)]
     for what, make in steps:
         make()
         print(f"warm-testdata: {what} ready", flush=True)

@@ -307,8 +307,11 @@ def test_ruby_php_dotnet_manifests(tmp_path: Path) -> None:
     ], "dev": True, "dev-package-names": ["phpunit/phpunit"]}).encode()
     deps = json.dumps({
         "runtimeTarget": {"name": ".NETCoreApp,Version=v8.0"},
-        "targets": {".NETCoreApp,Version=v8.0": {"Akko.Api/1.0.0": {"dependencies": {"Newtonsoft.Json": "13.0.3"}},
-                                                 "Newtonsoft.Json/13.0.3": {}}},
+        # as the SDK writes them: each library with the runtime assets the app loads (one with none is not loaded)
+        "targets": {".NETCoreApp,Version=v8.0": {
+            "Akko.Api/1.0.0": {"dependencies": {"Newtonsoft.Json": "13.0.3"}, "runtime": {"Akko.Api.dll": {}}},
+            "Newtonsoft.Json/13.0.3": {"runtime": {"lib/net6.0/Newtonsoft.Json.dll": {
+                "assemblyVersion": "13.0.0.0", "fileVersion": "13.0.3.27908"}}}}},
         "libraries": {"Akko.Api/1.0.0": {"type": "project", "serviceable": False, "sha512": ""},
                       "Newtonsoft.Json/13.0.3": {"type": "package", "serviceable": True,
                                                  "sha512": "sha512-HrC5BXdl00IP9zeV+0Z848QWPAoCr9P3bDEZguI+gkLcBKAOxix"

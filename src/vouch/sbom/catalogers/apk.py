@@ -39,6 +39,17 @@ def parse_installed(text: str) -> list[dict[str, Any]]:
     return out
 
 
+# apk-tools' version grammar (src/version.c: apk_version_validate): digits, `.digits` or `letter digits`
+# groups, one optional letter, `_suffix[digits]` (the suffixes apk knows), an optional `~hash` and
+# `-r<digits>`. Alternatives start with distinct characters, so matching is linear.
+_APK_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+|[a-z][0-9]+)*[a-z]?(?:_(?:alpha|beta|pre|rc|cvs|svn|git|hg|p)[0-9]*)*"
+                          r"(?:~[0-9a-f]+)?(?:-r[0-9]+)?")
+
+
+def version_valid(version: str) -> bool:
+    return _APK_VERSION.fullmatch(version) is not None
+
+
 def _dep_name(token: str) -> str | None:
     if token.startswith("!"):
         return None
@@ -63,6 +74,10 @@ class ApkCataloger:
         packages = []
         for p in parsed.value:
             name, version, arch = p["P"], p.get("V", ""), p.get("A")
+            if not version_valid(version):  # apk refuses such a record; a version matches nothing without it
+                why = f"invalid version {version!r}" if version else "no version (V:)"
+                view.warnings.append(f"apk: /{INSTALLED}: package {name!r} has {why}; not listed")
+                continue
             origin = p.get("o")
             licenses = []
             for token in split_expression(p.get("L", "")):

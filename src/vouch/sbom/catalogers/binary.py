@@ -1,8 +1,9 @@
-"""Executables and shared libraries (ELF), read once from the layer stream:
+"""Executables and shared libraries, read once from the layer stream:
 
-- Go: the embedded build info → the main module, every dependency (replacements applied) and
-  the Go standard library as `stdlib` with the toolchain's version;
-- Rust: the `.dep-v0` section `cargo auditable` embeds (zlib-compressed JSON) → every runtime crate;
+- Go: the embedded build info (ELF, PE, Mach-O; both layouts) → the main module, every dependency
+  (replacements applied) and the Go standard library as `stdlib` with the toolchain's version;
+- Rust: the `.dep-v0` section `cargo auditable` embeds (zlib-compressed JSON; ELF, PE, Mach-O and
+  WebAssembly) → every runtime crate;
 - classifiers for binaries no package database lists (python, node, busybox, openssl, httpd, haproxy,
   nginx, memcached, php, ruby, perl, postgres): a version string found in the file's read-only data;
 - package notes (`.note.package`, systemd's FDO packaging metadata) naming the distribution package a
@@ -18,20 +19,30 @@ import posixpath
 import re
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from vouch import limits
 from vouch.sbom.catalogers.base import location, purl
-from vouch.sbom.catalogers.golang import BuildInfo, Module, main_version, read_buildinfo, read_pe_buildinfo
+from vouch.sbom.catalogers.golang import (
+    BuildInfo,
+    Module,
+    main_version,
+    read_buildinfo,
+    read_macho_buildinfo,
+    read_pe_buildinfo,
+)
 from vouch.sbom.elf import ELF_MAGIC, ElfError, ElfFile
 from vouch.sbom.fsview import ImageView
+from vouch.sbom.macho import MachOFile, is_macho
 from vouch.sbom.model import Distro, Package
+from vouch.sbom.pe import PeFile
 
 MAX_AUDIT_COMPRESSED = limits.SBOM_AUDIT_MAX_COMPRESSED
 MAX_AUDIT_JSON = limits.SBOM_AUDIT_MAX_JSON
 _SCAN_CHUNK = 16 * 1024 * 1024
 _SCAN_OVERLAP = 256
+_XCOFF = (b"\x01\xdf", b"\x01\xf7")  # 32- and 64-bit XCOFF, which debug/buildinfo reads too
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,7 @@ class BinaryFacts:
     crates: list[Crate] | None = None
     classified: list[tuple[Rule, str]] | None = None
     notes: list[dict[str, str]] | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 FDO_PACKAGING_METADATA = 0xCAFE1A7E
@@ -166,11 +178,17 @@ def note_package(note: dict[str, str], path: str) -> Package:
     return pkg
 
 
-def read_audit(elf: ElfFile) -> list[Crate] | None:
-    sec = elf.section(".dep-v0")
+def read_audit(exe: ElfFile | PeFile | MachOFile) -> list[Crate] | None:
+    """The `.dep-v0` section cargo auditable embeds, in any of the formats it writes (go-rustaudit's
+    names, the legacy ones too)."""
+    legacy = {ElfFile: ".rust-deps-v0", PeFile: "rdep-v0", MachOFile: "rust-deps-v0"}[type(exe)]
+    sec = exe.section(".dep-v0") or exe.section(legacy)
     if sec is None:
         return None
-    raw = elf.section_data(sec, MAX_AUDIT_COMPRESSED)
+    return decode_audit(exe.section_data(sec, MAX_AUDIT_COMPRESSED))  # type: ignore[arg-type]
+
+
+def decode_audit(raw: bytes) -> list[Crate]:
     d = zlib.decompressobj()
     try:
         text = d.decompress(raw, MAX_AUDIT_JSON)  # bounded output, one call
@@ -191,6 +209,47 @@ def read_audit(elf: ElfFile) -> list[Crate] | None:
             continue  # build-only crates are not in the binary
         crates.append(Crate(str(p["name"]), str(p["version"]), str(p.get("source") or ""), bool(p.get("root"))))
     return crates
+
+
+WASM_MAGIC = b"\0asm\x01\0\0\0"
+
+
+def read_wasm_audit(f: BinaryIO, size: int) -> list[Crate] | None:
+    """A WebAssembly module's custom section `.dep-v0` (id 0), where cargo auditable puts the data."""
+    pos = 8
+    while pos < size:
+        f.seek(pos)
+        head = f.read(1 + 5)
+        if len(head) < 2:
+            break
+        section_id, (length, used) = head[0], _leb128(head, 1)
+        body = pos + 1 + used
+        if body + length > size:
+            raise ElfError("a WebAssembly section runs past the file")
+        if section_id == 0:
+            f.seek(body)
+            name_head = f.read(min(length, 5 + 64))
+            n, k = _leb128(name_head, 0)
+            if name_head[k:k + n] == b".dep-v0":
+                if length - k - n > MAX_AUDIT_COMPRESSED:
+                    raise ElfError(f"cargo-auditable data is larger than {MAX_AUDIT_COMPRESSED} bytes")
+                f.seek(body + k + n)
+                return decode_audit(f.read(length - k - n))
+        pos = body + length
+    return None
+
+
+def _leb128(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, bytes used) of an unsigned LEB128 of at most 5 bytes (a u32), starting at pos."""
+    value = 0
+    for i in range(5):
+        if pos + i >= len(data):
+            break
+        b = data[pos + i]
+        value |= (b & 0x7F) << (7 * i)
+        if not b & 0x80:
+            return value, i + 1
+    raise ElfError("bad LEB128 in a WebAssembly module")
 
 
 def _scan(elf: ElfFile, patterns: list[re.Pattern[bytes]]) -> str | None:
@@ -232,27 +291,38 @@ class BinaryCataloger:
     max_file_bytes = 4 * 1024**3
 
     def wants(self, path: str, mode: int, size: int) -> bool:
-        if mode & 0o111 or path.endswith((".exe", ".EXE")):
+        if mode & 0o111 or path.endswith((".exe", ".EXE", ".dll", ".DLL", ".wasm")):
             return True
         base = path[path.rfind("/") + 1:]
         return base[:3] in _NAME_PREFIXES and _NAMES.match(base) is not None
 
     def accepts(self, path: str, head: bytes) -> bool:
-        return head.startswith(ELF_MAGIC) or head.startswith(b"MZ")
+        return head.startswith((ELF_MAGIC, b"MZ", WASM_MAGIC, *_XCOFF)) or is_macho(head)
 
     def reduce_file(self, path: str, f: BinaryIO, size: int) -> BinaryFacts | None:
-        if not f.read(4).startswith(ELF_MAGIC):  # a PE (Windows) executable: Go build info only
-            go = read_pe_buildinfo(f, size)
-            return BinaryFacts(go) if go else None
-        elf = ElfFile(f, size)
-        facts = BinaryFacts(read_buildinfo(elf), read_audit(elf), classify(path, elf) or None,
-                            read_package_notes(elf))
+        head = f.read(64)
+        if head.startswith(ELF_MAGIC):
+            elf = ElfFile(f, size)
+            facts = BinaryFacts(read_buildinfo(elf), read_audit(elf), classify(path, elf) or None,
+                                read_package_notes(elf))
+        elif head.startswith(b"MZ"):  # Windows: Go build info and cargo-auditable data, as in ELF
+            pe = PeFile(f, size)
+            facts = BinaryFacts(read_pe_buildinfo(pe), read_audit(pe))
+        elif is_macho(head):
+            macho = MachOFile(f, size)
+            facts = BinaryFacts(read_macho_buildinfo(macho), read_audit(macho))
+        elif head.startswith(WASM_MAGIC):
+            facts = BinaryFacts(crates=read_wasm_audit(f, size))
+        else:  # XCOFF (AIX): Go can build for it, nothing here reads it; said, not silently passed over
+            return BinaryFacts(warnings=[f"/{path}: an XCOFF (AIX) executable; Go build info in that format "
+                                         "is not read"])
         return facts if facts.go or facts.crates or facts.classified or facts.notes else None
 
     def catalog(self, view: ImageView, distro: Distro | None) -> list[Package]:
         packages: list[Package] = []
         for path, parsed in sorted(view.parsed_by(self.name)):
             facts: BinaryFacts = parsed.value
+            view.warnings.extend(facts.warnings)
             found: list[Package] = _go_packages(facts.go) if facts.go else []
             for c in facts.crates or []:
                 pkg = Package(c.name, c.version, "cargo", purl("cargo", None, c.name, c.version), "rust-audit-binary",

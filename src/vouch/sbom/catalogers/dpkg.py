@@ -51,6 +51,46 @@ def parse_paragraphs(text: str) -> list[dict[str, str]]:
     return out
 
 
+_INT_MAX = 2**31 - 1
+_EPOCH = re.compile(r"[+-]?[0-9]+")
+
+
+def version_error(version: str) -> str | None:
+    """Why dpkg would refuse a version, in dpkg's own words (lib/dpkg/parsehelp.c parseversion: the
+    checks `dpkg-deb --build` applies), or None for a valid one. Surrounding blanks are trimmed first,
+    as dpkg does."""
+    v = version.strip(" \t")
+    if not v:
+        return "version string is empty"
+    if any(c.isspace() for c in v):
+        return "version string has embedded spaces"
+    if ":" in v:
+        epoch, _, v = v.partition(":")
+        number = _EPOCH.match(epoch)  # what strtol reads: a sign, then digits
+        if number is None:
+            return "epoch in version is empty"
+        if number.end() != len(epoch):
+            return "epoch in version is not number"
+        if int(epoch) < 0:
+            return "epoch in version is negative"
+        if int(epoch) > _INT_MAX:
+            return "epoch in version is too big"
+        if not v:
+            return "nothing after colon in version number"
+    upstream, hyphen, revision = v.rpartition("-") if "-" in v else (v, "", "")
+    if hyphen and not revision:
+        return "revision number is empty"
+    if not upstream:
+        return "version number is empty"
+    if not upstream[0].isascii() or not upstream[0].isdigit():
+        return "version number does not start with digit"
+    if any(not (c.isascii() and c.isalnum()) and c not in ".-+~:" for c in upstream):
+        return "invalid character in version number"
+    if any(not (c.isascii() and c.isalnum()) and c not in ".+~" for c in revision):
+        return "invalid character in revision number"
+    return None
+
+
 def parse_relations(value: str) -> list[str]:
     """`a (>= 1), b | c, d:any` → every alternative's name: [a, b, c, d]."""
     names = []
@@ -109,10 +149,15 @@ class DpkgCataloger:
         seen: set[tuple[str, str, str]] = set()
         for db_path, p in sources:
             name, version = p.get("Package"), p.get("Version")
-            if not name or not version:
+            if not name:
                 continue
             want, _, state = [*p.get("Status", "install ok installed").split(), "", "", ""][:3]
             if state not in ("installed",) or want in ("deinstall", "purge"):
+                continue
+            why = "missing 'Version' field" if not version else version_error(version)
+            if why or not version:  # dpkg refuses such a record; a BOM entry without a valid version matches nothing
+                shown = f" field value {version!r}" if version else ""
+                view.warnings.append(f"dpkg: /{db_path}: package {name!r}:{shown} {why}; not listed")
                 continue
             arch = p.get("Architecture", "")
             ident = (name, version, arch)

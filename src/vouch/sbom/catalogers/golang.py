@@ -1,8 +1,9 @@
-"""Go binaries (ELF, and PE for Windows images): the build info the Go linker embeds (`go version -m`),
-read without running anything.
+"""Go binaries (ELF; PE for Windows images; Mach-O): the build info the Go linker embeds
+(`go version -m`), read without running anything.
 
-Finds the `\\xff Go buildinf:` header in `.go.buildinfo` (or, with no section table, at the start
-of the first writable segment), reads the Go version and the module info either inline (Go ≥ 1.18)
+Finds the `\\xff Go buildinf:` header where Go's debug/buildinfo looks — ELF `.go.buildinfo` (or,
+with no section table, the first writable segment), the first PE data section, Mach-O
+`__go_buildinfo` — reads the Go version and the module info either inline (Go ≥ 1.18)
 or through pointers (older), and parses `path`, `mod`, `dep`, `=>` and `build` lines. Works on
 stripped (`-s -w`) and `-trimpath` binaries: none of that touches the build info.
 """
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO, Literal
+from typing import Literal
 
 from vouch.sbom.elf import ElfError, ElfFile
+from vouch.sbom.macho import MachOFile
+from vouch.sbom.pe import PeFile
 
 MAGIC = b"\xff Go buildinf:"
 MAX_INFO = 8 * 1024 * 1024
@@ -93,6 +96,12 @@ def read_buildinfo(elf: ElfFile) -> BuildInfo | None:
     if found is None:
         return None
     data, pos = found
+    return _from_header(data, pos, elf.read_vaddr)
+
+
+def _from_header(data: bytes, pos: int, read_vaddr: Callable[[int, int], bytes]) -> BuildInfo:
+    """The build info after its header: inline (Go 1.18+) or, before, two pointers to Go string headers
+    (pointer, length) that `read_vaddr` follows — the same in every executable format."""
     ptr_size, flags = data[pos + 14], data[pos + 15]
     if flags & 2:  # Go 1.18+: two varint-prefixed strings right after the 32-byte header
         version, p = _inline_string(data, pos + 32)
@@ -104,54 +113,39 @@ def read_buildinfo(elf: ElfFile) -> BuildInfo | None:
 
     def deref(at: int) -> bytes:
         addr = int.from_bytes(data[at:at + ptr_size], order)
-        header = elf.read_vaddr(addr, 2 * ptr_size)
+        header = read_vaddr(addr, 2 * ptr_size)
         ptr = int.from_bytes(header[:ptr_size], order)
         n = int.from_bytes(header[ptr_size:], order)
         if n > MAX_INFO:
             raise ElfError("Go build info string too long")
-        return elf.read_vaddr(ptr, n) if n else b""
+        return read_vaddr(ptr, n) if n else b""
 
     return _decode(deref(pos + 16), deref(pos + 16 + ptr_size))
 
 
-_PE_DATA = 0x40 | 0x40000000 | 0x80000000  # IMAGE_SCN_CNT_INITIALIZED_DATA | MEM_READ | MEM_WRITE
+def read_pe_buildinfo(pe: PeFile) -> BuildInfo | None:
+    """A Windows (PE) Go binary: the build info opens its first data section, as Go's own reader finds
+    it; either layout (pointers before Go 1.18) through the section table."""
+    sec = pe.first_data_section()
+    if sec is None:
+        return None
+    data = pe.read_at(sec.rawptr, min(sec.rawsize, MAX_INFO))
+    pos = _magic_at(data)
+    return _from_header(data, pos, pe.read_vaddr) if pos is not None else None
 
 
-def read_pe_buildinfo(f: BinaryIO, size: int) -> BuildInfo | None:
-    """A Windows (PE) Go binary: the build info opens its first writable data section, as Go's own
-    reader finds it. Go 1.18+ (inline strings) only; older PE binaries are reported as unread."""
-    f.seek(0)
-    head = f.read(4096)
-    if len(head) < 64 or not head.startswith(b"MZ"):
-        return None
-    pe = int.from_bytes(head[0x3C:0x40], "little")
-    f.seek(pe)
-    coff = f.read(24)
-    if len(coff) < 24 or coff[:4] != b"PE\0\0":
-        return None
-    nsections, optional = struct.unpack_from("<H", coff, 6)[0], struct.unpack_from("<H", coff, 20)[0]
-    if nsections > 96:
-        raise ElfError("bad PE section count")
-    f.seek(pe + 24 + optional)
-    table = f.read(40 * nsections)
-    for i in range(len(table) // 40):
-        rawsize, rawptr = struct.unpack_from("<II", table, 40 * i + 16)
-        characteristics = struct.unpack_from("<I", table, 40 * i + 36)[0]
-        if characteristics & _PE_DATA != _PE_DATA:
-            continue
-        if rawptr > size:
-            raise ElfError("PE data section outside the file")
-        f.seek(rawptr)
-        data = f.read(min(rawsize, MAX_INFO))
-        pos = _magic_at(data)
-        if pos is None:
+def read_macho_buildinfo(m: MachOFile) -> BuildInfo | None:
+    """A macOS (Mach-O) Go binary: the `__go_buildinfo` section (Go 1.13+), else the data segment."""
+    sec = m.section("__go_buildinfo")
+    if sec is not None:
+        data = m.read_at(sec.offset, min(sec.size, MAX_INFO)) if sec.offset else b""
+    else:
+        seg = m.first_writable_segment()
+        if seg is None:
             return None
-        if not data[pos + 15] & 2:
-            raise ElfError("Go build info in the pre-1.18 format in a PE file is not read")
-        version, p = _inline_string(data, pos + 32)
-        modinfo, _ = _inline_string(data, p)
-        return _decode(version, modinfo)
-    return None
+        data = m.read_at(seg.fileoff, min(seg.filesz, MAX_INFO))
+    pos = _magic_at(data)
+    return _from_header(data, pos, m.read_vaddr) if pos is not None else None
 
 
 def parse_modinfo(info: BuildInfo, text: str) -> None:

@@ -1,7 +1,10 @@
 """Java archives (jar, war, ear and kin), nested ones too (Spring Boot `BOOT-INF/lib`, `WEB-INF/lib`).
 
-Identity, best evidence first: `META-INF/maven/<g>/<a>/pom.properties` (an archive holding several
-— a shaded jar — lists each), then `META-INF/MANIFEST.MF`, then the file name (`name-1.2.3.jar`).
+Identity, best evidence first: a `pom.properties` anywhere in the archive (Maven writes them under
+`META-INF/maven/<g>/<a>/`; a shaded jar holds several, relocated builds move them) — each is listed;
+then `META-INF/MANIFEST.MF` (a Jenkins plugin's `Short-Name`, `Implementation-*`, the OSGi
+`Bundle-SymbolicName`); then the file name (`name-1.2.3.jar`), which wins over the manifest's
+names when it has that form.
 Nesting depth, member count, every member's declared size and the total inflated per archive are
 bounded, so a zip bomb or an archive nested a thousand deep is reported and skipped.
 """
@@ -209,19 +212,19 @@ def scan_archive(f: BinaryIO, path: str, depth: int = 0, budget: _Budget | None 
     for info in infos:
         name = info.filename
         if info.compress_type not in _METHODS:  # never read (see _METHODS); said so if it mattered
-            if name.upper() == "META-INF/MANIFEST.MF" or name.startswith("META-INF/maven/") or \
+            if name.upper() == "META-INF/MANIFEST.MF" or _is_pom_file(name, "pom.properties") or \
                     name.lower().endswith(SUFFIXES):
                 warnings.append(f"{path}:{name}: compressed with method {info.compress_type}, which jars do not "
                                 "use; not read")
             continue
-        if name.upper() == "META-INF/MANIFEST.MF":
+        if name.upper() == "META-INF/MANIFEST.MF" and not info.is_dir():
             manifest = parse_manifest(_read_member(zf, info, MAX_META_BYTES, budget, path).decode("utf-8", "replace"))
-        elif name.startswith("META-INF/maven/") and name.endswith("/pom.properties"):
+        elif _is_pom_file(name, "pom.properties"):
             props = parse_properties(_read_member(zf, info, MAX_META_BYTES, budget, path).decode("utf-8", "replace"))
-            if props.get("artifactId") and props.get("version"):
+            if props.get("artifactId") and props.get("version") and not _template(props):
                 props["_dir"] = posixpath.dirname(name)
                 poms.append(props)
-        elif name.startswith("META-INF/maven/") and name.endswith("/pom.xml"):
+        elif _is_pom_file(name, "pom.xml") and posixpath.dirname(name):
             text = _read_member(zf, info, MAX_META_BYTES, budget, path).decode("utf-8", "replace")
             pom_licenses[posixpath.dirname(name)] = pom_xml_licenses(text)
         elif name.lower().endswith(SUFFIXES) and not info.is_dir():
@@ -253,29 +256,69 @@ def scan_archive(f: BinaryIO, path: str, depth: int = 0, budget: _Budget | None 
     return found
 
 
+def _is_pom_file(member: str, base: str) -> bool:
+    """A Maven descriptor anywhere in the archive: `META-INF/maven/<g>/<a>/` is where Maven writes it, but
+    a shaded build's relocation moves the bundled artefacts' descriptors with their classes
+    (`com/acme/shaded/META-INF/maven/...`), and other tools put them elsewhere."""
+    return member == base or member.endswith("/" + base)
+
+
+def _template(props: dict[str, str]) -> bool:
+    """An archetype's or a build's unfilled template (`version=${project.version}`): no package."""
+    return any("${" in props.get(k, "") for k in ("groupId", "artifactId", "version"))
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+\-]{0,199}")
+
+
+def _token(value: str | None) -> str:
+    """An attribute usable as an artifact id: one word (`spring-core`), not a title ("Spring Core")."""
+    value = (value or "").split(";", 1)[0].strip()
+    return value if _TOKEN.fullmatch(value) else ""
+
+
+def _manifest_identity(base: str, file_name: str, file_version: str,
+                       manifest: dict[str, str]) -> tuple[str, str, str, str]:
+    """(group, artifact, version, evidence) of an archive no Maven descriptor names.
+
+    The file name wins when it has the repository layout's `artifact-version` form; a name without a
+    version (`test.jar`, `app.jar`, a Jenkins `gradle.hpi`) says nothing, and the manifest's own
+    identity is used: a Jenkins plugin's `Short-Name`, then `Implementation-Title` (when it is an id,
+    not a title), then the OSGi `Bundle-SymbolicName`."""
+    jenkins = base.lower().endswith((".hpi", ".jpi"))
+    symbolic = _token(manifest.get("Bundle-SymbolicName"))
+    name = ""
+    if jenkins:
+        name = _token(manifest.get("Short-Name")) or _token(manifest.get("Extension-Name"))
+    if not name and not file_version:
+        name = _token(manifest.get("Implementation-Title")) or symbolic
+    name = name or file_name
+    versions = [manifest.get("Plugin-Version", "").split(" ", 1)[0]] if jenkins else []
+    versions += [manifest.get(k, "") for k in ("Implementation-Version", "Bundle-Version", "Specification-Version")]
+    from_manifest = next((v.strip() for v in versions if v.strip()), "")
+    version = from_manifest or file_version
+    group = _token(manifest.get("Group-Id")) or _token(manifest.get("Implementation-Vendor-Id"))
+    if not group and symbolic and "." in symbolic and (symbolic == name or symbolic.endswith("." + name)):
+        group = symbolic[:len(symbolic) - len(name) - 1] if symbolic != name else symbolic.rsplit(".", 1)[0]
+    group = group or _known_group(name) or name
+    return group, name, version, "manifest" if from_manifest or name != file_name else "filename"
+
+
 def identify(path: str, manifest: dict[str, str], poms: list[dict[str, str]]) -> list[JavaPackage]:
     """The archive's own package (main=True) and any others its pom.properties name (shaded)."""
     base = posixpath.basename(path.rsplit(":", 1)[-1])
     m = _FILENAME.match(base) if len(base) <= 255 else None  # bounded: the pattern is quadratic
     file_name, file_version = (m.group("name"), m.group("version")) if m else (base.rsplit(".", 1)[0], "")
     out: list[JavaPackage] = []
-    main_pom = None
-    for p in poms:
-        if p["artifactId"] == file_name or (len(poms) == 1 and p["artifactId"] in base):
-            main_pom = p
-            break
+    main_pom = next((p for p in poms if p["artifactId"] == file_name), None)
+    if main_pom is None and len(poms) == 1 and (poms[0]["artifactId"] in base or not file_version):
+        main_pom = poms[0]  # the one descriptor of an archive renamed on deployment (app.jar)
     for p in poms:
         out.append(JavaPackage(p.get("groupId") or p["artifactId"], p["artifactId"], p["version"], path,
                                "pom.properties", main=p is main_pom))
     if main_pom is None:
-        name = file_name or manifest.get("Implementation-Title", "") or manifest.get("Bundle-SymbolicName", "")
-        name = name.split(";", 1)[0].strip()
-        from_manifest = (manifest.get("Implementation-Version") or manifest.get("Bundle-Version")
-                         or manifest.get("Specification-Version"))
-        version = from_manifest or file_version
-        group = manifest.get("Group-Id") or manifest.get("Implementation-Vendor-Id") or _known_group(name) or name
+        group, name, version, evidence = _manifest_identity(base, file_name, file_version, manifest)
         if name and version:
-            evidence = "manifest" if from_manifest else "filename"
             out.append(JavaPackage(group, name, version, path, evidence, main=True))
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.message
 import email.parser
 import posixpath
 import re
@@ -30,13 +31,24 @@ def normalize_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _one(msg: email.message.Message, key: str) -> str | None:
+    """A header's value trimmed, as the core metadata spec's readers do (`Name: simple ` names "simple"):
+    the email parser keeps the spaces and tabs around a value. Empty is absent."""
+    value = msg.get(key)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _all(msg: email.message.Message, key: str) -> list[str]:
+    return [v.strip() for v in msg.get_all(key) or [] if isinstance(v, str) and v.strip()]
+
+
 def parse_metadata(text: str) -> dict[str, Any]:
     msg = email.parser.HeaderParser().parsestr(text)
     return {
-        "name": msg.get("Name"), "version": msg.get("Version"),
-        "license_expression": msg.get("License-Expression"), "license": msg.get("License"),
-        "classifiers": msg.get_all("Classifier") or [], "requires": msg.get_all("Requires-Dist") or [],
-        "summary": msg.get("Summary"), "author": msg.get("Author") or msg.get("Author-email"),
+        "name": _one(msg, "Name"), "version": _one(msg, "Version"),
+        "license_expression": _one(msg, "License-Expression"), "license": _one(msg, "License"),
+        "classifiers": _all(msg, "Classifier"), "requires": _all(msg, "Requires-Dist"),
+        "summary": _one(msg, "Summary"), "author": _one(msg, "Author") or _one(msg, "Author-email"),
     }
 
 
