@@ -1162,3 +1162,4 @@ def run() -> None:
             traceback.print_exc()
         sys.exit(70)
 
+from vouch.cli.report import register as register_report; register_report(app)  # noqa: E402, E702, I001
