@@ -400,37 +400,66 @@ def verify(
 @app.command()
 def sbom(
     ctx: typer.Context,
-    image: Annotated[str, typer.Argument(help="REF, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE.")],
+    image: Annotated[str, typer.Argument(help="REF (registry:REF, docker://REF), oci:DIR[:TAG] (oci-dir:), "
+                                              "oci-archive:FILE[:TAG], docker-archive:FILE or dir:PATH (an unpacked "
+                                              "root filesystem).")],
     platform: Annotated[str | None, typer.Option(help="os/arch or os/arch/variant to pick from an index.")] = None,
     output_file: Annotated[str | None, typer.Option("--output-file",
                                                     help="Write the BOM here (default stdout).")] = None,
+    format_: Annotated[str | None, typer.Option(
+        "--format", metavar="cyclonedx-json|spdx-json", help="The SBOM format (default cyclonedx-json): CycloneDX "
+        "1.5 or SPDX 2.3 JSON, from the same scan.")] = None,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", metavar="FORMAT[=FILE]",
+        help="syft's spelling of --format (and of --output-file: -o spdx-json=sbom.spdx.json).")] = None,
     timestamp: Annotated[str | None, typer.Option(
-        help="Pin metadata.timestamp (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now).")] = None,
-    files: Annotated[bool, typer.Option(help="List every file each package owns (larger BOM).")] = False,
+        help="Pin the document's time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now).")] = None,
+    files: Annotated[bool, typer.Option(help="List every file each package owns (larger BOM; SPDX: with the "
+                                             "SHA1 and SHA256 of each, so every file is hashed).")] = False,
+    scope: Annotated[str, typer.Option(
+        metavar="squashed|all-layers", help="squashed: what the image holds; all-layers: also packages later "
+        "layers deleted, marked vouch:package:deleted-by-layerID (syft's --scope).")] = "squashed",
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", metavar="GLOB", help="Leave out paths matching this glob, relative to the root: ./var/cache/**, "
+        "/usr/share/doc, **/*.pyc (repeatable; syft's --exclude).")] = None,
     max_layer_bytes: Annotated[int, typer.Option(help="Refuse a layer that decompresses to more than this.")]
     = 64 * 1024**3,
 ) -> None:
-    """Generate a CycloneDX 1.5 JSON SBOM for an image, reading each layer once: OS packages (dpkg, apk, rpm),
-    language packages (Python, npm, Java archives, Ruby gems, Composer, .NET), Go and Rust binaries (their
-    embedded module lists), Java runtimes, ELF package notes and version-classified binaries (python,
-    node, busybox, openssl, httpd, nginx, haproxy, memcached, php, ruby, perl, postgres)."""
+    """Generate a CycloneDX 1.5 or SPDX 2.3 JSON SBOM for an image or an unpacked root filesystem, reading each
+    layer once: OS packages (dpkg, apk, rpm), language packages (Python, npm, Java archives, Ruby gems,
+    Composer, .NET), Go and Rust binaries (their embedded module lists), Java runtimes, ELF package notes
+    and version-classified binaries (python, node, busybox, openssl, httpd, nginx, haproxy, memcached, php,
+    ruby, perl, postgres). stderr: what was scanned (platform, the digest read) and packages per ecosystem."""
+    from vouch.sbom.formats import DEFAULT, encoder
     from vouch.sbom.fsview import ViewOptions
     from vouch.sbom.generate import generate_sbom
 
     st = state(ctx)
+    fmt = format_
+    if output and output not in ("text", "json", "yaml"):  # -o json/text: the global flag's values, as before
+        out_fmt, sep, out_file = output.partition("=")
+        if format_ and encoder(format_).name != encoder(out_fmt).name:
+            raise InputError(f"--format {format_} and -o {output} disagree: give one")
+        if sep and output_file and output_file != out_file:
+            raise InputError(f"-o {output} and --output-file {output_file} disagree: give one")
+        fmt = out_fmt
+        output_file = out_file or output_file
+    enc = encoder(fmt or DEFAULT)
+    options = ViewOptions(max_layer_bytes=max_layer_bytes, exclude=tuple(exclude or ()), scope=scope,
+                          file_digests=files and enc.needs_file_digests)
     src = open_source(image, st.client())
     progress = (lambda m: err(f"  {m}")) if st.verbose else None
-    result = generate_sbom(src, platform, timestamp, options=ViewOptions(max_layer_bytes=max_layer_bytes),
-                           progress=progress)
+    result = generate_sbom(src, platform, timestamp, options=options, progress=progress)
     for w in result.warnings:
         err(f"warning: {w}")
-    text = result.to_json(indent=2, files_detail=files)
+    text = result.to_json(indent=2, files_detail=files, format=enc.name)
     if output_file:
         write_new_file(Path(output_file), text.encode() + b"\n", 0o644, force=True)
-        err(f"SBOM for {result.subject.name}@{result.subject.digest}: {len(result.packages)} packages "
-            f"-> {output_file}")
     else:
         sys.stdout.write(text + "\n")
+    summary = result.summary()
+    err(summary[0] + (f" -> {output_file}" if output_file else "") + f" ({enc.name})")
+    err(summary[1])
 
 
 # ---- attestations --------------------------------------------------------------------------------
@@ -512,8 +541,14 @@ def attest_sbom(
     platform: Annotated[str | None, typer.Option(
         help="For an index: only this os/arch (its SBOM attached to its own digest). Default: every platform "
              "image gets its own SBOM and the index a BOM merged from them.")] = None,
-    replace: Annotated[bool, typer.Option(help="Replace older CycloneDX attestations (default).")] = True,
+    replace: Annotated[bool, typer.Option(help="Replace older attestations of the same format (default); the "
+                                               "other format's stay.")] = True,
     files: Annotated[bool, typer.Option(help="Include per-package file lists (larger).")] = False,
+    format_: Annotated[list[str] | None, typer.Option(
+        "--format", metavar="cyclonedx-json|spdx-json",
+        help="The SBOM format to attest (repeatable: both from one scan). cyclonedx-json is attached as "
+             "https://cyclonedx.org/bom (cosign --type cyclonedx), spdx-json as https://spdx.dev/Document (cosign "
+             "--type spdxjson), side by side on the digest. Default cyclonedx-json.")] = None,
     yes: YesOpt = False,
     tlog_upload: TlogOpt = None,
     new_bundle_format: NewBundleOpt = False,
@@ -525,30 +560,38 @@ def attest_sbom(
     trust_config: kl.TrustConfigOpt = None,
     trusted_root: kl.TrustedRootOpt = None,
 ) -> None:
-    """Generate the CycloneDX SBOM of each image's exact digest and attach it as an attestation (with --key
-    or keyless); for a multi-arch index, each platform image's own SBOM on its digest and the merged BOM on
-    the index."""
+    """Generate the SBOM of each image's exact digest and attach it as an attestation (with --key or keyless),
+    CycloneDX and/or SPDX from one scan; for a multi-arch index, each platform image's own SBOM on its digest
+    and the merged CycloneDX BOM on the index (the index gets no merged SPDX document)."""
     from vouch.oci import mediatypes as mt
     from vouch.oci.source import select_platform
     from vouch.release.multiarch import merge_platform_boms, platform_children, platform_of
+    from vouch.sbom.formats import CYCLONEDX_JSON, encoder
+    from vouch.sbom.fsview import ViewOptions
     from vouch.sbom.generate import generate_sbom
-    from vouch.signing.attestation import PREDICATE_TYPES
 
     st = state(ctx)
     refs = [ref_arg(i) for i in images]
+    encoders = list({e.name: e for e in (encoder(f) for f in (format_ or [CYCLONEDX_JSON.name]))}.values())
     signer = kl.choose_signer(key, kl.SignFlags(identity_token, fulcio_url, rekor_url, signing_config, trust_config,
                                                 trusted_root), tlog_upload)
     layouts = write_layouts(new_bundle_format, layout)
-    cdx = PREDICATE_TYPES["cyclonedx"]
+    cdx = CYCLONEDX_JSON.predicate_type
+    with_cdx = CYCLONEDX_JSON in encoders
     out: list[dict[str, Any]] = []
+    options = ViewOptions(file_digests=files and any(e.needs_file_digests for e in encoders))
 
     def one(ref: Reference, digest: str, plat: str) -> dict[str, Any]:
         pinned = ref.with_digest(digest)
-        result = generate_sbom(RegistrySource(st.client(), pinned), None, digest=digest)
-        bom = json.loads(result.to_json(files_detail=files))
-        out.extend({**r, "packages": len(result.packages), "platform": plat}
-                   for r in _attest(st, signer, pinned, bom, cdx, replace, layouts=layouts))
-        return bom  # type: ignore[no-any-return]
+        result = generate_sbom(RegistrySource(st.client(), pinned), None, digest=digest, options=options)
+        cdx_bom: dict[str, Any] = {}
+        for enc in encoders:
+            doc = json.loads(result.to_json(files_detail=files, format=enc.name))
+            if enc is CYCLONEDX_JSON:
+                cdx_bom = doc
+            out.extend({**r, "packages": len(result.packages), "platform": plat, "format": enc.name}
+                       for r in _attest(st, signer, pinned, doc, enc.predicate_type, replace, layouts=layouts))
+        return cdx_bom
 
     for ref in refs:
         desc = st.client().resolve(ref)
@@ -563,9 +606,13 @@ def attest_sbom(
         parts = [(platform_of(c), c.digest, one(ref, c.digest, platform_of(c))) for c in platform_children(index)]
         if not parts:
             raise InputError(f"index {ref.name}@{desc.digest} lists no platform image")
+        if not with_cdx:
+            err(f"note: {ref.name}@{desc.digest} is an index: its platform images got their SPDX documents; the "
+                "index's merged BOM is CycloneDX only (add --format cyclonedx-json)")
+            continue
         merged = merge_platform_boms(ref.name, desc.digest, parts,
                                      dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00"))
-        out.extend({**r, "packages": len(merged["components"]), "platform": "index"}
+        out.extend({**r, "packages": len(merged["components"]), "platform": "index", "format": CYCLONEDX_JSON.name}
                    for r in _attest(st, signer, ref.with_digest(desc.digest), merged, cdx, replace, layouts=layouts))
     emit(st, out, "")
 
@@ -607,6 +654,7 @@ def verify_attestation(
     type_uri = predicate_type_uri(type_) if type_ else None
     age = parse_age(max_age) if max_age else None
     results = [verify_attestations(st.client(), ref, keys, type_uri, age) for ref in refs]
+    _sbom_ages(results, age)
     for r in results:
         for p in r.problems()[:20]:
             err(f"  refused {p}")
@@ -634,6 +682,28 @@ def verify_attestation(
                 sys.stdout.write(c.envelope.decode().strip() + "\n")
     if any(not r.ok for r in results):
         raise typer.Exit(EXIT_VERIFY)
+
+
+def _sbom_ages(results: list[Any], max_age: dt.timedelta | None) -> None:
+    """Every verified SBOM statement of either format (CycloneDX, SPDX) gets its age, and --max-age refuses
+    an SPDX document older than it by its creationInfo.created, as the policy does CycloneDX's timestamp."""
+    from vouch.verify.bomfacts import SPDX_TYPE, bom_time, sbom_age_problem
+
+    now = dt.datetime.now(dt.UTC)
+    for r in results:
+        for c in r.verified:
+            if c.statement is None or c.statement.get("predicateType") != SPDX_TYPE:
+                continue
+            predicate = c.statement.get("predicate")
+            if isinstance(predicate, str):  # cosign --type spdx: the document as a JSON string
+                try:
+                    predicate = json.loads(predicate)
+                except ValueError:
+                    predicate = None
+            ts, _ = bom_time(predicate)
+            c.age = now - ts if ts is not None else None
+            if max_age is not None and (problem := sbom_age_problem(predicate, now, max_age)):
+                c.ok, c.reason, c.envelope = False, problem, None
 
 
 download_app = VouchTyper(help="Download attestations or the attached SBOM.", no_args_is_help=True)
@@ -676,32 +746,47 @@ def download_sbom(
         "--key", help="Print only an SBOM whose attestation verifies with this public key (repeatable): signature, "
                       "subject digest, the BOM's own metadata.component, timestamp.")] = None,
     max_age: Annotated[str | None, typer.Option(help="With --key: refuse an SBOM older than this (90d).")] = None,
+    format_: Annotated[str, typer.Option(
+        "--format", metavar="cyclonedx-json|spdx-json",
+        help="Which attested SBOM: the CycloneDX one (https://cyclonedx.org/bom) or the SPDX one "
+             "(https://spdx.dev/Document).")] = "cyclonedx-json",
 ) -> None:
-    """Print the CycloneDX BOM attested on IMAGE (the predicate of its newest CycloneDX attestation).
-    Without --key the attestation is not verified (as `cosign download`): pass --key for evidence."""
+    """Print the SBOM attested on IMAGE (the predicate of its newest attestation of that format: CycloneDX by
+    default, SPDX with --format spdx-json). Without --key the attestation is not verified (as `cosign
+    download`): pass --key for evidence."""
+    import contextlib
+
+    from vouch.sbom.formats import encoder
+
     st = state(ctx)
     ref = ref_arg(image)
+    enc = encoder(format_)
     if key:
-        from vouch.signing.attestation import PREDICATE_TYPES
         from vouch.verify.attestations import verify_attestations
         from vouch.verify.bomfacts import parse_age
 
-        res = verify_attestations(st.client(), ref, load_verifier_keys(key), PREDICATE_TYPES["cyclonedx"],
-                                  parse_age(max_age) if max_age else None)
+        age = parse_age(max_age) if max_age else None
+        res = verify_attestations(st.client(), ref, load_verifier_keys(key), enc.predicate_type, age)
+        _sbom_ages([res], age)
         if not res.ok:
             err(f"Error: {res.image}: {res.reason()}")
             raise typer.Exit(EXIT_VERIFY)
         newest = max(res.verified, key=lambda c: -(c.age.total_seconds() if c.age else 0.0))
         assert newest.statement is not None
-        sys.stdout.write(json.dumps(newest.statement.get("predicate"), indent=2) + "\n")
+        doc = newest.statement.get("predicate")
+        if isinstance(doc, str):  # cosign --type spdx: the document as a JSON string
+            with contextlib.suppress(ValueError):
+                doc = json.loads(doc)
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     if max_age:
         raise InputError("--max-age needs --key: an unverified SBOM's age is not evidence")
     from vouch.store.attest import attested_bom
 
-    digest, predicate = attested_bom(st.client(), ref)
+    digest, predicate = attested_bom(st.client(), ref, enc.predicate_type)
     if predicate is None:
-        raise NotFoundError(f"no CycloneDX attestation on {ref.name}@{digest}")
+        what = "CycloneDX" if enc.cosign_type == "cyclonedx" else "SPDX"
+        raise NotFoundError(f"no {what} attestation on {ref.name}@{digest}")
     sys.stdout.write(json.dumps(predicate, indent=2) + "\n")
 
 

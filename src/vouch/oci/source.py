@@ -1,15 +1,17 @@
 """Where images are read from: a registry, an OCI layout directory, an oci-archive or docker-archive tar.
 
-Spec syntax follows containers/image transports:
-  REF | docker://REF            a registry
-  oci:DIR[:TAG]                 an OCI image layout directory
-  oci-archive:FILE[:TAG]        a tar of an OCI image layout (what `buildah push oci-archive:` writes)
-  docker-archive:FILE[:REF]     `docker save` output
+Spec syntax follows containers/image transports, with syft's scheme names as aliases:
+  REF | docker://REF | registry:REF   a registry
+  oci:DIR[:TAG] | oci-dir:DIR[:TAG]   an OCI image layout directory
+  oci-archive:FILE[:TAG]              a tar of an OCI image layout (what `buildah push oci-archive:` writes)
+  docker-archive:FILE[:REF]           `docker save` output
+  dir:PATH                            an unpacked root filesystem (what `buildah mount` shows): `sbom` only
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -290,8 +292,70 @@ def _split_path_tag(rest: str) -> tuple[str, str | None]:
     return rest, None
 
 
+class DirSource:
+    """An unpacked root filesystem. Not an image: it has no manifest or layers (generate_sbom reads it
+    with fsview.add_directory); the image operations refuse it in one line."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if not path.is_dir():
+            raise InputError(f"dir:{path}: not a directory" + (" (it does not exist)" if not path.exists() else ""))
+
+    @property
+    def name(self) -> str:
+        return f"dir:{self.path}"
+
+    def _refuse(self) -> InputError:
+        return InputError(f"{self.name} is a directory, not an image: only `vouch sbom` reads it (digest, manifest, "
+                          "copy, sign and attest need an image)")
+
+    def resolve(self) -> Descriptor:
+        raise self._refuse()
+
+    def manifest(self, digest: str) -> Manifest:
+        raise self._refuse()
+
+    def iter_blob(self, digest: str) -> Iterator[bytes]:
+        raise self._refuse()
+
+    def get_blob(self, digest: str, max_bytes: int = 64 * 1024 * 1024) -> bytes:
+        raise self._refuse()
+
+
+SCHEMES = ("registry:", "docker://", "oci:", "oci-dir:", "oci-archive:", "docker-archive:", "dir:")
+# syft's other sources, which read through a daemon or a single file: refused with what to do instead
+_DAEMON = {"docker": "docker save -o image.tar IMAGE, then docker-archive:image.tar",
+           "podman": "podman save --format oci-archive -o image.tar IMAGE, then oci-archive:image.tar",
+           "containerd": "ctr image export image.tar IMAGE, then oci-archive:image.tar"}
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(?://)?")
+
+
+def unknown_scheme(spec: str) -> str | None:
+    """The scheme of a spec that names a source scheme vouch does not know ("dir2:/x", "file:a.tar"), else
+    None (a plain reference: `alpine:3.20`, `localhost:5000/app` are not schemes)."""
+    m = _SCHEME_RE.match(spec)
+    if m is None:
+        return None
+    rest = spec[m.end():]
+    # `docker:dind` is an image and a tag; `docker:/x`, `file:./a.tar` and `x://…` can only be schemes
+    if "://" in spec[:m.end()] or rest.startswith(("/", "./", "../", "~")):
+        return m[1]
+    return None
+
+
 def open_source(spec: str, client: RegistryClient) -> ImageSource:
     """Open an image source from a transport-prefixed spec (see module doc)."""
+    if spec.startswith("registry:"):
+        spec = spec[len("registry:"):]
+        if spec.startswith("//"):
+            spec = spec[2:]
+        return RegistrySource(client, parse_reference(spec))
+    if spec.startswith("dir:"):
+        if not spec[4:]:
+            raise InputError("dir: needs a path: dir:/path/to/rootfs")
+        return DirSource(Path(spec[4:]))
+    if spec.startswith("oci-dir:"):
+        spec = "oci:" + spec[len("oci-dir:"):]
     if spec.startswith("oci:"):
         path, tag = _split_path_tag(spec[4:])
         return LayoutSource(Path(path), tag)
@@ -304,6 +368,11 @@ def open_source(spec: str, client: RegistryClient) -> ImageSource:
         return DockerArchiveSource(Path(path), ref or None)
     if spec.startswith("docker://"):
         spec = spec[len("docker://"):]
+    elif (scheme := unknown_scheme(spec)) is not None:
+        hint = _DAEMON.get(scheme.lower())
+        raise InputError(f"unknown source scheme {scheme + ':'!r} in {spec!r}: vouch reads "
+                         f"{', '.join(SCHEMES)} or a plain image reference"
+                         + (f" (for a {scheme} image: {hint})" if hint else ""))
     return RegistrySource(client, parse_reference(spec))
 
 

@@ -12,26 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from cyclonedx.spdx import is_supported_id
 from packageurl import PackageURL
 
 from vouch import __version__
-from vouch.sbom.model import Distro, Package
+from vouch.sbom.model import Distro, ImageSubject, Package
+
+__all__ = ["SCHEMA", "ImageSubject", "bom_json", "build_bom"]
 
 SCHEMA = "http://cyclonedx.org/schema/bom-1.5.schema.json"
 _TYPES = ("library", "application", "framework", "operating-system")
-
-
-@dataclass
-class ImageSubject:
-    name: str  # REGISTRY/REPO (or the source spec)
-    digest: str  # manifest digest
-    platform: str | None = None
-    layer_diff_ids: list[str] | None = None
-    manifest_digest: str | None = None  # the platform image's manifest when digest names an index
 
 
 Json = dict[str, Any]
@@ -101,6 +93,9 @@ def build_bom(subject: ImageSubject, distro: Distro | None, packages: list[Packa
                            qualifiers={"repository_url": subject.name} if repo_url else None).to_string(),
         "type": "container", "version": subject.digest,
     }
+    if subject.kind == "directory":  # an unpacked root filesystem: syft's "file" component, no image purl
+        image = {"bom-ref": f"dir:{subject.digest}", "name": subject.name,
+                 "properties": _properties([("vouch:directory:listing-digest", subject.digest)]), "type": "file"}
     if not image["properties"]:
         del image["properties"]
     components: list[Json] = []

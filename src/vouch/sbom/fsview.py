@@ -15,9 +15,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import posixpath
+import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from typing import Any, BinaryIO, Protocol
 
 from vouch import limits
 from vouch.errors import InputError, VouchError
+from vouch.sbom.model import FileDigest
 from vouch.sbom.streams import open_layer_stream
 from vouch.sbom.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarFormatError, TarReader
 
@@ -89,11 +93,18 @@ class _Dir:
 
 @dataclass
 class LayerInfo:
-    index: int
+    index: int  # 0-based, from the base (the BOM's layerIndex properties)
     digest: str
     diff_id: str
     media_type: str
     size: int
+    count: int = 0  # layers in the image, when known: messages say "layer 1 of 3"
+
+    @property
+    def label(self) -> str:
+        """How messages name the layer: counted from 1 at the base, "of N", and its digest."""
+        of = f" of {self.count}" if self.count else ""
+        return f"layer {self.index + 1}{of} ({self.digest[:19]})"
 
 
 @dataclass
@@ -113,6 +124,13 @@ class ImageView:
     nodes: dict[str, Node] = field(default_factory=dict)
     parsed: dict[str, Parsed] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # with ViewOptions.file_digests: path → content digests of every regular file (SPDX files need a SHA1)
+    digests: dict[str, FileDigest] = field(default_factory=dict)
+    # with ViewOptions.scope "all-layers": (layer that hid or replaced it, path, the parsed record it had)
+    history: list[tuple[int, str, Parsed]] | None = None
+    excluded: int = 0  # entries left out by ViewOptions.exclude
+    _layer: int = 0  # the layer being added (what history records)
+    _dir_entries: int = 0  # entries read by add_directory (bounded)
     _root: _Dir = field(default_factory=_Dir)
     _implicit_dirs: int = 0  # index nodes created for parents that had no entry (yet): bounded
     _resolve_steps: int = 0  # path components walked and symlinks followed by resolve(): bounded
@@ -177,6 +195,17 @@ class ImageView:
                 yield path, p
 
     # ---- building --------------------------------------------------------------------------
+
+    def drop_parsed(self, path: str) -> None:
+        """Forget a path's parsed record (a later layer hid or replaced the file); with all-layers scope it
+        goes to the history, so that what later layers deleted is still cataloged (and marked)."""
+        old = self.parsed.pop(path, None)
+        if old is not None and self.history is not None and old.layer < self._layer:
+            self.history.append((self._layer, path, old))
+
+    def set_parsed(self, path: str, parsed: Parsed) -> None:
+        self.drop_parsed(path)
+        self.parsed[path] = parsed
 
     def _find(self, path: str) -> _Dir | None:
         d = self._root
@@ -255,7 +284,7 @@ class ImageView:
                         node.first_layer = below_layer  # recreated above the whiteout: new from here on
                 else:
                     del self.nodes[p]
-                    self.parsed.pop(p, None)
+                    self.drop_parsed(p)
                     d.node = None
             if stack and d.node is None and not d.kids:
                 parent = stack[-1][1]
@@ -281,9 +310,85 @@ class ViewOptions:
     max_layer_bytes: int = limits.SBOM_MAX_LAYER_BYTES
     max_ratio: float = limits.SBOM_MAX_RATIO  # above ratio_floor decompressed bytes, more expansion is a bomb
     ratio_floor: int = limits.SBOM_RATIO_FLOOR
+    exclude: tuple[str, ...] = ()  # syft's --exclude globs: matching paths (and what is below them) are not read
+    scope: str = "squashed"  # squashed | all-layers (what later layers deleted is cataloged too, and marked)
+    file_digests: bool = False  # hash every regular file (SHA1 + SHA256), for SPDX's file entries
 
 
-def _reduce_file(view: ImageView, what: str, i: int, path: str, member_size: int, reader: TarReader,
+SCOPES = ("squashed", "all-layers")
+
+
+def exclude_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool] | None:
+    """syft's --exclude: a glob over the root-relative path, written `./etc/**`, `/etc/**`, `**/*.pyc` or
+    `*/tmp/*` (`*` and `?` within a segment, `**` any depth). A match excludes the path and everything
+    below it (`./var/cache` excludes /var/cache/apt/pkgcache.bin)."""
+    if not patterns:
+        return None
+    rxs = []
+    for raw in patterns:
+        pat = raw.strip()
+        if pat.startswith("./"):
+            pat = pat[2:]
+        pat = pat.lstrip("/").rstrip("/")
+        if not pat or pat in (".", "**"):
+            raise InputError(f"--exclude {raw!r} would exclude everything; name paths such as ./var/cache/** or "
+                             "**/*.pyc")
+        out, i = "", 0
+        while i < len(pat):
+            if pat.startswith("**/", i):
+                out += "(?:.*/)?"
+                i += 3
+            elif pat.startswith("**", i):
+                out += ".*"
+                i += 2
+            elif pat[i] == "*":
+                out += "[^/]*"
+                i += 1
+            elif pat[i] == "?":
+                out += "[^/]"
+                i += 1
+            else:
+                out += re.escape(pat[i])
+                i += 1
+        rxs.append(out)
+    rx = re.compile("^(?:" + "|".join(rxs) + ")(?:/.*)?$", re.S)
+    return lambda path: rx.match(path) is not None
+
+
+class _Data(Protocol):
+    """Reads the current entry's content: a tar member (TarReader) or a file of a directory."""
+
+    def read_data(self, limit: int) -> bytes: ...
+
+    def read_chunk(self, n: int) -> bytes: ...
+
+
+class _Hashing:
+    """A reader that hashes what passes through it; `finish` reads (and hashes) the rest."""
+
+    def __init__(self, inner: _Data):
+        self.inner = inner
+        self.sha1 = hashlib.sha1(usedforsecurity=False)
+        self.sha256 = hashlib.sha256()
+
+    def _seen(self, data: bytes) -> bytes:
+        self.sha1.update(data)
+        self.sha256.update(data)
+        return data
+
+    def read_data(self, limit: int) -> bytes:
+        return self._seen(self.inner.read_data(limit))
+
+    def read_chunk(self, n: int) -> bytes:
+        return self._seen(self.inner.read_chunk(n))
+
+    def finish(self, layer_diff_id: str) -> FileDigest:
+        while self.read_chunk(_SPOOL_CHUNK):
+            pass
+        return FileDigest(self.sha1.hexdigest(), self.sha256.hexdigest(), layer_diff_id)
+
+
+def _reduce_file(view: ImageView, what: str, i: int, path: str, member_size: int, reader: _Data,
                  wanting: list[FileClaimer]) -> None:
     head = reader.read_chunk(HEAD)
     for c in wanting:
@@ -318,8 +423,85 @@ def _reduce_file(view: ImageView, what: str, i: int, path: str, member_size: int
                 view.warnings.append(f"{what}: {c.name} could not parse {path}: {exc}")
                 return
         if value is not None:
-            view.parsed[path] = Parsed(c.name, value, i)
+            view.set_parsed(path, Parsed(c.name, value, i))
         return
+
+
+@dataclass
+class _Claimers:
+    paths: list[Claimer]
+    files: list[FileClaimer]
+    excluded: Callable[[str], bool] | None
+    hashing: bool
+
+    @classmethod
+    def split(cls, claimers: list[Any], options: ViewOptions) -> _Claimers:
+        return cls([c for c in claimers if not hasattr(c, "reduce_file")],
+                   [c for c in claimers if hasattr(c, "reduce_file")], exclude_matcher(options.exclude),
+                   options.file_digests)
+
+
+def _add_entry(view: ImageView, layer: LayerInfo, what: str, path: str, kind: str, size: int, mode: int,
+               link: str | None, data: _Data, cl: _Claimers) -> None:
+    """One entry of a layer (or directory) into the view: kind f (regular file), d, l (symlink), h (hard
+    link to `link`), o (device or fifo), u (present, content not read)."""
+    i = layer.index
+    if kind == "d":
+        view._add(path, Node("d", i, i, 0, None, mode))
+    elif kind == "l":
+        view._add(path, Node("l", i, i, 0, link, mode))
+    elif kind == "h":
+        target = clean_path(link or "")
+        tnode = view.nodes.get(target)
+        if tnode is None:
+            view.warnings.append(f"{what}: hard link {path!r} points to missing {link!r}")
+            view._add(path, Node("f", i, i, 0, None, mode))
+            return
+        view._add(path, Node(tnode.kind, i, i, tnode.size, tnode.link, mode))
+        if target in view.parsed:
+            view.set_parsed(path, view.parsed[target])
+        else:
+            view.drop_parsed(path)
+        if cl.hashing and target in view.digests:
+            view.digests[path] = view.digests[target]
+        return
+    elif kind == "f":
+        view._add(path, Node("f", i, i, size, None, mode))
+        view.drop_parsed(path)
+        reader: _Data = _Hashing(data) if cl.hashing else data
+        claimed = False
+        for c in cl.paths:
+            if not c.claims(path):
+                continue
+            claimed = True
+            if size > c.max_file_bytes:
+                view.warnings.append(f"{what}: {path} is {size} bytes, over the "
+                                     f"{c.name} limit of {c.max_file_bytes}; skipped")
+                break
+            content = reader.read_data(c.max_file_bytes)
+            try:
+                view.set_parsed(path, Parsed(c.name, c.reduce(path, content), i))
+            except VouchError:
+                raise
+            except Exception as exc:  # a cataloger's parse error never stops the scan
+                view.warnings.append(f"{what}: {c.name} could not parse {path}: {exc}")
+            break
+        if not claimed and cl.files and size >= HEAD:
+            wanting = [c for c in cl.files if c.wants(path, mode, size)]
+            if wanting:
+                _reduce_file(view, what, i, path, size, reader, wanting)
+        if isinstance(reader, _Hashing):
+            view.digests[path] = reader.finish(layer.diff_id)
+        return
+    elif kind == "o":
+        view._add(path, Node("o", i, i, 0, None, mode))
+    else:  # sparse files, volume labels, unknown types: present, content not read
+        view._add(path, Node("f", i, i, size, None, mode))
+    if cl.hashing:
+        view.digests.pop(path, None)
+
+
+_TAR_KINDS = {DIR: "d", SYM: "l", LNK: "h", REG: "f", CHR: "o", BLK: "o", FIFO: "o"}
 
 
 def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claimers: list[Any],
@@ -327,10 +509,11 @@ def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claime
     """Stream one layer (the next one up) into the view. Claimers are path claimers (small files,
     `reduce` gets the bytes) or file claimers (`reduce_file` gets a seekable spooled copy)."""
     options = options or ViewOptions()
-    path_claimers: list[Claimer] = [c for c in claimers if not hasattr(c, "reduce_file")]
-    file_claimers: list[FileClaimer] = [c for c in claimers if hasattr(c, "reduce_file")]
-    what = f"layer {layer.index + 1} ({layer.digest[:19]})"
-    i = layer.index
+    cl = _Claimers.split(claimers, options)
+    what = layer.label
+    view._layer = layer.index
+    if options.scope == "all-layers" and view.history is None:
+        view.history = []
     markers: dict[str, bool] = {}  # whiteout (True) or opaque-directory (False) marker paths: each once
     producer, stream = open_layer_stream(chunks, what, options.max_layer_bytes, options.max_ratio,
                                          options.ratio_floor)
@@ -352,51 +535,11 @@ def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claime
                 else:
                     markers[posixpath.join(parent, base[len(WHITEOUT):])] = True  # hides more than opaque
                 continue
-            t = member.type
-            if t == DIR:
-                view._add(path, Node("d", i, i, 0, None, member.mode))
-            elif t == SYM:
-                view._add(path, Node("l", i, i, 0, member.linkname, member.mode))
-            elif t == LNK:
-                target = clean_path(member.linkname)
-                tnode = view.nodes.get(target)
-                if tnode is None:
-                    view.warnings.append(f"{what}: hard link {path!r} points to missing {member.linkname!r}")
-                    view._add(path, Node("f", i, i, 0, None, member.mode))
-                    continue
-                view._add(path, Node(tnode.kind, i, i, tnode.size, tnode.link, member.mode))
-                if target in view.parsed:
-                    view.parsed[path] = view.parsed[target]
-                else:
-                    view.parsed.pop(path, None)
-            elif t == REG:
-                view._add(path, Node("f", i, i, member.size, None, member.mode))
-                view.parsed.pop(path, None)
-                claimed = False
-                for c in path_claimers:
-                    if not c.claims(path):
-                        continue
-                    claimed = True
-                    if member.size > c.max_file_bytes:
-                        view.warnings.append(f"{what}: {path} is {member.size} bytes, over the "
-                                             f"{c.name} limit of {c.max_file_bytes}; skipped")
-                        break
-                    data = reader.read_data(c.max_file_bytes)
-                    try:
-                        view.parsed[path] = Parsed(c.name, c.reduce(path, data), i)
-                    except VouchError:
-                        raise
-                    except Exception as exc:  # a cataloger's parse error never stops the scan
-                        view.warnings.append(f"{what}: {c.name} could not parse {path}: {exc}")
-                    break
-                if not claimed and file_claimers and member.size >= HEAD:
-                    wanting = [c for c in file_claimers if c.wants(path, member.mode, member.size)]
-                    if wanting:
-                        _reduce_file(view, what, i, path, member.size, reader, wanting)
-            elif t in (CHR, BLK, FIFO):
-                view._add(path, Node("o", i, i, 0, None, member.mode))
-            else:  # sparse files, volume labels, unknown types: present, content not read
-                view._add(path, Node("f", i, i, member.size, None, member.mode))
+            if cl.excluded is not None and cl.excluded(path):
+                view.excluded += 1
+                continue
+            _add_entry(view, layer, what, path, _TAR_KINDS.get(member.type, "u"), member.size, member.mode,
+                       member.linkname, reader, cl)
             if on_progress is not None:
                 consumed += member.size
                 on_progress(consumed)
@@ -409,7 +552,173 @@ def add_layer(view: ImageView, layer: LayerInfo, chunks: Iterator[bytes], claime
         raise InputError(f"{what}: truncated or corrupt ({exc})") from exc
     finally:
         producer.close()
-    apply_whiteouts(view, markers, i)
+    apply_whiteouts(view, markers, layer.index)
+
+
+class _FileData:
+    """A directory's regular file as an entry's content, opened (without following a symlink) only when
+    someone reads it, and at most the size lstat gave (a file that grows while it is read is cut there,
+    one that shrinks ends early, one that is no longer a regular file reads as empty)."""
+
+    def __init__(self, dfd: int, name: str, size: int, on_error: Callable[[str], None]):
+        self.dfd, self.name, self.left, self.on_error = dfd, name, size, on_error
+        self.f: BinaryIO | None = None
+
+    def _open(self) -> BinaryIO | None:
+        if self.f is None and self.left > 0:
+            try:
+                fd = os.open(self.name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0),
+                             dir_fd=self.dfd)
+            except OSError as exc:  # gone, replaced by a symlink since the listing, or unreadable
+                self.on_error(f"cannot open it ({exc.strerror or exc}); listed, not read")
+                self.left = 0
+                return None
+            self.f = os.fdopen(fd, "rb")
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                self.on_error("no longer a regular file; not read")
+                self.left = 0
+        return self.f
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
+
+    def read_data(self, limit: int) -> bytes:
+        if self.left > limit:
+            raise TarFormatError("entry larger than the limit")
+        return self.read_chunk(self.left)
+
+    def read_chunk(self, n: int) -> bytes:
+        n = min(n, self.left)
+        f = self._open() if n > 0 else None
+        if f is None or self.left <= 0:
+            return b""
+        try:
+            data = f.read(min(n, self.left))
+        except OSError as exc:
+            self.on_error(f"read failed ({exc.strerror or exc})")
+            data = b""
+        self.left = 0 if not data else self.left - len(data)
+        return data
+
+
+class _NoData:
+    def read_data(self, limit: int) -> bytes:
+        return b""
+
+    def read_chunk(self, n: int) -> bytes:
+        return b""
+
+
+def add_directory(view: ImageView, root: str, layer: LayerInfo, claimers: list[Any],
+                  options: ViewOptions | None = None, max_entries: int = limits.SBOM_MAX_IMPLICIT_DIRS) -> str:
+    """An unpacked root filesystem (what `buildah mount` shows) as the view's one layer. Nothing is ever
+    followed out of `root`: symlinks are recorded, not followed (resolve() keeps their targets inside the
+    image root, as for a layer), files are opened with O_NOFOLLOW and read only when a cataloger claims
+    them (within its size limit), devices and fifos are never opened. Returns the digest of the listing
+    (path, kind, size, mode, link target of every entry): the directory's identity in the BOM."""
+    options = options or ViewOptions()
+    cl = _Claimers.split(claimers, options)
+    what = f"dir:{root}"
+    view._layer = layer.index
+    listing = hashlib.sha256()
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    try:
+        top = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise InputError(f"{what}: not a readable directory ({exc.strerror or exc})") from exc
+    stack = [""]
+    try:
+        while stack:
+            rel = stack.pop()
+            try:
+                dfd = _open_dir(top, rel, nofollow)
+            except OSError as exc:  # gone, or a directory swapped for a symlink while the walk ran
+                view.warnings.append(f"{what}: cannot open the directory /{rel}: {exc.strerror or exc}; skipped")
+                continue
+            try:
+                _scan_dir(view, layer, what, rel, dfd, cl, listing, stack, max_entries)
+            finally:
+                os.close(dfd)
+    except TarFormatError as exc:
+        raise InputError(f"{what}: {exc}") from exc
+    except IndexLimit as exc:
+        raise InputError(f"{what}: the path index is too large ({exc}); refusing it") from exc
+    finally:
+        os.close(top)
+    return "sha256:" + listing.hexdigest()
+
+
+def _open_dir(top: int, rel: str, nofollow: int) -> int:
+    """The directory at rel below top, each component opened without following a symlink."""
+    fd = os.dup(top)
+    for part in rel.split("/") if rel else ():
+        try:
+            nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = nxt
+    return fd
+
+
+def _scan_dir(view: ImageView, layer: LayerInfo, what: str, rel: str, dfd: int, cl: _Claimers,
+              listing: Any, stack: list[str], max_entries: int) -> None:
+    try:
+        with os.scandir(dfd) as it:
+            names = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        view.warnings.append(f"{what}: cannot list /{rel}: {exc.strerror or exc}; skipped")
+        return
+    subdirs = []
+    entries = view._dir_entries
+    for e in names:
+        path = f"{rel}/{e.name}" if rel else e.name
+        if len(path) > limits.SBOM_MAX_PATH_BYTES:
+            view.warnings.append(f"{what}: a path longer than {limits.SBOM_MAX_PATH_BYTES} bytes under /{rel}; "
+                                 "skipped")
+            continue
+        if cl.excluded is not None and cl.excluded(path):
+            view.excluded += 1
+            continue
+        entries += 1
+        view._dir_entries = entries
+        if entries > max_entries:
+            raise InputError(f"{what}: more than {max_entries} entries; refusing it")
+        try:
+            st = e.stat(follow_symlinks=False)
+        except OSError as exc:
+            view.warnings.append(f"{what}: cannot stat /{path}: {exc.strerror or exc}; skipped")
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        link = None
+        if stat.S_ISDIR(st.st_mode):
+            kind, size = "d", 0
+            subdirs.append(path)
+        elif stat.S_ISLNK(st.st_mode):
+            kind, size = "l", 0
+            try:
+                link = os.readlink(e.name, dir_fd=dfd)
+            except OSError as exc:
+                view.warnings.append(f"{what}: cannot read the symlink /{path}: {exc.strerror or exc}")
+                link = ""
+        elif stat.S_ISREG(st.st_mode):
+            kind, size = "f", st.st_size
+        else:
+            kind, size = "o", 0
+        listing.update(f"{path}\0{kind}\0{size}\0{mode:o}\0{link or ''}\n".encode("utf-8", "surrogateescape"))
+        name = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # as a tar name would read
+        if kind != "f":
+            _add_entry(view, layer, what, name, kind, size, mode, link, _NoData(), cl)
+            continue
+        def warn(msg: str, p: str = path) -> None:
+            view.warnings.append(f"{what}: /{p}: {msg}")
+
+        data = _FileData(dfd, e.name, size, warn)
+        try:
+            _add_entry(view, layer, what, name, "f", size, mode, None, data, cl)
+        finally:
+            data.close()
+    stack.extend(reversed(subdirs))
 
 
 def apply_whiteouts(view: ImageView, markers: dict[str, bool], layer: int) -> None:

@@ -1,4 +1,5 @@
-"""Generate an image's SBOM: source → merged filesystem view → catalogers → CycloneDX."""
+"""Generate an image's SBOM: source → merged filesystem view → catalogers → the neutral model (packages),
+encoded by sbom/formats.py as CycloneDX or SPDX."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import datetime as dt
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vouch.errors import InputError
-from vouch.oci.source import ImageSource, RegistrySource, select_platform
+from vouch.oci.source import DirSource, ImageSource, RegistrySource, select_platform
 from vouch.sbom.catalogers.apk import ApkCataloger
 from vouch.sbom.catalogers.base import Cataloger
 from vouch.sbom.catalogers.binary import BinaryCataloger
@@ -22,10 +23,10 @@ from vouch.sbom.catalogers.php import ComposerCataloger
 from vouch.sbom.catalogers.python import PythonCataloger
 from vouch.sbom.catalogers.rpmdb import RpmCataloger
 from vouch.sbom.catalogers.ruby import RubyCataloger
-from vouch.sbom.cdx import ImageSubject, bom_json, build_bom
 from vouch.sbom.distro import DistroFiles, detect_distro
-from vouch.sbom.fsview import ImageView, LayerInfo, ViewOptions, add_layer
-from vouch.sbom.model import Distro, Package
+from vouch.sbom.formats import DEFAULT, encoder
+from vouch.sbom.fsview import SCOPES, ImageView, LayerInfo, Node, Parsed, ViewOptions, add_directory, add_layer
+from vouch.sbom.model import Distro, ImageSubject, Package
 
 
 def default_catalogers() -> list[Cataloger]:
@@ -41,9 +42,42 @@ class SbomResult:
     view: ImageView
     timestamp: dt.datetime
     warnings: list[str] = field(default_factory=list)
+    scope: str = "squashed"
 
-    def to_json(self, indent: int | None = None, files_detail: bool = False) -> str:
-        return bom_json(build_bom(self.subject, self.distro, self.packages, self.timestamp, files_detail), indent)
+    def to_json(self, indent: int | None = None, files_detail: bool = False, format: str = DEFAULT) -> str:
+        """The document in a format of sbom/formats.py (cyclonedx-json, spdx-json)."""
+        digests = None
+        if files_detail and self.view.digests:  # a package's file as it lists it (/bin/bash) → the file's digests
+            digests = {}
+            for pkg in self.packages:
+                for f in pkg.files:
+                    d = self.view.digests.get(self.view.resolve(f))
+                    if d is not None:
+                        digests[f.lstrip("/")] = d
+        return encoder(format).encode(self.subject, self.distro, self.packages, self.timestamp, files_detail,
+                                      digests, indent)
+
+    def ecosystems(self) -> dict[str, int]:
+        """Packages per purl type (deb, pypi, golang …), most first."""
+        counts: dict[str, int] = {}
+        for p in self.packages:
+            kind = p.purl[4:].split("/", 1)[0] if p.purl.startswith("pkg:") else p.type
+            counts[kind] = counts.get(kind, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def summary(self) -> list[str]:
+        """The two stderr lines: what was scanned (platform and the digest actually read), and the count of
+        packages per ecosystem."""
+        s = self.subject
+        what = f"{s.name}@{s.digest}" if s.kind != "directory" else f"dir:{s.name} (listing {s.digest})"
+        if s.manifest_digest and s.manifest_digest != s.digest:
+            what += f" (platform image {s.manifest_digest})"
+        plat = f" [{s.platform}]" if s.platform else ""
+        scope = f", scope {self.scope}" if self.scope != "squashed" else ""
+        excluded = f", {self.view.excluded} paths excluded" if self.view.excluded else ""
+        eco = ", ".join(f"{k} {n}" for k, n in self.ecosystems().items()) or "none"
+        return [f"scanned {what}{plat}: {len(self.packages)} packages{scope}{excluded}",
+                f"packages per ecosystem: {eco}"]
 
 
 def pinned_timestamp(value: str | None) -> dt.datetime:
@@ -65,44 +99,100 @@ def generate_sbom(source: ImageSource, platform: str | None = None, timestamp: s
                   catalogers: list[Cataloger] | None = None, options: ViewOptions | None = None,
                   progress: Callable[[str], None] | None = None, name: str | None = None,
                   digest: str | None = None) -> SbomResult:
-    """Read the image once, layer by layer, and catalog it. `digest` pins the manifest to read."""
+    """Read the image once, layer by layer, and catalog it. `digest` pins the manifest to read. A
+    DirSource (dir:PATH) is read as the image's one layer, straight from the directory tree."""
     catalogers = catalogers if catalogers is not None else default_catalogers()
-    desc = source.resolve() if digest is None else None
-    top_digest = digest or (desc.digest if desc else "")
-    manifest = source.manifest(top_digest)
-    platform_str = platform
-    if manifest.is_index:
-        child = select_platform(manifest, platform)
-        manifest = source.manifest(child.digest)
-        p = child.platform or {}
-        platform_str = "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
-    config_desc = manifest.config()
-    try:
-        config = json.loads(source.get_blob(config_desc.digest, 16 * 1024 * 1024))
-    except ValueError as exc:
-        raise InputError(f"image config {config_desc.digest} is not valid JSON") from exc
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-    layers = manifest.layers()
-    if len(diff_ids) != len(layers):
-        raise InputError(f"image config lists {len(diff_ids)} diff_ids for {len(layers)} layers")
-    if not platform_str and config.get("os"):
-        platform_str = f"{config.get('os')}/{config.get('architecture')}"
+    options = options or ViewOptions()
+    if options.scope not in SCOPES:
+        raise InputError(f"unknown --scope {options.scope!r}: use {' or '.join(SCOPES)}")
     claimers: list[object] = [DistroFiles(), *catalogers]
     view = ImageView()
-    for i, (layer, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
-        info = LayerInfo(i, layer.digest, diff_id, layer.media_type, layer.size)
+    if isinstance(source, DirSource):
+        info = LayerInfo(0, source.name, "", "directory", 0, 1)
         view.layers.append(info)
         if progress:
-            progress(f"layer {i + 1}/{len(layers)} {layer.digest[:19]} ({layer.size} bytes)")
-        add_layer(view, info, source.iter_blob(layer.digest), claimers, options)
+            progress(f"reading {source.name}")
+        listing = add_directory(view, str(source.path), info, claimers, options)
+        subject = ImageSubject(name or str(source.path), listing, platform, None, None, kind="directory")
+    else:
+        desc = source.resolve() if digest is None else None
+        top_digest = digest or (desc.digest if desc else "")
+        manifest = source.manifest(top_digest)
+        platform_str = platform
+        if manifest.is_index:
+            child = select_platform(manifest, platform)
+            manifest = source.manifest(child.digest)
+            p = child.platform or {}
+            platform_str = "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
+        config_desc = manifest.config()
+        try:
+            config = json.loads(source.get_blob(config_desc.digest, 16 * 1024 * 1024))
+        except ValueError as exc:
+            raise InputError(f"image config {config_desc.digest} is not valid JSON") from exc
+        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        layers = manifest.layers()
+        if len(diff_ids) != len(layers):
+            raise InputError(f"image config lists {len(diff_ids)} diff_ids for {len(layers)} layers")
+        if manifest.digest == top_digest and config.get("os"):  # one image, not an index: its config says
+            platform_str = "/".join(str(x) for x in (config.get("os"), config.get("architecture"),
+                                                     config.get("variant")) if x)
+            if platform and not platform_str.startswith(platform):
+                view.warnings.append(f"--platform {platform}: {top_digest} is one image (not an index), for "
+                                     f"{platform_str}; scanned it as it is")
+        for i, (layer, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
+            info = LayerInfo(i, layer.digest, diff_id, layer.media_type, layer.size, len(layers))
+            view.layers.append(info)
+            if progress:
+                progress(f"{info.label}: {layer.size} bytes")
+            add_layer(view, info, source.iter_blob(layer.digest), claimers, options)
+        subject_name = name or (source.ref.name if isinstance(source, RegistrySource) else source.name)
+        subject = ImageSubject(subject_name, top_digest, platform_str, list(diff_ids), manifest.digest)
     distro = detect_distro(view)
     packages: list[Package] = []
     for c in catalogers:
         packages.extend(c.catalog(view, distro))
-    packages = dedupe(drop_os_owned(packages, view))
-    subject_name = name or (source.ref.name if isinstance(source, RegistrySource) else source.name)
-    subject = ImageSubject(subject_name, top_digest, platform_str, list(diff_ids), manifest.digest)
-    return SbomResult(subject, distro, packages, view, pinned_timestamp(timestamp), list(view.warnings))
+    packages = drop_os_owned(packages, view)
+    if view.history:
+        packages += deleted_packages(view, distro, catalogers, {p.purl for p in packages})
+    packages = dedupe(packages)
+    return SbomResult(subject, distro, packages, view, pinned_timestamp(timestamp), list(view.warnings),
+                      options.scope)
+
+
+def deleted_packages(view: ImageView, distro: Distro | None, catalogers: list[Cataloger],
+                     present: set[str]) -> list[Package]:
+    """--scope all-layers: the packages of what later layers hid or replaced. For each layer that did, the
+    catalogers read the view as it was just below it (the records it replaced put back); a package found
+    there that the image no longer has is kept, marked `vouch:package:deleted-by-layerIndex` / `…layerID`
+    (0-based, as the location properties). One also in the final image only adds its older location."""
+    assert view.history is not None
+    by_layer: dict[int, dict[str, Parsed]] = {}
+    for layer, path, parsed in view.history:
+        by_layer.setdefault(layer, {}).setdefault(path, parsed)  # the first record a layer replaced
+    out: list[Package] = []
+    seen: set[str] = set()
+    for layer in sorted(by_layer):
+        old = by_layer[layer]
+        nodes = dict(view.nodes)
+        for path, parsed in old.items():
+            if path not in nodes:
+                first = parsed.layer
+                nodes[path] = Node("f", first, max(first, layer - 1))
+        ghost = replace(view, parsed={**view.parsed, **old}, nodes=nodes, warnings=[], history=None)
+        found: list[Package] = []
+        for c in catalogers:
+            found.extend(c.catalog(ghost, distro))
+        for p in drop_os_owned(found, ghost):
+            if p.purl in present:
+                out.append(p)  # the same package, also found where a lower layer had it: its location
+                continue
+            if p.purl in seen:
+                continue
+            seen.add(p.purl)
+            p.properties["vouch:package:deleted-by-layerIndex"] = str(layer)
+            p.properties["vouch:package:deleted-by-layerID"] = view.layers[layer].diff_id
+            out.append(p)
+    return out
 
 
 OS_CATALOGERS = ("dpkg", "apk", "rpm")

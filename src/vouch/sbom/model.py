@@ -38,6 +38,27 @@ class Package:
 
 
 @dataclass
+class ImageSubject:
+    """What was scanned: an image (REGISTRY/REPO, or the source spec) by its digest, or a directory."""
+
+    name: str  # REGISTRY/REPO (or the source spec)
+    digest: str  # manifest digest (a dir: source: the digest of its file listing)
+    platform: str | None = None
+    layer_diff_ids: list[str] | None = None
+    manifest_digest: str | None = None  # the platform image's manifest when digest names an index
+    kind: str = "image"  # image | directory
+
+
+@dataclass(frozen=True, slots=True)
+class FileDigest:
+    """A regular file's content digests, computed while its layer streams (only when asked: SPDX files)."""
+
+    sha1: str
+    sha256: str
+    layer_diff_id: str = ""
+
+
+@dataclass
 class Distro:
     id: str
     version_id: str

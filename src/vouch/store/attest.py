@@ -253,13 +253,23 @@ def attestation_envelopes(client: RegistryClient, image: Reference, digest: str)
             yield (str(stmt_type) if stmt_type is not None else None), raw
 
 
-def attested_bom(client: RegistryClient, image: Reference) -> tuple[str, Any]:
-    """The image's digest and the predicate of its newest CycloneDX attestation in either layout (None when
-    it has none), unverified: what `download sbom` prints without --key, as `cosign download` does."""
+def attested_bom(client: RegistryClient, image: Reference, predicate_type: str | None = None) -> tuple[str, Any]:
+    """The image's digest and the predicate of its first attestation of predicate_type (default CycloneDX;
+    SPDX: https://spdx.dev/Document) in either layout (None when it has none), unverified: what `download
+    sbom` prints without --key, as `cosign download` does. cosign's `--type spdx` writes the SPDX document as
+    a JSON string: it is returned parsed."""
+    import contextlib
+    import json
+
     from vouch.signing.attestation import PREDICATE_TYPES
 
+    want = predicate_type or PREDICATE_TYPES["cyclonedx"]
     digest = client.resolve(image).digest
     for ptype, raw in attestation_envelopes(client, image, digest):
-        if ptype == PREDICATE_TYPES["cyclonedx"]:
-            return digest, open_envelope(raw).statement().get("predicate")
+        if ptype == want:
+            predicate = open_envelope(raw).statement().get("predicate")
+            if isinstance(predicate, str):
+                with contextlib.suppress(ValueError):
+                    predicate = json.loads(predicate)
+            return digest, predicate
     return digest, None

@@ -1,5 +1,6 @@
 """Facts of an SBOM statement that policies judge: its timestamp (RFC 3339, as Go reads it), its age, and
-which image its metadata.component names."""
+which image it names as its subject. Both SBOM formats: CycloneDX (metadata.timestamp, metadata.component)
+and SPDX 2.3 (creationInfo.created, the packages the document DESCRIBES)."""
 
 from __future__ import annotations
 
@@ -64,27 +65,77 @@ def parse_rfc3339(text: str) -> dt.datetime:
         raise InputError(f"timestamp {text[:60]!r} is not a valid RFC 3339 date-time ({exc})") from exc
 
 
+CDX_TYPE = "https://cyclonedx.org/bom"
+SPDX_TYPE = "https://spdx.dev/Document"
+SBOM_TYPES = (CDX_TYPE, SPDX_TYPE)  # the predicate types whose documents these facts are read from
+
+
+def is_spdx(predicate: Any) -> bool:
+    return isinstance(predicate, dict) and isinstance(predicate.get("spdxVersion"), str)
+
+
 def bom_time(predicate: Any) -> tuple[dt.datetime | None, str]:
-    """(metadata.timestamp, "") or (None, why it cannot be used); a missing timestamp is (None, "")."""
-    metadata = predicate.get("metadata") if isinstance(predicate, dict) else None
-    raw = metadata.get("timestamp") if isinstance(metadata, dict) else None
+    """(the document's time, "") or (None, why it cannot be used); a missing time is (None, ""). CycloneDX:
+    metadata.timestamp; SPDX: creationInfo.created."""
+    spdx = is_spdx(predicate)
+    outer, inner = ("creationInfo", "created") if spdx else ("metadata", "timestamp")
+    metadata = predicate.get(outer) if isinstance(predicate, dict) else None
+    raw = metadata.get(inner) if isinstance(metadata, dict) else None
     if raw is None:
         return None, ""
     if not isinstance(raw, str):
-        return None, "the SBOM's metadata.timestamp is not a string"
+        return None, f"the SBOM's {outer}.{inner} is not a string"
     try:
         return parse_rfc3339(raw), ""
     except InputError as exc:
-        return None, f"the SBOM's metadata.{exc}"
+        return None, f"the SBOM's {outer}.{exc}" if not spdx else f"the SBOM's creationInfo.created: {exc}"
+
+
+def sbom_age_problem(predicate: Any, now: dt.datetime, max_age: dt.timedelta | None) -> str:
+    """Why an SBOM document (either format) fails max_age now, or "" (BomMaxAge's rule, for any format)."""
+    ts, problem = bom_time(predicate)
+    if problem:
+        return problem
+    if ts is None:
+        return "the SBOM has no " + ("creationInfo.created" if is_spdx(predicate) else "metadata.timestamp") + \
+            ", so its age cannot be checked"
+    return age_problem(ts, now, max_age)
 
 
 _DIGEST_IN = re.compile(r"(sha256|sha384|sha512)(?::|%3[aA])([0-9a-f]{64,128})")
 
 
+def _spdx_subject_digests(doc: dict[str, Any]) -> set[str]:
+    """The digests an SPDX document's described packages hold: versionInfo, a purl external reference,
+    a checksum (syft and vouch write the image's manifest digest in all three)."""
+    described = {r.get("relatedSpdxElement") for r in doc.get("relationships") or [] if isinstance(r, dict)
+                 and r.get("spdxElementId") == "SPDXRef-DOCUMENT" and r.get("relationshipType") == "DESCRIBES"}
+    described |= {d for d in doc.get("documentDescribes") or [] if isinstance(d, str)}
+    found: set[str] = set()
+    for pkg in doc.get("packages") or []:
+        if not isinstance(pkg, dict) or pkg.get("SPDXID") not in described:
+            continue
+        texts = [pkg.get("versionInfo")]
+        texts += [r.get("referenceLocator") for r in pkg.get("externalRefs") or [] if isinstance(r, dict)
+                  and r.get("referenceType") == "purl"]
+        for text in texts:
+            if isinstance(text, str):
+                found |= {f"{m[1]}:{m[2]}" for m in _DIGEST_IN.finditer(text)}
+        for c in pkg.get("checksums") or []:
+            if isinstance(c, dict) and isinstance(c.get("algorithm"), str) and isinstance(c.get("checksumValue"), str):
+                algo = c["algorithm"].lower()
+                if algo in ("sha256", "sha384", "sha512") and re.fullmatch(r"[0-9a-f]{64,128}", c["checksumValue"]):
+                    found.add(f"{algo}:{c['checksumValue']}")
+    return found
+
+
 def bom_subject_digests(predicate: Any) -> set[str]:
-    """The image digests a CycloneDX BOM says it describes: metadata.component's version, purl
-    (`pkg:oci/NAME@sha256%3A…`) and bom-ref, where they hold one. Empty when it names none (syft
-    given a tag writes the tag as the version): such a BOM cannot be bound to a digest by its content."""
+    """The image digests a BOM says it describes: a CycloneDX metadata.component's version, purl
+    (`pkg:oci/NAME@sha256%3A…`) and bom-ref, where they hold one; an SPDX document's described packages
+    (see _spdx_subject_digests). Empty when it names none (syft given a tag writes the tag as the version):
+    such a BOM cannot be bound to a digest by its content."""
+    if is_spdx(predicate):
+        return _spdx_subject_digests(predicate)
     metadata = predicate.get("metadata") if isinstance(predicate, dict) else None
     comp = metadata.get("component") if isinstance(metadata, dict) else None
     if not isinstance(comp, dict):
@@ -102,7 +153,8 @@ def bom_subject_problem(predicate: Any, digest: str, also: frozenset[str] = froz
     named = bom_subject_digests(predicate)
     if not named or digest in named or named & also:
         return ""
-    return (f"the SBOM describes {', '.join(sorted(named))} (its metadata.component), not this image ({digest}): "
+    where = "the package its document DESCRIBES" if is_spdx(predicate) else "its metadata.component"
+    return (f"the SBOM describes {', '.join(sorted(named))} ({where}), not this image ({digest}): "
             "an SBOM of another image")
 
 
