@@ -17,6 +17,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import spdx_tools.spdx.parser.parse_anything as spdx_parse  # the SPDX project's tools (dev extra)
+import spdx_tools.spdx.validation.document_validator as spdx_validate
 from packageurl import PackageURL
 
 from tests.support.images import small_image
@@ -31,9 +33,6 @@ from vouch.oci.source import LayoutSource
 from vouch.sbom.fsview import ViewOptions
 from vouch.sbom.generate import generate_sbom
 from vouch.verify.bomfacts import bom_subject_digests, bom_subject_problem, bom_time, sbom_age_problem
-
-spdx_parse = pytest.importorskip("spdx_tools.spdx.parser.parse_anything")
-spdx_validate = pytest.importorskip("spdx_tools.spdx.validation.document_validator")
 
 TS = "2026-04-25T10:00:00Z"
 SPDX = "https://spdx.dev/Document"
