@@ -797,19 +797,84 @@ app.add_typer(dtrack_app, name="dtrack")
 @dtrack_app.command("upload")
 def dtrack_upload(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="A BOM file, or an image (its attested SBOM, else a fresh one).")],
-    url: Annotated[str, typer.Option(help="Dependency-Track base URL.")],
-    project: Annotated[str, typer.Option(help="Project name.")],
-    version: Annotated[str, typer.Option(help="Project version.")],
+    source: Annotated[str | None, typer.Argument(
+        help="A BOM file, or an image (its attested SBOM, else a fresh one). Or --manifest.")] = None,
+    url: Annotated[str, typer.Option(help="Dependency-Track base URL.")] = "",
+    project: Annotated[str | None, typer.Option(help="Project name (one BOM).")] = None,
+    version: Annotated[str | None, typer.Option(
+        help="Project version (default with --manifest: the manifest's `release:`).")] = None,
+    manifest: Annotated[str | None, typer.Option(
+        help="release.yaml: one project per image (and platform) under --parent, version = the release; only "
+             "verified, fresh SBOMs are uploaded (--key or keyless identity flags).")] = None,
+    parent: Annotated[str | None, typer.Option(
+        help="With --manifest: the parent project's name (its version is the release's).")] = None,
+    latest: Annotated[bool, typer.Option(
+        "--latest", help="Mark projects created by this upload as their latest version (isLatest).")] = False,
     auto_create: Annotated[bool, typer.Option(help="Create the project if it does not exist.")] = False,
     wait: Annotated[bool, typer.Option(help="Wait until Dependency-Track has processed the BOM.")] = True,
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", help="With --manifest: public key PEM (repeatable) the SBOM attestations must verify with.")]
+    = None,
+    max_age: Annotated[str, typer.Option("--max-age", help="With --manifest: older SBOMs are not uploaded.")]
+    = "90d",
+    certificate_identity: kl.IdentityOpt = None,
+    certificate_identity_regexp: kl.IdentityRegexpOpt = None,
+    certificate_oidc_issuer: kl.IssuerOpt = None,
+    certificate_oidc_issuer_regexp: kl.IssuerRegexpOpt = None,
+    certificate_extension: kl.CiExtensionsOpt = None,
+    trusted_root: kl.TrustedRootOpt = None,
 ) -> None:
-    """Upload a CycloneDX BOM to Dependency-Track (API key from DTRACK_API_KEY)."""
+    """Upload a CycloneDX BOM to Dependency-Track (API key from DTRACK_API_KEY); with --manifest a whole
+    release: one project per image under a parent project, a BOM already uploaded (same serialNumber and
+    version) skipped, processing waited for. Exit 1 when an image had no verified SBOM, 3 on a fault."""
     import os
 
-    from vouch.dtrack import upload_bom
+    from vouch.dtrack import DTrack, upload_bom, upload_release
 
     st = state(ctx)
+    if not url:
+        raise InputError("give --url, the Dependency-Track base URL")
+    status = (lambda m: err(f"  {m}")) if sys.stderr.isatty() or st.verbose else None
+    if manifest:
+        from vouch.query.sboms import release_boms
+        from vouch.release.plan import load_manifest
+        from vouch.verify.bomfacts import parse_age
+
+        if source or project:
+            raise InputError("--manifest uploads every image of the release: give no BOM file, image or --project")
+        if not parent:
+            raise InputError("--manifest needs --parent NAME: the project the release's images go under")
+        rel = load_manifest(manifest)
+        version = version or rel.name
+        if not version:
+            raise InputError(f"release manifest {manifest} has no `release:` name: give --version")
+        keys = _verifier_trust(key, (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
+                                     certificate_oidc_issuer_regexp), trusted_root, extensions=certificate_extension)
+        api_key = os.environ.get("DTRACK_API_KEY", "")
+        boms = release_boms(st.client(), keys, rel.images, parse_age(max_age))
+        items = [(_dtrack_project(b.image, b.platform), b.digest, b.bom) for b in boms if b.bom is not None]
+        with DTrack(url, api_key) as dt:
+            parent_project, results = upload_release(dt, parent, version, items, auto_create, latest, wait, status)
+        rows: list[dict[str, Any]] = [r.to_json() for r in results] + [
+            {"project": _dtrack_project(b.image, b.platform), "digest": b.digest, "status": "not uploaded",
+             "reason": b.problem} for b in boms if b.bom is None]
+        doc = {"parent": {"name": parent, "version": version, "uuid": parent_project.get("uuid")}, "images": rows}
+        for r in rows:
+            err(f"  {r['project']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else ""))
+        counts = {s: sum(1 for r in rows if r["status"] == s)
+                  for s in ("processed", "uploaded", "skipped", "not uploaded")}
+        err(f"Dependency-Track {parent} {version}: {counts['processed'] + counts['uploaded']} uploaded"
+            + (" and processed" if wait else "") + f", {counts['skipped']} already there (skipped), "
+            f"{counts['not uploaded']} not uploaded")
+        emit(st, doc, "")
+        if any(r.exit_code == 3 for r in results) or any(b.exit_code == 3 for b in boms if b.bom is None):
+            raise typer.Exit(3)
+        if counts["not uploaded"]:
+            raise typer.Exit(1)
+        return
+    if not source or not project or not version:
+        raise InputError("give a BOM file or image with --project and --version, or --manifest release.yaml "
+                         "--parent NAME")
     path = Path(source)
     if path.is_file():
         bom = read_key_file(source)  # bounded read (limits.MAX_INPUT_FILE_BYTES)
@@ -822,18 +887,26 @@ def dtrack_upload(
         if predicate is not None:
             bom = json.dumps(predicate).encode()
             err(f"Uploading the CycloneDX SBOM attested on {ref.name}@{digest} (its signature is not checked "
-                "here: verify-attestation does that)")
+                "here: verify-attestation does that; --manifest uploads verified SBOMs only)")
         else:
             generated = generate_sbom(RegistrySource(st.client(), ref.with_digest(digest)), digest=digest)
             bom = generated.to_json().encode()
             err(f"No CycloneDX SBOM is attested on {ref.name}@{digest}: generated one now "
                 f"({len(generated.packages)} packages) and uploading it")
-    status = (lambda m: err(f"  {m}")) if sys.stderr.isatty() or st.verbose else None
     result = upload_bom(url, os.environ.get("DTRACK_API_KEY", ""), project, version, bom, auto_create, wait,
                         progress=status)
     err(f"Uploaded to Dependency-Track: {project} {version} (token {result['token']}"
         + (", processed)" if result["processed"] else ")"))
     emit(st, result, "")
+
+
+def _dtrack_project(image: str, platform: str) -> str:
+    """An image's project: its repository path (the registry left out: a copy is the same image), with the
+    platform for each platform image of an index."""
+    repo = image.split("/", 1)[1] if "/" in image and ("." in image.split("/", 1)[0]
+                                                        or ":" in image.split("/", 1)[0]
+                                                        or image.split("/", 1)[0] == "localhost") else image
+    return f"{repo} [{platform}]" if platform and platform != "index" else repo
 
 
 # ---- release -------------------------------------------------------------------------------------
