@@ -943,6 +943,10 @@ def release(
         "--keyless/--no-keyless", help="Keyless signing; default from VOUCH_SIGN_KEYLESS or AKKO_SIGN_KEYLESS.")]
     = None,
     layout: LayoutOpt = None,
+    sbom_format: Annotated[list[str] | None, typer.Option(
+        "--sbom-format", metavar="FORMAT",
+        help="cyclonedx-json (always) and spdx-json: an SPDX 2.3 attestation beside the CycloneDX one, from the "
+             "same scan (repeatable; default: the manifest's sbomFormats, else CycloneDX alone).")] = None,
     identity_token: kl.IdentityTokenOpt = None,
     fulcio_url: kl.FulcioUrlOpt = None,
     rekor_url: kl.RekorUrlOpt = None,
@@ -963,6 +967,10 @@ def release(
         err("vouch release: signing disabled (AKKO_SIGN_IMAGES/VOUCH_SIGN_IMAGES=false); nothing done")
         emit(st, {"skipped": True}, "")
         return
+    from vouch.release.plan import load_manifest, sbom_formats
+
+    formats = sbom_formats(sbom_format, "--sbom-format") if sbom_format else \
+        (load_manifest(manifest).sbom_formats if manifest else ("cyclonedx-json",))
     signer: KeySigner | KeylessSigner
     if switch(keyless, KEYLESS_SWITCH, False):
         if key:
@@ -983,7 +991,8 @@ def release(
     started = time.perf_counter()
     layouts = write_layouts(False, layout)
     reports = _run_with_progress(st, lambda done: run_release(st.client(), signer, plan, concurrency, refresh,
-                                                              limit, done, layouts=layouts), len(plan))
+                                                              limit, done, layouts=layouts,
+                                                              spdx="spdx-json" in formats), len(plan))
     elapsed = time.perf_counter() - started
     _release_table(reports, elapsed, st.client().request_count)
     doc = {"seconds": round(elapsed, 3), "requests": st.client().request_count,
@@ -1022,7 +1031,8 @@ def _release_table(reports: list[Any], elapsed: float, requests: int) -> None:
     for col in ("image", "platform", "digest", "signature", "sbom", "packages", "seconds"):
         table.add_column(col)
     for r in reports:
-        table.add_row(r.image, r.platform or "-", r.digest[7:19], r.signature or "-", (r.error and "FAILED") or r.sbom,
+        sbom = (r.error and "FAILED") or (r.sbom + (f", spdx {r.spdx}" if r.spdx else ""))
+        table.add_row(r.image, r.platform or "-", r.digest[7:19], r.signature or "-", sbom,
                       "" if r.packages is None else str(r.packages), f"{sum(r.seconds.values()):.2f}")
     Console(stderr=True, width=max(100, Console(stderr=True).width)).print(table)
 

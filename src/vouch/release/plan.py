@@ -21,14 +21,37 @@ class ReleaseImage:
     platform: str | None = None
 
 
+SBOM_FORMATS = ("cyclonedx-json", "spdx-json")
+
+
 @dataclass
 class Release:
     name: str | None
     images: list[ReleaseImage]
+    sbom_formats: tuple[str, ...] = ("cyclonedx-json",)
+
+
+def sbom_formats(values: object, where: str) -> tuple[str, ...]:
+    """`sbomFormats:` (or --sbom-format): CycloneDX always (the admission policy and the gate read it), SPDX
+    beside it when asked."""
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        raise InputError(f"{where}: sbomFormats must be a list of format names: {', '.join(SBOM_FORMATS)}")
+    aliases = {"cyclonedx": "cyclonedx-json", "cyclonedx-json": "cyclonedx-json", "spdx": "spdx-json",
+               "spdxjson": "spdx-json", "spdx-json": "spdx-json"}
+    unknown = [v for v in values if v.lower() not in aliases]
+    if unknown:
+        raise InputError(f"{where}: unknown SBOM format {unknown[0][:40]!r}; the release attaches "
+                         f"{' and '.join(SBOM_FORMATS)}")
+    chosen = {aliases[v.lower()] for v in values}
+    if "cyclonedx-json" not in chosen:
+        raise InputError(f"{where}: sbomFormats must include cyclonedx-json (the Kyverno policy and verify-release "
+                         "read the CycloneDX attestation; spdx-json is attached beside it)")
+    return tuple(f for f in SBOM_FORMATS if f in chosen)
 
 
 def load_manifest(path: str) -> Release:
-    """release.yaml:  release: 2026.04 / images: [REF, {ref: REF, platform: linux/amd64}, ...]"""
+    """release.yaml:  release: 2026.04 / images: [REF, {ref: REF, platform: linux/amd64}, ...] /
+    sbomFormats: [cyclonedx-json, spdx-json] (optional; CycloneDX alone by default)"""
     try:
         raw = read_limited(Path(path))
     except OSError as exc:
@@ -63,7 +86,9 @@ def load_manifest(path: str) -> Release:
     if name is not None and not isinstance(name, str | int | float | dt.date):
         raise InputError(f"release manifest {path}: `release:` must be a name or version (a string), "
                          f"not a {type(name).__name__}")
-    return Release(str(name) if name is not None else None, images)
+    formats = sbom_formats(data["sbomFormats"], f"release manifest {path}") if "sbomFormats" in data \
+        else ("cyclonedx-json",)
+    return Release(str(name) if name is not None else None, images, formats)
 
 
 def switch(flag: bool | None, names: tuple[str, ...], default: bool) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vouch.signing.attestation import PREDICATE_TYPES
-from vouch.verify.bomfacts import age_problem, bom_subject_problem, bom_time
+from vouch.verify.bomfacts import SBOM_TYPES, bom_subject_problem, bom_time, sbom_age_problem
 
 CDX = PREDICATE_TYPES["cyclonedx"]
 
@@ -68,33 +68,30 @@ class PredicateType:
 
 @dataclass(frozen=True)
 class BomDescribes:
-    """A CycloneDX predicate does not name another image than this one in metadata.component."""
+    """An SBOM predicate (CycloneDX: metadata.component; SPDX: the described packages) does not name another
+    image than this one."""
 
     digest: str
     also: frozenset[str] = frozenset()
 
     def check(self, stmt: dict[str, Any]) -> str:
-        if stmt.get("predicateType") != CDX:
+        if stmt.get("predicateType") not in SBOM_TYPES:
             return ""
         return bom_subject_problem(stmt.get("predicate"), self.digest, self.also)
 
 
 @dataclass(frozen=True)
 class BomMaxAge:
-    """A CycloneDX predicate's metadata.timestamp is valid, not in the future and within max_age."""
+    """An SBOM predicate's time (CycloneDX metadata.timestamp, SPDX creationInfo.created) is valid, not in the
+    future and within max_age."""
 
     max_age: dt.timedelta | None
     now: dt.datetime
 
     def check(self, stmt: dict[str, Any]) -> str:
-        if stmt.get("predicateType") != CDX or self.max_age is None:
+        if stmt.get("predicateType") not in SBOM_TYPES or self.max_age is None:
             return ""
-        ts, problem = bom_time(stmt.get("predicate"))
-        if problem:
-            return problem
-        if ts is None:
-            return "the SBOM has no metadata.timestamp, so its age cannot be checked"
-        return age_problem(ts, self.now, self.max_age)
+        return sbom_age_problem(stmt.get("predicate"), self.now, self.max_age)
 
 
 @dataclass(frozen=True)
@@ -109,8 +106,8 @@ class Generator:
 
 
 def bom_age(stmt: dict[str, Any], now: dt.datetime) -> dt.timedelta | None:
-    """How old a CycloneDX statement's BOM is, when it says so validly."""
-    if stmt.get("predicateType") != CDX:
+    """How old an SBOM statement's document is (either format), when it says so validly."""
+    if stmt.get("predicateType") not in SBOM_TYPES:
         return None
     ts, _ = bom_time(stmt.get("predicate"))
     return None if ts is None else now - ts
