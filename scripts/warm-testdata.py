@@ -4,6 +4,7 @@ nothing can be downloaded. Each helper builds once and is cached under ~/.cache/
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,9 @@ def main() -> int:
              ("Maven jars", testdata.maven_jars), ("rpm root", testdata.rpm_root),
              ("ELF with a package note", testdata.elf_with_package_note), ("mixed image", testdata.mixed_image)]
     steps += [(f"deb {p}", lambda p=p: testdata.deb_tree(p)) for p in dict.fromkeys(DEBS)]
+    # the wheels scripts/build-zipapp.sh builds dist/vouch.pyz from, offline (tests/test_zipapp.py)
+    steps.append(("zipapp wheelhouse", lambda: subprocess.run(
+        ["bash", str(Path(__file__).resolve().parent / "build-zipapp.sh"), "--fetch"], check=True)))
     steps += [("Maven shaded jar", realworld.maven_shaded_jar), ("manifest-named jars", realworld.manifest_jars),
               ("Go 1.17 binaries", realworld.go117_binaries), ("Go Mach-O binary", realworld.go_darwin_binary),
               ("Go XCOFF binary", realworld.go_aix_binary), ("Rust PE binary", realworld.rust_windows_binary),

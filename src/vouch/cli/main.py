@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import os
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -16,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 
-from vouch import __version__
 from vouch.cli import keyless as kl
 from vouch.cli.common import (
     CONTEXT_SETTINGS,
@@ -27,19 +24,21 @@ from vouch.cli.common import (
     VouchTyper,
     emit,
     err,
+    global_options,
     load_signer,
     load_verifier_keys,
     parallel_map,
     parse_annotations,
     read_key_ref,
     ref_arg,
-    setup_logging,
+    run_app,
     state,
     write_layouts,
 )
-from vouch.errors import EXIT_USAGE, EXIT_VERIFY, InputError, NotFoundError, VouchError
+from vouch.cli.verify import register as register_verify
+from vouch.cli.verify import verifier_trust
+from vouch.errors import EXIT_VERIFY, InputError, NotFoundError, VouchError
 from vouch.keyless.sign import KeylessSigner
-from vouch.keyless.trust import EitherTrust, KeylessTrust
 from vouch.keys.cosign import (
     encrypt_private_key,
     generate_private_key,
@@ -49,14 +48,11 @@ from vouch.keys.cosign import (
 from vouch.keys.files import check_writable, read_key_file, write_new_file
 from vouch.keys.password import read_password
 from vouch.oci.client import Descriptor
-from vouch.oci.copy import copy_image
 from vouch.oci.reference import Reference
 from vouch.oci.source import ImageSource, RegistrySource, open_source, select_platform
 from vouch.release.plan import ReleaseImage
 from vouch.signing.sign import sign_image
 from vouch.signing.signer import KeySigner
-from vouch.trust import PublicKey
-from vouch.verify.signatures import cosign_output, verify_image
 
 EXIT_CODES_HELP = """
 Exit codes: 0 success; 1 a verification or policy said no; 2 bad usage or bad input
@@ -86,32 +82,7 @@ TlogOpt = Annotated[bool | None, typer.Option(
     help="Only --tlog-upload=false is accepted (cosign's spelling): vouch does not upload to Rekor in key mode.")]
 
 
-def _version(value: bool) -> None:
-    if value:
-        print(f"vouch {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def main(
-    ctx: typer.Context,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", metavar="text|json",
-                                                 help="Output format (also accepted after the command).")]
-    = OutputFormat.text,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv: HTTP).")] = 0,
-    insecure_registry: Annotated[
-        list[str] | None,
-        typer.Option("--insecure-registry", metavar="HOST",
-                     help="Allow plain HTTP to this registry host[:port] (repeatable). "
-                     "Loopback registries may use plain HTTP without it."),
-    ] = None,
-    ca_file: Annotated[str | None, typer.Option("--ca-file", metavar="FILE",
-                                                help="CA bundle to trust for registry TLS.")] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-) -> None:
-    setup_logging(verbose)
-    ctx.obj = State(output=output, verbose=verbose, insecure=list(insecure_registry or []), ca_file=ca_file)
+app.callback()(global_options)  # -o/--output, -v, --insecure-registry, --ca-file, --version
 
 
 # ---- registry basics ------------------------------------------------------------------------
@@ -148,14 +119,17 @@ def manifest(ctx: typer.Context, image: ImageArg, platform: PlatformOpt = None) 
 def copy(ctx: typer.Context,
          src: Annotated[str, typer.Argument(help="Source: REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], "
                                                  "docker-archive:FILE.")],
-         dst: Annotated[str, typer.Argument(help="Destination registry reference.")],
+         dst: Annotated[str, typer.Argument(help="Destination: a registry reference or oci:DIR[:TAG] (an OCI "
+                                                 "layout directory, made when missing).")],
          only: Annotated[str | None, typer.Option(
              help="Copy only these attachments with the image, comma separated: sig, att, sbom, bundle (cosign's "
                   "--only; default: all). 'none': the image alone.")] = None) -> None:
-    """Copy an image or a whole multi-arch index to a registry, digests preserved, with its signatures,
-    attestations, SBOMs and sigstore bundles (registry sources; as `cosign copy`). What the destination
-    already holds is kept: its tags are merged, never replaced."""
-    from vouch.store.copy import ALL, copy_attachments
+    """Copy an image or a whole multi-arch index between registries and OCI layout directories, digests
+    preserved, with its signatures, attestations, SBOMs and sigstore bundles (as `cosign copy`; from and to
+    `oci:` as `cosign save`/`load`). What the destination already holds is kept: its tags are merged, never
+    replaced. Attachments are read where COSIGN_REPOSITORY says and written beside the copied image."""
+    from vouch.cli.save import copy_command
+    from vouch.store.copy import ALL
 
     st = state(ctx)
     kinds = tuple(k.strip() for k in only.split(",") if k.strip()) if only is not None else ALL
@@ -164,21 +138,7 @@ def copy(ctx: typer.Context,
     bad = [k for k in kinds if k not in ALL]
     if bad:
         raise InputError(f"--only {bad[0][:40]!r}: write a comma-separated list of sig, att, sbom, bundle (or none)")
-    source = open_source(src, st.client())
-    dest = ref_arg(dst)
-    progress = (lambda m: err(f"  {m}")) if st.verbose else None
-    d = copy_image(source, st.client(), dest, progress)
-    doc: dict[str, object] = {"source": source.name, "destination": str(dest), "digest": d}
-    if kinds and isinstance(source, RegistrySource):
-        top = source.manifest(d)
-        digests = [d, *(c.digest for c in top.children())] if top.is_index else [d]
-        copied = copy_attachments(st.client(), source.ref, dest, digests, kinds, progress)
-        doc["attachments"] = copied.to_json()
-        err(f"Copied {sum(copied.added.values())} signature(s), attestation(s) and bundle(s); "
-            f"{sum(copied.present.values())} were already there")
-    elif kinds and only is not None:
-        err(f"  ({source.name} is not a registry: only the image was copied, no attachments)")
-    emit(st, doc, f"{dest.name}@{d}")
+    copy_command(st, src, dst, kinds, explicit=only is not None)
 
 
 # ---- keys -------------------------------------------------------------------------------------
@@ -309,89 +269,8 @@ def sign(
     emit(st, [r.to_json() for r in results], "")
 
 
-def _verifier_trust(key: list[str] | None, identity: tuple[str | None, str | None, str | None, str | None],
-                    trusted_root: str | None, ignore_sct: bool = False, ignore_tlog: bool = False,
-                    extensions: list[str] | None = None) -> list[PublicKey] | KeylessTrust | EitherTrust:
-    """--key: public keys; --certificate-identity …: the keyless identity policy under the trusted root; both:
-    either counts (a mixed release, a rotation from keys to keyless), each for the material it fits."""
-    if key and kl.wants_keyless(*identity):
-        keyless = kl.keyless_trust(*identity, trusted_root, ignore_sct, ignore_tlog, extensions)
-        return EitherTrust(tuple(load_verifier_keys(key)), keyless)
-    if key:
-        return load_verifier_keys(key)
-    if kl.wants_keyless(*identity):
-        return kl.keyless_trust(*identity, trusted_root, ignore_sct, ignore_tlog, extensions)
-    raise InputError("give --key (a public key PEM), or --certificate-identity and --certificate-oidc-issuer "
-                     "(keyless)")
-
-
-@app.command()
-def verify(
-    ctx: typer.Context,
-    images: Annotated[list[str], typer.Argument(help="Images to verify.")],
-    key: Annotated[list[str] | None, typer.Option(
-        "--key", help="Public key PEM: a file (it may hold several), env://VARIABLE, https://HOST/cosign.pub or "
-                      "k8s://NAMESPACE/NAME (repeatable). Without it, keyless: --certificate-identity and "
-                      "--certificate-oidc-issuer.")] = None,
-    annotations: Annotated[list[str] | None, typer.Option("--annotations", "-a",
-                                                          help="key=value the payload must carry.")] = None,
-    check_reference: Annotated[bool, typer.Option(
-        help="Also require docker-reference to equal the image's repository (as containers/image does).")] = False,
-    insecure_ignore_tlog: Annotated[bool, typer.Option(
-        "--insecure-ignore-tlog", help="Key mode: accepted for cosign compatibility (vouch never contacts Rekor). "
-                                       "Keyless: do not require a log entry (a signed timestamp must then give the "
-                                       "time).")] = False,
-    offline: Annotated[bool, typer.Option(help="Accepted for cosign compatibility; vouch is always offline "
-                                               "(it talks to the registry only).")] = True,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Images verified in parallel.")] = 4,
-    certificate_identity: kl.IdentityOpt = None,
-    certificate_identity_regexp: kl.IdentityRegexpOpt = None,
-    certificate_oidc_issuer: kl.IssuerOpt = None,
-    certificate_oidc_issuer_regexp: kl.IssuerRegexpOpt = None,
-    certificate_extension: kl.CiExtensionsOpt = None,
-    trusted_root: kl.TrustedRootOpt = None,
-    insecure_ignore_sct: kl.IgnoreSctOpt = False,
-) -> None:
-    """Verify cosign signatures, made with a key or keyless (by the signer's identity, offline against the
-    trusted root); stdout is cosign's JSON array of verified payloads."""
-    st = state(ctx)
-    ann = parse_annotations(annotations)
-    refs = [ref_arg(i) for i in images]
-    keys = _verifier_trust(key, (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
-                                 certificate_oidc_issuer_regexp), trusted_root, insecure_ignore_sct,
-                           insecure_ignore_tlog, certificate_extension)
-    results = parallel_map(lambda ref: verify_image(st.client(), ref, keys, ann, check_reference), refs,
-                           concurrency)
-    failed = [r for r in results if not r.ok]
-    for r in results:
-        if r.ok:
-            err(f"\nVerification for {r.image} --\nThe following checks were performed on each of these "
-                "signatures:\n  - The cosign claims were validated\n"
-                + ("  - Existence of the claims in the transparency log was verified offline\n"
-                   "  - The code-signing certificate was verified using trusted certificate authority certificates"
-                   if isinstance(keys, KeylessTrust) else
-                   "  - The signatures were verified against the specified public key"))
-            reasons: dict[str, int] = {}
-            for c in r.checks:
-                if not c.ok:
-                    reasons[c.reason] = reasons.get(c.reason, 0) + 1
-            for reason, n in reasons.items():
-                err(f"  (ignored {n} layer(s) that did not verify: {reason})" if n > 1
-                    else f"  (ignored a layer that did not verify: {reason})")
-            if r.skipped:
-                err(f"  (not read: {r.skipped})")
-        else:
-            err(f"Error: {r.image}: {r.reason()}")
-    if st.output == OutputFormat.json:
-        emit(st, [{"image": r.image, "digest": r.digest, "verified": r.ok, "reason": "" if r.ok else r.reason(),
-                   "signatures": [{"layer": c.layer_digest, "ok": c.ok, "reason": c.reason, "keyId": c.key_id,
-                                   "payload": c.payload,
-                                   **({"identity": c.identity.to_json()} if c.identity is not None else {})}
-                                  for c in r.checks]} for r in results], "")
-    elif not failed:
-        sys.stdout.write(cosign_output(results) + "\n")
-    if failed:
-        raise typer.Exit(EXIT_VERIFY)
+_verifier_trust = verifier_trust  # (verify-attestation, verify-release, query)
+register_verify(app)  # verify: vouch.cli.verify (the entry point starts it without this module)
 
 
 # ---- SBOM -----------------------------------------------------------------------------------------
@@ -1306,28 +1185,7 @@ def run() -> None:
         from typer._completion_classes import completion_init
 
         completion_init()
-    try:
-        rc = app(standalone_mode=False, prog_name="vouch")
-        sys.exit(rc if isinstance(rc, int) else 0)
-    except VouchError as exc:
-        err(f"Error: {exc}")
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err("Aborted.")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err("Interrupted.")
-        sys.exit(130)
-    except Exception as exc:  # usage errors from the parser, and real bugs
-        show = getattr(exc, "show", None)
-        if isinstance(exc, typer.exceptions.TyperException) and callable(show):
-            show()
-            sys.exit(EXIT_USAGE)
-        err(f"vouch: internal error: {type(exc).__name__}: {exc}. This is a bug; run with -v for details.")
-        if logging.getLogger().isEnabledFor(logging.INFO):
-            traceback.print_exc()
-        sys.exit(70)
+    run_app(app)
 
 from vouch.cli.report import register as register_report; register_report(app)  # noqa: E402, E702, I001
+from vouch.cli.save import register as register_save; register_save(app)  # noqa: E402, E702, I001 (save, load)
