@@ -83,6 +83,8 @@ def test_vouch_save_is_loaded_by_cosign_2_and_3(registry: RegistryServer, regist
     assert again["blobsWritten"] == 0 and again["indexWritten"] is False
     assert sum(again["attachments"]["added"].values()) == 0
     assert snapshot(out) == before
+    # the saved directory is an image source: its one image is the entry cosign's `kind` marks
+    assert ok(vouch("digest", f"oci:{out}")).stdout.strip() == digest
     home = tmp_path / "home"
     for name in ("cosign2", "cosign3"):
         cosign = peer(name)

@@ -94,6 +94,12 @@ def _pick_from_index(index: dict[str, Any], tag: str | None, what: str) -> Descr
                 return Descriptor.from_json(m)
         raise InputError(f"{what}: no image tagged {tag!r} in index.json")
     if len(manifests) != 1:
+        # a directory of `cosign save` / `vouch save`: the image is the one entry cosign's `kind` marks as such
+        # (the others are its signatures and attestations)
+        marked = [m for m in manifests if isinstance(m, dict) and (m.get("annotations") or {}).get("kind") in
+                  ("dev.cosignproject.cosign/image", "dev.cosignproject.cosign/imageIndex")]
+        if len(marked) == 1:
+            return Descriptor.from_json(marked[0])
         raise InputError(f"{what}: index.json lists {len(manifests)} images; name one with :TAG")
     return Descriptor.from_json(manifests[0])
 
