@@ -14,10 +14,16 @@ Images (built once from the debootstrap tree, cached under ~/.cache/vouch-testda
 Measured per tool, medians of --rounds runs, wall time and peak RSS (GNU time):
   vouch   `vouch sbom oci:LAYOUT` (reads every layer blob once, streaming)
   syft    `syft scan oci-dir:LAYOUT -o cyclonedx-json` (if ~/.cache/vouch-peers/bin/syft exists)
-  trivy   `trivy rootfs` on the unpacked tree (the build this machine can install is cdxgen's rootfs-only
-          wrapper: OS packages only, so on `mixed` it is no like-for-like comparison)
+  trivy-image  the real trivy (v0.74.0, ~/.cache/vouch-peers/bin/trivy-real): `trivy image --input LAYOUT
+          --format cyclonedx --offline-scan --skip-db-update --skip-java-db-update`: SBOM only, offline, the
+          very gzipped blobs vouch and syft read, a fresh --cache-dir every run holding an empty Java DB
+          (tests/support/trivy.py says why each)
+  trivy-rootfs  `trivy rootfs` on the unpacked tree with cdxgen's rootfs-only wrapper (~/.cache/vouch-peers/bin/
+          trivy, used by older tests: OS packages only, decompresses nothing; not like for like)
   floor   decompress every layer blob and nothing else, with the inflate vouch uses (ISA-L)
   floor-zlib  the same with zlib (what a plain zlib-based reader could not go below)
+--baseline SRC also times `vouch sbom` run from another source tree (PYTHONPATH=SRC, e.g. `git worktree add
+/tmp/old HEAD~3` then --baseline /tmp/old/src): before/after in the same run, under the same load.
 Not a test: nothing here asserts a time.
 """
 
@@ -36,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.testdata import IMAGES, debian_minbase_image, mixed_image, require_minbase, unpacked
+from tests.support.trivy import image_args, java_db
 
 from vouch.testbed.rootfs import LayoutWriter, tar_tree
 
@@ -86,11 +93,15 @@ def big_image() -> tuple[Path, Path]:
     return out, root
 
 
-def measure(cmd: list[str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS KiB) of one run, by GNU time."""
+def measure(cmd: list[str], env: dict[str, str] | None = None, fresh: Path | None = None) -> tuple[float, int]:
+    """(wall seconds, peak RSS KiB) of one run, by GNU time; `fresh` (trivy's cache directory) is emptied
+    first, then holds only the empty offline Java DB (tests/support/trivy.py)."""
+    if fresh is not None:
+        shutil.rmtree(fresh, ignore_errors=True)
+        java_db(fresh)
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         r = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", tf.name, *cmd], capture_output=True, text=True,
-                           timeout=3600)
+                           timeout=3600, env={**os.environ, **(env or {})})
         if r.returncode != 0:
             raise SystemExit(f"{cmd[0]} failed ({r.returncode}): {r.stderr[-1500:]}")
         wall, rss = tf.read().split()[-2:]
@@ -102,6 +113,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--images", default="debian,big,mixed", help="comma-separated: debian, big, mixed")
+    ap.add_argument("--baseline", type=Path, help="also time vouch from this source tree (before/after)")
+    ap.add_argument("--tools", help="comma-separated subset of: floor, floor-zlib, vouch, vouch-baseline, "
+                    "trivy-image, trivy-rootfs, syft (default: all that are installed)")
     args = ap.parse_args()
     if not Path("/usr/bin/time").exists():
         print("GNU time is missing: apt-get install time", file=sys.stderr)
@@ -124,20 +138,32 @@ def main() -> int:
                 "floor-zlib": [sys.executable, "-c", FLOOR, str(layout), "zlib"],
                 "vouch": [sys.executable, "-m", "vouch", "sbom", f"oci:{layout}", "--output-file",
                           str(out / f"{name}.vouch.json")],
-                "trivy": [str(PEERS / "trivy"), "rootfs", "--offline-scan", "--skip-db-update", "--cache-dir",
-                          str(out / "trivy-cache"), "--format", "cyclonedx", "-o", str(out / f"{name}.trivy.json"),
-                          str(root)],
             }
+            envs: dict[str, dict[str, str]] = {}
+            if args.baseline:
+                tools["vouch-baseline"] = [sys.executable, "-m", "vouch", "sbom", f"oci:{layout}", "--output-file",
+                                           str(out / f"{name}.vouch-baseline.json")]
+                envs["vouch-baseline"] = {"PYTHONPATH": str(args.baseline.resolve())}
+            if (PEERS / "trivy-real").exists():
+                tools["trivy-image"] = [str(PEERS / "trivy-real"),
+                                        *image_args(layout, out / "trivy-cache", out / f"{name}.trivy-image.json")]
+            if (PEERS / "trivy").exists():
+                tools["trivy-rootfs"] = [str(PEERS / "trivy"), "rootfs", "--offline-scan", "--skip-db-update",
+                                         "--cache-dir", str(out / "trivy-cache"), "--format", "cyclonedx", "-o",
+                                         str(out / f"{name}.trivy-rootfs.json"), str(root)]
             if (PEERS / "syft").exists():
                 tools["syft"] = [str(PEERS / "syft"), "scan", f"oci-dir:{layout}", "-q", "-o",
                                  f"cyclonedx-json={out / f'{name}.syft.json'}"]
+            if args.tools:
+                tools = {t: c for t, c in tools.items() if t in args.tools.split(",")}
             for tool, cmd in tools.items():
-                runs = [measure(cmd) for _ in range(args.rounds)]
+                fresh = out / "trivy-cache" if tool == "trivy-image" else None
+                runs = [measure(cmd, envs.get(tool), fresh) for _ in range(args.rounds)]
                 results.setdefault(name, {})[tool] = {
                     "seconds": statistics.median(r[0] for r in runs),
                     "peak_rss_mib": statistics.median(r[1] for r in runs) / 1024,
                 }
-            for tool in ("vouch", "trivy", "syft"):
+            for tool in tools:
                 f = out / f"{name}.{tool}.json"
                 if f.exists():
                     doc = json.loads(f.read_text())
@@ -148,13 +174,15 @@ def main() -> int:
     for name, tools_r in results.items():
         size = sum(f.stat().st_size for f in images[name][0].rglob("*") if f.is_file())
         print(f"\n{name}: layout {size / 1e6:.0f} MB compressed; medians of {args.rounds} run(s)")
-        print(f"  {'tool':6} {'seconds':>8} {'peak RSS MiB':>13} {'components':>11}")
+        print(f"  {'tool':14} {'seconds':>8} {'peak RSS MiB':>13} {'components':>11}")
         for tool, m in tools_r.items():
-            print(f"  {tool:6} {m['seconds']:8.2f} {m['peak_rss_mib']:13.0f} {int(m.get('components', 0)):>11}")
-        v = tools_r["vouch"]
+            print(f"  {tool:14} {m['seconds']:8.2f} {m['peak_rss_mib']:13.0f} {int(m.get('components', 0)):>11}")
+        v = tools_r.get("vouch")
+        if v is None:
+            continue
         ratios = {f"vouch/{t}": v["seconds"] / m["seconds"] for t, m in tools_r.items() if t != "vouch"}
         print("  time ratios: " + ", ".join(f"{k} {r:.2f}x" for k, r in ratios.items()))
-        tools_r["ratios"] = ratios  # type: ignore[assignment]
+        tools_r["ratios"] = ratios
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

@@ -54,6 +54,18 @@ class ChunkReader(io.RawIOBase):
         self.consumed += n
         return n
 
+    def read_view(self, n: int) -> memoryview:
+        """Up to n bytes of the current chunk as a view (no copy); empty at the end."""
+        while not self._buf and not self._eof:
+            try:
+                self._buf = memoryview(next(self._chunks))
+            except StopIteration:
+                self._eof = True
+        view = self._buf[:n]
+        self._buf = self._buf[len(view):]
+        self.consumed += len(view)
+        return view
+
     def peek_magic(self, n: int = 4) -> bytes:
         while len(self._buf) < n and not self._eof:
             try:
@@ -105,7 +117,7 @@ def decompressed_chunks(raw: ChunkReader, kind: str, max_bytes: int, max_ratio: 
     z: Any = _inflate.decompressobj(wbits=31)
     try:
         while True:
-            data = raw.read(READ_CHUNK)
+            data: Any = raw.read_view(READ_CHUNK)  # the inflater reads the source's chunk in place
             if not data:
                 if not z.eof and produced:
                     raise InputError(f"{what}: gzip stream is truncated")
@@ -135,17 +147,24 @@ def raw_chunks(raw: ChunkReader) -> Iterator[bytes]:
 _END = object()
 
 
-class PrefetchReader(io.RawIOBase):
-    """Runs a chunk generator (read + digest + inflate) in a thread, ahead of the consumer, through a
-    bounded queue: inflate and hashing release the GIL, so they overlap with tar parsing on a second
-    core. Errors from the producer are re-raised in the consumer; close() stops the producer."""
+class _Closed(Exception):
+    """The reader was closed while its consumer (a downstream stage's thread) still waited on it."""
 
-    def __init__(self, chunks: Iterator[bytes], depth: int = 8):
+
+class PrefetchReader(io.RawIOBase):
+    """Runs a chunk generator in a thread, ahead of the consumer, through a bounded queue. A layer has two:
+    one reads the blob and checks its digest, one inflates what the first hands on (hashing, reads and
+    inflate release the GIL, so they overlap each other and the tar parsing on the other core). Errors from
+    a stage are re-raised in the next one; close() stops this stage and the one upstream of it."""
+
+    def __init__(self, chunks: Iterator[bytes], depth: int = 8, upstream: PrefetchReader | None = None,
+                 name: str = "vouch-layer-reader"):
         self._q: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._buf = memoryview(b"")
         self._done = False
-        self._thread = threading.Thread(target=self._run, args=(chunks,), daemon=True, name="vouch-layer-reader")
+        self._upstream = upstream
+        self._thread = threading.Thread(target=self._run, args=(chunks,), daemon=True, name=name)
         self._thread.start()
 
     def _put(self, item: object) -> bool:
@@ -171,7 +190,13 @@ class PrefetchReader(io.RawIOBase):
 
     def _next(self) -> bytes | None:
         """The producer's next chunk; None at its end; its error re-raised here."""
-        item = self._q.get()
+        while True:
+            try:
+                item = self._q.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if self._stop.is_set():  # closed: a downstream stage waiting here stops too
+                    raise _Closed from None
         if item is _END:
             self._done = True
             return None
@@ -191,6 +216,19 @@ class PrefetchReader(io.RawIOBase):
         self._buf = self._buf[n:]
         return n
 
+    def next_chunk(self) -> bytes:
+        """The next decompressed chunk as the producer made it (no copy), b"" at the end: what
+        tarstream.TarReader pulls (a ChunkSource)."""
+        if self._buf:  # what a readinto() left of the current chunk
+            rest = bytes(self._buf)
+            self._buf = memoryview(b"")
+            return rest
+        while not self._done:
+            chunk = self._next()
+            if chunk:
+                return chunk
+        return b""
+
     def finish(self) -> None:
         """Consume to the producer's end, so that a digest mismatch at the end of the blob surfaces."""
         while not self._done:
@@ -198,20 +236,31 @@ class PrefetchReader(io.RawIOBase):
 
     def close(self) -> None:
         self._stop.set()
+        if self._upstream is not None:
+            self._upstream._stop.set()  # before the join: this stage's thread may be waiting on it
         self._thread.join(timeout=5)
+        if self._upstream is not None:
+            self._upstream.close()
         super().close()
 
 
 def open_layer_stream(chunks: Iterator[bytes], what: str, max_bytes: int, max_ratio: float,
-                      ratio_floor: int = RATIO_FLOOR) -> tuple[PrefetchReader, io.BufferedReader]:
-    """(producer, decompressed buffered reader) for a layer blob, compression sniffed by magic."""
-    raw = ChunkReader(chunks)
-    magic = raw.peek_magic()
-    if magic.startswith(GZIP_MAGIC):
-        gen = decompressed_chunks(raw, "gzip", max_bytes, max_ratio, what, ratio_floor)
-    elif magic.startswith(ZSTD_MAGIC):
-        gen = decompressed_chunks(raw, "zstd", max_bytes, max_ratio, what, ratio_floor)
-    else:
-        gen = raw_chunks(raw)
-    producer = PrefetchReader(gen)
-    return producer, io.BufferedReader(producer, buffer_size=OUT_CHUNK)
+                      ratio_floor: int = RATIO_FLOOR) -> tuple[PrefetchReader, PrefetchReader]:
+    """(producer, decompressed stream) for a layer blob, compression sniffed by magic. Both are the one
+    PrefetchReader: a readable raw stream, and a ChunkSource that TarReader walks without copying. The blob
+    is read (and its digest checked) a stage ahead of the inflate, in a thread of its own."""
+    fetch = PrefetchReader(chunks, depth=4, name="vouch-layer-fetch")
+    try:
+        raw = ChunkReader(iter(fetch.next_chunk, b""))
+        magic = raw.peek_magic()
+        if magic.startswith(GZIP_MAGIC):
+            gen = decompressed_chunks(raw, "gzip", max_bytes, max_ratio, what, ratio_floor)
+        elif magic.startswith(ZSTD_MAGIC):
+            gen = decompressed_chunks(raw, "zstd", max_bytes, max_ratio, what, ratio_floor)
+        else:
+            gen = raw_chunks(raw)
+        producer = PrefetchReader(gen, upstream=fetch)
+    except BaseException:
+        fetch.close()
+        raise
+    return producer, producer
