@@ -1,12 +1,26 @@
-"""`vouch --version` answers without importing the CLI and its libraries (no timed assertion: what is
-imported is checked, which is what the start-up costs)."""
+"""Start-up: `vouch --version` answers without importing the CLI and its libraries, and `vouch verify`
+imports only what verifying runs (no timed assertion: what is imported is checked, which is what the
+start-up costs)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from enum import Enum
+from pathlib import Path
 
+import pytest
+
+from tests.support.images import small_image
+from tests.support.keys import write_keypair
+from tests.support.registry import RegistryServer
 from vouch import __version__
+from vouch.cli import entry
+from vouch.cli.common import OutputFormat
+from vouch.oci.build import push_image
+from vouch.oci.client import RegistryClient
+from vouch.oci.reference import Reference
+from vouch.signing.sign import sign_image
 
 PROBE = """
 import sys
@@ -33,3 +47,164 @@ def test_version_through_the_module_and_other_commands_still_parse() -> None:
     assert (r.returncode, r.stdout) == (0, f"vouch {__version__}\n")
     r = subprocess.run([sys.executable, "-m", "vouch", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "verify" in r.stdout
+
+
+# ---- `vouch verify`: started without the rest of the CLI ------------------------------------------------
+
+VERIFY_PROBE = """
+import json, sys
+sys.argv = ["vouch", *json.loads(sys.argv[1])]
+from vouch.cli import entry
+try:
+    entry.run()
+except SystemExit as exc:
+    code = exc.code
+print("EXIT", code)
+print("MODULES", json.dumps(sorted(sys.modules)))
+"""
+
+# What `vouch verify --key …` never runs, so never imports: other commands' modules, the keyless signer's
+# library, YAML, Pydantic (Typer's coercion of plain values is done without it), rich and pygments,
+# httpx's command line and click, trio.
+NOT_FOR_VERIFY = ("vouch.cli.main", "vouch.sbom", "vouch.release", "vouch.query", "vouch.dtrack", "vouch.keys.k8s",
+                  "vouch.testbed", "sigstore", "yaml", "pydantic", "pydantic_core", "rich", "pygments", "click",
+                  "httpx._main", "trio")
+
+
+def _verify_in_subprocess(*args: str) -> tuple[int, list[str], subprocess.CompletedProcess[str]]:
+    import json
+
+    r = subprocess.run([sys.executable, "-c", VERIFY_PROBE, json.dumps(list(args))], capture_output=True,
+                       text=True, timeout=120)
+    lines = r.stdout.splitlines()
+    code = int(next(line for line in lines if line.startswith("EXIT "))[5:])
+    modules = json.loads(next(line for line in lines if line.startswith("MODULES "))[8:])
+    return code, modules, r
+
+
+def test_verify_imports_only_what_it_runs(registry: RegistryServer, tmp_path: Path, repo_name: str) -> None:
+    client = RegistryClient()
+    ref = Reference(registry.host, repo_name, "v1")
+    image = f"{registry.host}/{repo_name}@{push_image(client, ref, small_image('startup'))}"
+    _, pub, signer = write_keypair(tmp_path, "startup")
+    sign_image(client, signer, Reference.parse(image))
+    code, modules, r = _verify_in_subprocess("verify", "--key", str(pub), image)
+    assert code == 0, r.stdout[-3000:] + r.stderr
+    assert "vouch.verify.signatures" in modules and "httpx" in modules  # (it did verify)
+    heavy = sorted(m for m in modules if m.split(".")[0] in NOT_FOR_VERIFY or m.startswith(NOT_FOR_VERIFY))
+    assert heavy == []
+    # the same command through the whole CLI (as a shell's completion or `vouch --help` start it) agrees
+    full = subprocess.run([sys.executable, "-c", "import sys; from vouch.cli.main import run; sys.argv = "
+                           f"['vouch', 'verify', '--key', {str(pub)!r}, {image!r}]; run()"],
+                          capture_output=True, text=True, timeout=120)
+    fast = subprocess.run([sys.executable, "-m", "vouch", "verify", "--key", str(pub), image], capture_output=True,
+                          text=True, timeout=120)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (full.returncode, full.stdout, full.stderr) == \
+        (0, fast.stdout, fast.stderr) and fast.stdout.startswith("[{")
+
+
+@pytest.mark.parametrize("args", [
+    ["verify", "--help"],
+    ["verify"],
+    ["verify", "--key", "k.pub", "--concurrency", "0", "example.com/a:b"],
+    ["-o", "xml", "verify", "--key", "k.pub", "example.com/a:b"],
+    ["verify", "--key", "k.pub", "--offline=maybe", "example.com/a:b"],
+    ["verify", "--key", "no-such-file.pub", "example.com/a:b"],
+    ["verify", "--nope", "example.com/a:b"],
+])
+def test_verify_parses_and_fails_as_the_whole_cli_does(args: list[str], tmp_path: Path) -> None:
+    """The one-command group `vouch verify` starts with gives the same help, the same usage errors and the
+    same exit codes as the whole CLI."""
+    fast = subprocess.run([sys.executable, "-m", "vouch", *args], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    full = subprocess.run([sys.executable, "-c", f"import sys; from vouch.cli.main import run; sys.argv = "
+                           f"['vouch', *{args!r}]; run()"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (full.returncode, full.stdout, full.stderr)
+    assert fast.returncode in (0, 2) and "Traceback" not in fast.stderr
+
+
+@pytest.mark.parametrize(("argv", "name"), [
+    (["verify", "--key", "k"], "verify"),
+    (["-o", "json", "verify"], "verify"),
+    (["--output=json", "-v", "--insecure-registry", "r:5000", "--ca-file=ca.pem", "verify"], "verify"),
+    (["-vv", "verify-attestation"], "verify-attestation"),
+    (["sign", "verify"], "sign"),
+    (["-ojson", "verify"], None),  # anything unusual: the whole CLI parses it
+    (["--version", "verify"], None),
+    (["--help"], None),
+    ([], None),
+])
+def test_command_name(argv: list[str], name: str | None) -> None:
+    assert entry.command_name(argv) == name
+
+
+def test_command_name_knows_every_global_option() -> None:
+    """entry.py keeps its own list of the global options (importing it would cost the start-up it saves)."""
+    import typer.main
+
+    from vouch.cli.main import app
+
+    group = typer.main.get_command(app)
+    with_value = {o for p in group.params if not getattr(p, "is_flag", False) and not getattr(p, "count", False)
+                  for o in p.opts}
+    flags = {o for p in group.params if getattr(p, "count", False) for o in p.opts}
+    assert with_value == set(entry._VALUE_OPTIONS)
+    assert flags <= set(entry._FLAGS)
+
+
+def test_httpx_import_leaves_optional_modules_importable() -> None:
+    r = subprocess.run([sys.executable, "-c", "import sys; from vouch.cli import entry; entry.import_httpx(); "
+                        "print(sorted(m for m, v in sys.modules.items() if v is None and m.split('.')[0] in "
+                        "('trio', 'httpx')), 'httpx' in sys.modules, 'trio' in sys.modules)"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["[]", "True", "False"], r.stdout + r.stderr
+
+
+# ---- Typer's coercion of plain values, without Pydantic ------------------------------------------------
+
+VALUES = {
+    str: ["x", "", "ünïcode", "--key", " spaced "],
+    int: ["4", "1", "64", "0", "65", "-3", "abc", " 5", "4.0", "٤", 7, True],
+    bool: [True, False, "true", "no"],
+    "enum": ["json", "text", "yaml", "JSON", "xml", "", OutputFormat.json],
+}
+
+
+def _outcome(runtime: object, value: object, param: object, ctx: object) -> tuple[str, object]:
+    try:
+        return "ok", runtime.coerce(value, param=param, ctx=ctx)  # type: ignore[attr-defined]
+    except Exception as exc:  # the exception itself is compared
+        return type(exc).__name__, str(exc)
+
+
+def test_plain_coercion_gives_typers_results_and_errors() -> None:
+    """Every parameter of `vouch verify` and of the global options: the Pydantic-free coercion returns what
+    Typer's own would, and words every refusal as Typer does (it hands those values to Typer)."""
+    coercion = pytest.importorskip("typer._coercion")
+    import typer.main
+    from typer import _click
+
+    from vouch.cli.verify import fast_app
+
+    group = typer.main.get_command(fast_app())
+    command = group.commands["verify"]  # type: ignore[attr-defined]
+    checked = 0
+    for owner in (group, command):
+        ctx = _click.Context(owner)
+        for param in [*owner.params, owner.get_help_option(ctx)]:
+            plain = param._runtime_param
+            assert type(plain).__name__ == "PlainRuntimeParam", param.name
+            typers = coercion.build_runtime_param(param.type_descriptor)
+            desc = param.type_descriptor
+            leaf = desc.annotation
+            many = getattr(leaf, "__origin__", None) is list
+            if many:
+                leaf = leaf.__args__[0]
+            values = VALUES["enum" if isinstance(leaf, type) and issubclass(leaf, Enum) else leaf]
+            cases: list[object] = [None, *values]
+            if many:
+                cases = [None, (), tuple(v for v in values if isinstance(v, str)), ["a", "b"], ("x",)]
+            for value in cases:
+                assert _outcome(plain, value, param, ctx) == _outcome(typers, value, param, ctx), (param.name, value)
+                checked += 1
+    assert checked > 100

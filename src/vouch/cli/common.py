@@ -27,15 +27,17 @@ import typer
 import typer.core
 import typer.models
 
-from vouch import limits
-from vouch.errors import InputError, RegistryError, VouchError
-from vouch.keys.cosign import load_private_key, load_public_keys
+from vouch import __version__, limits
+from vouch.errors import EXIT_USAGE, InputError, RegistryError, VouchError
 from vouch.keys.files import check_writable, read_key_file, write_new_file
-from vouch.keys.password import open_private_key
-from vouch.oci.client import RegistryClient, RegistryOptions
 from vouch.oci.reference import Reference, parse_reference
-from vouch.signing.signer import KeySigner
-from vouch.trust import PublicKey
+
+# What only some commands use is imported where it is used (the registry client, keys, the signer): a
+# command pays at start-up only for what it runs (`vouch verify` is timed against cosign's Go binary).
+if typing.TYPE_CHECKING:
+    from vouch.oci.client import RegistryClient
+    from vouch.signing.signer import KeySigner
+    from vouch.trust import PublicKey
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -63,6 +65,8 @@ class State:
 
     def client(self) -> RegistryClient:
         if self._client is None:
+            from vouch.oci.client import RegistryClient, RegistryOptions
+
             self._client = RegistryClient(RegistryOptions(insecure=frozenset(self.insecure), ca_file=self.ca_file))
         return self._client
 
@@ -85,6 +89,64 @@ def setup_logging(verbose: int) -> None:
     # httpx logs request URLs at INFO; keep them only at -vv (never headers, so no credentials).
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"vouch {__version__}")
+        raise typer.Exit(0)
+
+
+def global_options(
+    ctx: typer.Context,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o", metavar="text|json",
+                                                 help="Output format (also accepted after the command).")]
+    = OutputFormat.text,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv: HTTP).")] = 0,
+    insecure_registry: Annotated[
+        list[str] | None,
+        typer.Option("--insecure-registry", metavar="HOST",
+                     help="Allow plain HTTP to this registry host[:port] (repeatable). "
+                     "Loopback registries may use plain HTTP without it."),
+    ] = None,
+    ca_file: Annotated[str | None, typer.Option("--ca-file", metavar="FILE",
+                                                help="CA bundle to trust for registry TLS.")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """The options before the command (`vouch -o json -v verify …`): the callback of the `vouch` group, and of
+    the one-command group `vouch verify` starts with (vouch.cli.verify.fast_app)."""
+    setup_logging(verbose)
+    ctx.obj = State(output=output, verbose=verbose, insecure=list(insecure_registry or []), ca_file=ca_file)
+
+
+def run_app(app: typer.Typer) -> None:
+    """Run app as the console command: expected failures print one line and exit with their code."""
+    try:
+        rc = app(standalone_mode=False, prog_name="vouch")
+        sys.exit(rc if isinstance(rc, int) else 0)
+    except VouchError as exc:
+        err(f"Error: {exc}")
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err("Aborted.")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err("Interrupted.")
+        sys.exit(130)
+    except Exception as exc:  # usage errors from the parser, and real bugs
+        show = getattr(exc, "show", None)
+        if isinstance(exc, typer.exceptions.TyperException) and callable(show):
+            show()
+            sys.exit(EXIT_USAGE)
+        err(f"vouch: internal error: {type(exc).__name__}: {exc}. This is a bug; run with -v for details.")
+        if logging.getLogger().isEnabledFor(logging.INFO):
+            import traceback
+
+            traceback.print_exc()
+        sys.exit(70)
 
 
 def emit(st: State, data: Any, text: str) -> None:
@@ -209,6 +271,10 @@ def read_key_ref(ref: str, *, public: bool) -> bytes:
 
 def load_signer(key_ref: str) -> KeySigner:
     """A private key from a file, `env://VARIABLE`, or a Kubernetes Secret (`k8s://NAMESPACE/NAME`), as cosign."""
+    from vouch.keys.cosign import load_private_key
+    from vouch.keys.password import open_private_key
+    from vouch.signing.signer import KeySigner
+
     if key_ref.startswith("k8s://"):
         from vouch.keys.k8s import KubeClient, parse_ref
 
@@ -223,6 +289,8 @@ def load_signer(key_ref: str) -> KeySigner:
 
 
 def load_verifier_keys(key_refs: list[str]) -> list[PublicKey]:
+    from vouch.keys.cosign import load_public_keys
+
     if not key_refs:
         raise InputError("give at least one --key (a public key PEM; a file may hold several)")
     keys: list[PublicKey] = []
@@ -300,15 +368,101 @@ def cosign_bool_args(params: list[Any], args: list[str]) -> list[str]:
     return out
 
 
+_SLOW = object()
+
+
+def _plain_value(leaf: Any, info: Any, value: Any, ctx: Any) -> Any:
+    """value as Typer's coercion would make it, for a str, bool, int or Enum parameter given a value of the
+    plain form; _SLOW for anything else (Typer then judges it, and words its error, itself)."""
+    if leaf is str:
+        return value if isinstance(value, str) else _SLOW
+    if leaf is bool:
+        return value if isinstance(value, bool) else _SLOW
+    if leaf is int:
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return _SLOW
+        if (info.min is not None and value < info.min) or (info.max is not None and value > info.max):
+            return _SLOW
+        return value
+    if isinstance(value, leaf):
+        return value
+    if isinstance(value, str) and info.case_sensitive and getattr(ctx, "token_normalize_func", None) is None:
+        return next((m for m in leaf if str(m.value) == value), _SLOW)
+    return _SLOW
+
+
+@functools.cache
+def _plain_param_class() -> type | None:
+    """A Typer runtime parameter that coerces plain values without building a Pydantic TypeAdapter.
+
+    Typer (0.2x with its own click) coerces every parameter through Pydantic, whose import and adapters cost
+    more start-up than anything `vouch verify` does. The values vouch's options take (str, bool, int in a
+    range, an Enum's value, lists of those) need none of it: they are passed as they are, and any other value
+    goes to Typer's own coercion, so results and error messages are Typer's (tests/test_startup.py compares
+    the two). With a Typer without this machinery (`typer._coercion`), nothing changes."""
+    try:
+        from typer._coercion import RuntimeParam, build_runtime_param
+    except ImportError:  # pragma: no cover - another Typer generation: its own coercion throughout
+        return None
+
+    @dataclass(frozen=True)
+    class PlainRuntimeParam(RuntimeParam):
+        descriptor: Any = None
+        leaf: Any = None
+        many: bool = False
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            info = self.parameter_info
+            if self.many and isinstance(value, (list, tuple)):
+                items = [_plain_value(self.leaf, info, v, ctx) for v in value]
+                if all(v is not _SLOW for v in items):
+                    return items
+            elif not self.many:
+                out = _plain_value(self.leaf, info, value, ctx)
+                if out is not _SLOW:
+                    return out
+            return build_runtime_param(self.descriptor)._coerce_value(value, param=param, ctx=ctx)
+
+    return PlainRuntimeParam
+
+
+def plain_coercion(params: list[Any]) -> None:
+    """Give each parameter of a plain type (see _plain_param_class) the coercion that needs no Pydantic."""
+    cls = _plain_param_class()
+    if cls is None:
+        return
+    for p in params:
+        desc = getattr(p, "type_descriptor", None)
+        if desc is None or getattr(p, "_runtime_param", _SLOW) is not None:
+            continue
+        info = desc.parameter_info
+        if info.parser is not None or desc.file_annotation is not None or getattr(info, "clamp", False):
+            continue
+        leaf, many = desc.annotation, typing.get_origin(desc.annotation) is list
+        if many:
+            (leaf,) = typing.get_args(leaf)
+        if leaf in (str, bool, int) or (isinstance(leaf, type) and issubclass(leaf, Enum)):
+            p._runtime_param = cls(parameter_info=info, annotation=desc.annotation, descriptor=desc, leaf=leaf,
+                                   many=many)
+
+
 class VouchCommand(typer.core.TyperCommand):
     """A command that takes cosign's `--flag=false` and prints plain help (names in full at 80 columns)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        plain_coercion(self.params)
         for p in self.params:
             # Newer Typer prints an argument's Python type (`<list[str]>`) beside its metavar: the metavar says it.
             if p.param_type_name == "argument" and p.metavar and hasattr(p, "display_type_rich"):
                 setattr(p, "display_type_rich", lambda ctx: None)  # noqa: B010
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        plain_coercion([option] if option is not None else [])
+        return option
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, cosign_bool_args(self.params, args))
@@ -319,6 +473,15 @@ class VouchCommand(typer.core.TyperCommand):
 
 
 class VouchGroup(typer.core.TyperGroup):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        plain_coercion(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        plain_coercion([option] if option is not None else [])
+        return option
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, cosign_bool_args(self.params, args))
 

@@ -1,18 +1,73 @@
-"""The console entry point: `vouch --version` answers before the CLI and its libraries are imported
-(cosign's start-up is a Go binary's; ours should not cost a second for a version string). Everything else
-goes to `vouch.cli.main.run`."""
+"""The console entry point. Start-up is what a short command costs (cosign's is a Go binary's), so:
+
+- `vouch --version` answers before the CLI and its libraries are imported;
+- `vouch [global options] verify …` starts a group of that one command (`vouch.cli.verify.fast_app`: the
+  same global options and the same command function), without importing every other command's modules;
+- httpx is imported without the optional modules vouch never runs (httpx's own command line, which pulls
+  in click, rich and pygments; trio, which httpcore loads only to serve async code running under trio).
+
+Everything else goes to `vouch.cli.main.run`.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+
+# The options `vouch` takes before the command (vouch.cli.common.global_options); kept here, not
+# imported, so that finding the command's name costs nothing.
+_VALUE_OPTIONS = frozenset({"-o", "--output", "--insecure-registry", "--ca-file"})
+_FLAGS = frozenset({"-v", "-vv", "-vvv", "--verbose"})
+_UNUSED_OPTIONAL = ("trio", "httpx._main")
+COMPLETE_VAR = "_VOUCH_COMPLETE"  # as vouch.cli.main.COMPLETE_VAR
+
+
+def command_name(argv: list[str]) -> str | None:
+    """The command argv names after the global options, or None when anything else comes first (the full
+    CLI then parses it, errors included)."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _VALUE_OPTIONS:
+            i += 2
+        elif arg in _FLAGS or (arg.startswith("--") and arg.partition("=")[0] in _VALUE_OPTIONS):
+            i += 1
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg
+    return None
+
+
+def import_httpx() -> None:
+    """httpx, without the optional modules it would load and vouch never runs (see the module docstring):
+    a None in sys.modules makes their import fail, which httpx and httpcore handle as "not installed"; the
+    entries are removed afterwards, so that other code may still import them."""
+    hidden = [m for m in _UNUSED_OPTIONAL if m not in sys.modules]
+    for m in hidden:
+        sys.modules[m] = None  # type: ignore[assignment]
+    try:
+        import httpcore  # noqa: F401  (httpx imports it only when a client is made)
+        import httpx  # noqa: F401
+    finally:
+        for m in hidden:
+            if m in sys.modules and sys.modules[m] is None:
+                del sys.modules[m]
 
 
 def run() -> None:
-    if sys.argv[1:] == ["--version"]:
+    argv = sys.argv[1:]
+    if argv == ["--version"]:
         from vouch import __version__
 
         sys.stdout.write(f"vouch {__version__}\n")
         sys.exit(0)
+    import_httpx()
+    if command_name(argv) == "verify" and COMPLETE_VAR not in os.environ:
+        from vouch.cli.verify import run_fast
+
+        run_fast()
+        return
     from vouch.cli.main import run as main_run
 
     main_run()

@@ -164,23 +164,62 @@ class RegistryOptions:
         return self.deadline + self.blob_seconds_per_mib * size / (1024 * 1024)
 
 
+def _no_trust_context() -> ssl.SSLContext:
+    """A TLS context that verifies certificates and trusts none: any TLS through it fails closed."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname, no CA loaded
+
+
+def _deadline_transport(verify: ssl.SSLContext | bool) -> httpx.HTTPTransport:
+    transport = httpx.HTTPTransport(verify=verify)
+    if not deadline.install(transport):  # pragma: no cover - httpx changed its internals
+        log.warning("cannot enforce total request deadlines with this httpx version")
+    return transport
+
+
+class _Transport(httpx.BaseTransport):
+    """http:// through a connection pool without TLS; https:// through one whose TLS context is made at the
+    first https request. Loading the CA bundle into a context costs more than the rest of a command's
+    start-up, and a command against a plain-HTTP registry (a loopback CI registry) never needs it."""
+
+    def __init__(self, verify: ssl.SSLContext | bool) -> None:
+        self._verify = verify
+        # (TLS is never used for http://; were it asked to, this context verifies and trusts nothing.)
+        self._plain = _deadline_transport(_no_trust_context())
+        self._tls: httpx.HTTPTransport | None = None
+        self._lock = threading.Lock()
+
+    def _tls_transport(self) -> httpx.HTTPTransport:
+        with self._lock:
+            if self._tls is None:
+                self._tls = _deadline_transport(self._verify)
+            return self._tls
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "http":
+            return self._plain.handle_request(request)
+        return self._tls_transport().handle_request(request)
+
+    def close(self) -> None:
+        self._plain.close()
+        with self._lock:
+            if self._tls is not None:
+                self._tls.close()
+
+
 class RegistryClient:
     """One client for all registries a command touches. Thread-safe for concurrent use."""
 
     def __init__(self, options: RegistryOptions | None = None, transport: httpx.BaseTransport | None = None):
         self.options = options or RegistryOptions()
         verify: Any = ssl.create_default_context(cafile=self.options.ca_file) if self.options.ca_file else True
-        if transport is None:
-            transport = httpx.HTTPTransport(verify=verify)
-            if not deadline.install(transport):  # pragma: no cover - httpx changed its internals
-                log.warning("cannot enforce total request deadlines with this httpx version")
         self._http = httpx.Client(
             timeout=httpx.Timeout(self.options.timeout, connect=10.0),
             follow_redirects=False,
             verify=verify,
-            transport=transport,
+            transport=_Transport(verify) if transport is None else transport,
             headers={"User-Agent": self.options.user_agent},
         )
+        self._own_transport = transport is None
         self._lock = threading.Lock()
         self._schemes: dict[str, str] = {}
         self._probe_locks: dict[str, threading.Lock] = {}
@@ -213,7 +252,7 @@ class RegistryClient:
             if host in self.options.insecure or is_loopback(host):
                 # Try TLS first, as Docker does; fall back to plain HTTP only for these hosts.
                 try:
-                    self._http.get(f"https://{host}/v2/", timeout=5.0)
+                    self._probe_tls(host)
                 except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
                     # A certificate error proves the server speaks TLS: keep https (and report it later).
                     if not _is_cert_error(exc):
@@ -223,6 +262,17 @@ class RegistryClient:
             with self._lock:
                 self._schemes[host] = scheme
             return scheme
+
+    def _probe_tls(self, host: str) -> None:
+        """GET https://host/v2/: an answer or a certificate error means the host speaks TLS. Through a context
+        that trusts no CA (so the CA bundle is loaded only when https is used): a TLS server fails it with a
+        certificate error, which says as much as an answer; nothing is sent past the handshake."""
+        if not self._own_transport:  # a transport the caller gave (tests): everything goes through it
+            self._http.get(f"https://{host}/v2/", timeout=5.0)
+            return
+        with httpx.Client(transport=_deadline_transport(_no_trust_context()), timeout=5.0,
+                          follow_redirects=False, headers={"User-Agent": self.options.user_agent}) as probe:
+            probe.get(f"https://{host}/v2/")
 
     def _url(self, ref: Reference, path: str) -> str:
         host = ref.api_host

@@ -208,9 +208,12 @@ def verify_image(client: RegistryClient, image: Reference, keys: Trust,
                  annotations: dict[str, str] | None = None, check_reference: bool = False,
                  layouts: tuple[str, ...] = ("legacy", "bundle")) -> VerifyResult:
     """The image's signatures in the given layouts ("legacy" `.sig` tag, "bundle" referrers), each
-    checked; the result says which layouts held a valid one."""
-    desc = client.resolve(image)
-    digest = desc.digest
+    checked; the result says which layouts held a valid one.
+
+    A reference by digest names what the signatures must be about, so the image's manifest is not read
+    first (cosign does not read it either): only when no signature verifies is the image looked up, so
+    that a missing image is still reported as missing (NotFoundError), not as unsigned."""
+    digest = image.digest or client.resolve(image).digest
     result = VerifyResult(f"{image.name}@{digest}", digest)
     from vouch.layouts import layouts as by_name  # (the layouts use this module's checks)
 
@@ -221,6 +224,8 @@ def verify_image(client: RegistryClient, image: Reference, keys: Trust,
     if not result.checks and problems:
         result.problem = problems[0]
     result.skipped = reading.note()
+    if image.digest and not result.ok:
+        client.resolve(image)  # a missing image: "image … not found" (exit 3), as when it is resolved first
     return result
 
 
