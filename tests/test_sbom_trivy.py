@@ -10,7 +10,9 @@ Where the two write a package differently (both name the same package; which is 
   case-sensitive, and only that spelling resolves at the Go module proxy.
 - Go versions: trivy drops the `v` of a main module's version (probe@1.4.2) and adds one to the toolchain's
   (stdlib@v1.26.8); vouch writes what the build info records, a module version with its `v` (v1.4.2) and the Go
-  release without (stdlib@1.26.8), as syft does.
+  release without (stdlib@1.26.8), as syft does. A main module built outside version control has the version
+  `(devel)` in its build info: trivy drops it (pkg:golang/github.com/kyverno/kyverno, in the benchmark's
+  mixed image), vouch writes it, as syft does (`go version -m` shows it).
 - Debian epochs: trivy moves the epoch into an `epoch=1` qualifier; vouch keeps the full Debian version
   (1:2.38.1-5+deb12u3) as the version, as syft does and as dpkg compares versions.
 - Debian `distro` qualifier: trivy writes the point release from /etc/debian_version (debian-12.15), vouch the
@@ -69,6 +71,11 @@ def match(theirs: list[PackageURL], ours: list[PackageURL]) -> tuple[Counter[str
             version = f"{p.qualifiers['epoch']}:{version}"
             kinds["deb epoch qualifier"] += 1
         mine = exact.get((t, name, version))
+        if mine is None and t == "golang" and not version:  # a main module built outside version control
+            mine = go_folded.get((name, "(devel)"))
+            if mine is not None:
+                kinds["go (devel) dropped"] += 1
+                continue
         if mine is None and t == "golang":
             mine = go_folded.get((name, version.removeprefix("v")))
             if mine is not None:
