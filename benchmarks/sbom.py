@@ -117,6 +117,10 @@ def main() -> int:
     ap.add_argument("--tools", help="comma-separated subset of: floor, floor-zlib, vouch, vouch-baseline, "
                     "trivy-image, trivy-rootfs, syft (default: all that are installed)")
     args = ap.parse_args()
+    # As an installed wheel runs: pip compiles the modules at install time; an editable install under
+    # PYTHONDONTWRITEBYTECODE=1 (this test bed's environment) would compile every module on every run.
+    import vouch as vouch_package
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(vouch_package.__file__).parent)], check=True)
     if not Path("/usr/bin/time").exists():
         print("GNU time is missing: apt-get install time", file=sys.stderr)
         return 2

@@ -208,3 +208,39 @@ def test_plain_coercion_gives_typers_results_and_errors() -> None:
                 assert _outcome(plain, value, param, ctx) == _outcome(typers, value, param, ctx), (param.name, value)
                 checked += 1
     assert checked > 100
+
+
+# ---- `vouch sbom`: started without the rest of the CLI, and without httpx for a local source ------------
+
+NOT_FOR_LOCAL_SBOM = ("vouch.cli.main", "vouch.oci.client", "vouch.release", "vouch.query", "vouch.keys.k8s",
+                      "httpx", "httpcore", "sigstore", "pydantic", "rich", "click", "license_expression")
+
+
+def test_sbom_of_a_layout_imports_no_http_client(registry: RegistryServer, tmp_path: Path, repo_name: str) -> None:
+    client = RegistryClient()
+    ref = Reference(registry.host, repo_name, "v1")
+    image = f"{registry.host}/{repo_name}@{push_image(client, ref, small_image('startup-sbom'))}"
+    layout = tmp_path / "layout"
+    r = subprocess.run([sys.executable, "-m", "vouch", "copy", image, f"oci:{layout}:v1"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    args = ("sbom", f"oci:{layout}:v1", "--timestamp", "2026-01-01T00:00:00Z")
+    code, modules, r = _verify_in_subprocess(*args)
+    assert code == 0, r.stderr
+    assert "vouch.sbom.generate" in modules  # (it did scan)
+    heavy = sorted(m for m in modules if m.split(".")[0] in NOT_FOR_LOCAL_SBOM or m.startswith(NOT_FOR_LOCAL_SBOM))
+    assert heavy == []
+    # the same scan through the whole CLI gives the same document, and a registry source still works
+    full = subprocess.run([sys.executable, "-c", "import sys; from vouch.cli.main import run; sys.argv = "
+                           f"['vouch', *{list(args)!r}]; run()"], capture_output=True, text=True, timeout=120)
+    fast = subprocess.run([sys.executable, "-m", "vouch", *args], capture_output=True, text=True, timeout=120)
+    assert full.returncode == fast.returncode == 0, full.stderr + fast.stderr
+    strip = lambda text: [x for x in text.splitlines() if '"serialNumber"' not in x]  # noqa: E731 (random UUID)
+    assert strip(full.stdout) == strip(fast.stdout) and '"bomFormat": "CycloneDX"' in fast.stdout
+    code, modules, r = _verify_in_subprocess("sbom", image, "--timestamp", "2026-01-01T00:00:00Z")
+    assert code == 0 and "httpx" in modules and "vouch.cli.main" not in modules, r.stderr
+    import json
+
+    via_registry, via_layout = json.loads(r.stdout.split("\nEXIT ")[0]), json.loads(fast.stdout)
+    assert via_registry["metadata"]["component"]["version"] == via_layout["metadata"]["component"]["version"]
+    assert via_registry.get("components") == via_layout.get("components")

@@ -65,6 +65,9 @@ class State:
 
     def client(self) -> RegistryClient:
         if self._client is None:
+            from vouch.cli.entry import import_httpx
+
+            import_httpx()  # (vouch sbom of a local source starts without it)
             from vouch.oci.client import RegistryClient, RegistryOptions
 
             self._client = RegistryClient(RegistryOptions(insecure=frozenset(self.insecure), ca_file=self.ca_file))

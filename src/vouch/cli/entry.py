@@ -3,6 +3,7 @@
 - `vouch --version` answers before the CLI and its libraries are imported;
 - `vouch [global options] verify …` starts a group of that one command (`vouch.cli.verify.fast_app`: the
   same global options and the same command function), without importing every other command's modules;
+  `vouch sbom …` the same way (`vouch.cli.sbom.fast_app`), and without httpx unless it reads a registry;
 - httpx is imported without the optional modules vouch never runs (httpx's own command line, which pulls
   in click, rich and pygments; trio, which httpcore loads only to serve async code running under trio).
 
@@ -62,8 +63,14 @@ def run() -> None:
 
         sys.stdout.write(f"vouch {__version__}\n")
         sys.exit(0)
+    command = command_name(argv) if COMPLETE_VAR not in os.environ else None
+    if command == "sbom":  # the HTTP client only if the source is a registry (State.client)
+        from vouch.cli.sbom import run_fast as run_sbom
+
+        run_sbom()
+        return
     import_httpx()
-    if command_name(argv) == "verify" and COMPLETE_VAR not in os.environ:
+    if command == "verify":
         from vouch.cli.verify import run_fast
 
         run_fast()

@@ -35,6 +35,7 @@ from vouch.cli.common import (
     state,
     write_layouts,
 )
+from vouch.cli.sbom import register as register_sbom
 from vouch.cli.verify import register as register_verify
 from vouch.cli.verify import verifier_trust
 from vouch.errors import EXIT_VERIFY, InputError, NotFoundError, VouchError
@@ -276,69 +277,7 @@ register_verify(app)  # verify: vouch.cli.verify (the entry point starts it with
 # ---- SBOM -----------------------------------------------------------------------------------------
 
 
-@app.command()
-def sbom(
-    ctx: typer.Context,
-    image: Annotated[str, typer.Argument(help="REF (registry:REF, docker://REF), oci:DIR[:TAG] (oci-dir:), "
-                                              "oci-archive:FILE[:TAG], docker-archive:FILE or dir:PATH (an unpacked "
-                                              "root filesystem).")],
-    platform: Annotated[str | None, typer.Option(help="os/arch or os/arch/variant to pick from an index.")] = None,
-    output_file: Annotated[str | None, typer.Option("--output-file",
-                                                    help="Write the BOM here (default stdout).")] = None,
-    format_: Annotated[str | None, typer.Option(
-        "--format", metavar="cyclonedx-json|spdx-json", help="The SBOM format (default cyclonedx-json): CycloneDX "
-        "1.5 or SPDX 2.3 JSON, from the same scan.")] = None,
-    output: Annotated[str | None, typer.Option(
-        "--output", "-o", metavar="FORMAT[=FILE]",
-        help="syft's spelling of --format (and of --output-file: -o spdx-json=sbom.spdx.json).")] = None,
-    timestamp: Annotated[str | None, typer.Option(
-        help="Pin the document's time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now).")] = None,
-    files: Annotated[bool, typer.Option(help="List every file each package owns (larger BOM; SPDX: with the "
-                                             "SHA1 and SHA256 of each, so every file is hashed).")] = False,
-    scope: Annotated[str, typer.Option(
-        metavar="squashed|all-layers", help="squashed: what the image holds; all-layers: also packages later "
-        "layers deleted, marked vouch:package:deleted-by-layerID (syft's --scope).")] = "squashed",
-    exclude: Annotated[list[str] | None, typer.Option(
-        "--exclude", metavar="GLOB", help="Leave out paths matching this glob, relative to the root: ./var/cache/**, "
-        "/usr/share/doc, **/*.pyc (repeatable; syft's --exclude).")] = None,
-    max_layer_bytes: Annotated[int, typer.Option(help="Refuse a layer that decompresses to more than this.")]
-    = 64 * 1024**3,
-) -> None:
-    """Generate a CycloneDX 1.5 or SPDX 2.3 JSON SBOM for an image or an unpacked root filesystem, reading each
-    layer once: OS packages (dpkg, apk, rpm), language packages (Python, npm, Java archives, Ruby gems,
-    Composer, .NET), Go and Rust binaries (their embedded module lists), Java runtimes, ELF package notes
-    and version-classified binaries (python, node, busybox, openssl, httpd, nginx, haproxy, memcached, php,
-    ruby, perl, postgres). stderr: what was scanned (platform, the digest read) and packages per ecosystem."""
-    from vouch.sbom.formats import DEFAULT, encoder
-    from vouch.sbom.fsview import ViewOptions
-    from vouch.sbom.generate import generate_sbom
-
-    st = state(ctx)
-    fmt = format_
-    if output and output not in ("text", "json", "yaml"):  # -o json/text: the global flag's values, as before
-        out_fmt, sep, out_file = output.partition("=")
-        if format_ and encoder(format_).name != encoder(out_fmt).name:
-            raise InputError(f"--format {format_} and -o {output} disagree: give one")
-        if sep and output_file and output_file != out_file:
-            raise InputError(f"-o {output} and --output-file {output_file} disagree: give one")
-        fmt = out_fmt
-        output_file = out_file or output_file
-    enc = encoder(fmt or DEFAULT)
-    options = ViewOptions(max_layer_bytes=max_layer_bytes, exclude=tuple(exclude or ()), scope=scope,
-                          file_digests=files and enc.needs_file_digests)
-    src = open_source(image, st.client())
-    progress = (lambda m: err(f"  {m}")) if st.verbose else None
-    result = generate_sbom(src, platform, timestamp, options=options, progress=progress)
-    for w in result.warnings:
-        err(f"warning: {w}")
-    text = result.to_json(indent=2, files_detail=files, format=enc.name)
-    if output_file:
-        write_new_file(Path(output_file), text.encode() + b"\n", 0o644, force=True)
-    else:
-        sys.stdout.write(text + "\n")
-    summary = result.summary()
-    err(summary[0] + (f" -> {output_file}" if output_file else "") + f" ({enc.name})")
-    err(summary[1])
+register_sbom(app)  # sbom: vouch.cli.sbom (the entry point starts it without this module)
 
 
 # ---- attestations --------------------------------------------------------------------------------

@@ -14,15 +14,18 @@ import json
 import re
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from vouch.errors import InputError, NotFoundError
 from vouch.oci import mediatypes as mt
-from vouch.oci.client import Descriptor, Manifest, RegistryClient
 from vouch.oci.digest import check_digest, hasher_for, sha256_digest
+from vouch.oci.manifest import Descriptor, Manifest
 from vouch.oci.reference import Reference, parse_reference
+
+if TYPE_CHECKING:
+    from vouch.oci.client import RegistryClient
 
 READ = 1024 * 1024
 
@@ -349,13 +352,21 @@ def unknown_scheme(spec: str) -> str | None:
     return None
 
 
-def open_source(spec: str, client: RegistryClient) -> ImageSource:
-    """Open an image source from a transport-prefixed spec (see module doc)."""
+def open_source(spec: str, client: RegistryClient | Callable[[], RegistryClient]) -> ImageSource:
+    """Open an image source from a transport-prefixed spec (see module doc). `client` may be a function that
+    makes one: it is then called only for a registry (reading a layout or an archive imports no HTTP code)."""
+    if callable(client):  # a factory (a RegistryClient is not callable)
+        return _open_source(spec, client)
+    given = client
+    return _open_source(spec, lambda: given)
+
+
+def _open_source(spec: str, client: Callable[[], RegistryClient]) -> ImageSource:
     if spec.startswith("registry:"):
         spec = spec[len("registry:"):]
         if spec.startswith("//"):
             spec = spec[2:]
-        return RegistrySource(client, parse_reference(spec))
+        return RegistrySource(client(), parse_reference(spec))
     if spec.startswith("dir:"):
         if not spec[4:]:
             raise InputError("dir: needs a path: dir:/path/to/rootfs")
@@ -379,7 +390,7 @@ def open_source(spec: str, client: RegistryClient) -> ImageSource:
         raise InputError(f"unknown source scheme {scheme + ':'!r} in {spec!r}: vouch reads "
                          f"{', '.join(SCHEMES)} or a plain image reference"
                          + (f" (for a {scheme} image: {hint})" if hint else ""))
-    return RegistrySource(client, parse_reference(spec))
+    return RegistrySource(client(), parse_reference(spec))
 
 
 def parse_platform(text: str) -> dict[str, str]:

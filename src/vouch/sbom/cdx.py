@@ -14,11 +14,11 @@ import json
 import uuid
 from typing import Any
 
-from cyclonedx.spdx import is_supported_id
 from packageurl import PackageURL
 
 from vouch import __version__
 from vouch.sbom.model import Distro, ImageSubject, Package
+from vouch.sbom.spdx_ids import is_supported_id
 
 __all__ = ["SCHEMA", "ImageSubject", "bom_json", "build_bom"]
 

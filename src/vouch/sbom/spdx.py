@@ -30,11 +30,11 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from cyclonedx.spdx import fixup_id, is_expression, is_supported_id
 from packageurl import PackageURL
 
 from vouch import __version__
 from vouch.sbom.model import Distro, FileDigest, ImageSubject, Package
+from vouch.sbom.spdx_ids import fixup_id, is_supported_id
 
 Json = dict[str, Any]
 SPDX_VERSION = "SPDX-2.3"
@@ -101,7 +101,7 @@ class _Licences:
                 terms.append(v)
             elif (fixed := fixup_id(v)) is not None:
                 terms.append(fixed)
-            elif " " in v and is_expression(v):
+            elif " " in v and _is_expression(v):
                 terms.append(f"({v})")
             else:
                 terms.append(self.ref(v))
@@ -299,3 +299,9 @@ def build_spdx(subject: ImageSubject, distro: Distro | None, packages: list[Pack
 
 def spdx_json(doc: Json, indent: int | None = None) -> str:
     return json.dumps(doc, indent=indent)
+
+
+def _is_expression(value: str) -> bool:
+    from cyclonedx.spdx import is_expression  # (builds license-expression's index: only when an expression needs it)
+
+    return bool(is_expression(value))

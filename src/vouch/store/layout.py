@@ -16,14 +16,17 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vouch import limits
 from vouch.errors import NotFoundError, RegistryError, VerificationError, VouchError
 from vouch.oci import mediatypes as mt
-from vouch.oci.client import Descriptor, Manifest, RegistryClient
 from vouch.oci.digest import sha256_digest
+from vouch.oci.manifest import Descriptor, Manifest
 from vouch.oci.reference import Reference, parse_reference
+
+if TYPE_CHECKING:
+    from vouch.oci.client import RegistryClient
 
 log = logging.getLogger("vouch.store")
 

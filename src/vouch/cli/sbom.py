@@ -1,0 +1,101 @@
+"""`vouch sbom`: syft's scan, one image (or an unpacked tree) read once as a stream.
+
+Like `vouch verify`, the command is timed against a Go binary (syft, trivy), so the entry point starts it in a
+group of its own (`fast_app`: the same global options, the same command) without importing the rest of the CLI,
+and a layout, an archive or a directory is read without importing the HTTP client (vouch.oci.source takes a
+function that makes the client; only a registry reference calls it).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vouch.cli.common import CONTEXT_SETTINGS, VouchTyper, err, global_options, run_app, state
+from vouch.errors import InputError
+from vouch.keys.files import write_new_file
+from vouch.oci.source import open_source
+
+
+def sbom(
+    ctx: typer.Context,
+    image: Annotated[str, typer.Argument(help="REF (registry:REF, docker://REF), oci:DIR[:TAG] (oci-dir:), "
+                                              "oci-archive:FILE[:TAG], docker-archive:FILE or dir:PATH (an unpacked "
+                                              "root filesystem).")],
+    platform: Annotated[str | None, typer.Option(help="os/arch or os/arch/variant to pick from an index.")] = None,
+    output_file: Annotated[str | None, typer.Option("--output-file",
+                                                    help="Write the BOM here (default stdout).")] = None,
+    format_: Annotated[str | None, typer.Option(
+        "--format", metavar="cyclonedx-json|spdx-json", help="The SBOM format (default cyclonedx-json): CycloneDX "
+        "1.5 or SPDX 2.3 JSON, from the same scan.")] = None,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", metavar="FORMAT[=FILE]",
+        help="syft's spelling of --format (and of --output-file: -o spdx-json=sbom.spdx.json).")] = None,
+    timestamp: Annotated[str | None, typer.Option(
+        help="Pin the document's time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now).")] = None,
+    files: Annotated[bool, typer.Option(help="List every file each package owns (larger BOM; SPDX: with the "
+                                             "SHA1 and SHA256 of each, so every file is hashed).")] = False,
+    scope: Annotated[str, typer.Option(
+        metavar="squashed|all-layers", help="squashed: what the image holds; all-layers: also packages later "
+        "layers deleted, marked vouch:package:deleted-by-layerID (syft's --scope).")] = "squashed",
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", metavar="GLOB", help="Leave out paths matching this glob, relative to the root: ./var/cache/**, "
+        "/usr/share/doc, **/*.pyc (repeatable; syft's --exclude).")] = None,
+    max_layer_bytes: Annotated[int, typer.Option(help="Refuse a layer that decompresses to more than this.")]
+    = 64 * 1024**3,
+) -> None:
+    """Generate a CycloneDX 1.5 or SPDX 2.3 JSON SBOM for an image or an unpacked root filesystem, reading each
+    layer once: OS packages (dpkg, apk, rpm), language packages (Python, npm, Java archives, Ruby gems,
+    Composer, .NET), Go and Rust binaries (their embedded module lists), Java runtimes, ELF package notes
+    and version-classified binaries (python, node, busybox, openssl, httpd, nginx, haproxy, memcached, php,
+    ruby, perl, postgres). stderr: what was scanned (platform, the digest read) and packages per ecosystem."""
+    from vouch.sbom.formats import DEFAULT, encoder
+    from vouch.sbom.fsview import ViewOptions
+    from vouch.sbom.generate import generate_sbom
+
+    st = state(ctx)
+    fmt = format_
+    if output and output not in ("text", "json", "yaml"):  # -o json/text: the global flag's values, as before
+        out_fmt, sep, out_file = output.partition("=")
+        if format_ and encoder(format_).name != encoder(out_fmt).name:
+            raise InputError(f"--format {format_} and -o {output} disagree: give one")
+        if sep and output_file and output_file != out_file:
+            raise InputError(f"-o {output} and --output-file {output_file} disagree: give one")
+        fmt = out_fmt
+        output_file = out_file or output_file
+    enc = encoder(fmt or DEFAULT)
+    options = ViewOptions(max_layer_bytes=max_layer_bytes, exclude=tuple(exclude or ()), scope=scope,
+                          file_digests=files and enc.needs_file_digests)
+    src = open_source(image, st.client)
+    progress = (lambda m: err(f"  {m}")) if st.verbose else None
+    result = generate_sbom(src, platform, timestamp, options=options, progress=progress)
+    for w in result.warnings:
+        err(f"warning: {w}")
+    text = result.to_json(indent=2, files_detail=files, format=enc.name)
+    if output_file:
+        write_new_file(Path(output_file), text.encode() + b"\n", 0o644, force=True)
+    else:
+        sys.stdout.write(text + "\n")
+    summary = result.summary()
+    err(summary[0] + (f" -> {output_file}" if output_file else "") + f" ({enc.name})")
+    err(summary[1])
+
+
+def register(app: VouchTyper) -> None:
+    app.command()(sbom)
+
+
+def fast_app() -> VouchTyper:
+    """`vouch sbom` alone, with the `vouch` group's global options (see vouch.cli.verify.fast_app)."""
+    app = VouchTyper(name="vouch", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                     context_settings=CONTEXT_SETTINGS)
+    app.callback()(global_options)
+    register(app)
+    return app
+
+
+def run_fast() -> None:
+    run_app(fast_app())
