@@ -15,15 +15,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from vouch.errors import InputError
-from vouch.keyless.sign import KeylessSigner
-from vouch.keyless.trust import KeylessTrust
 from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.reference import Reference
 from vouch.signing.attestation import envelope as key_envelope
-from vouch.signing.sign import SignResult, sign_digest, sign_digest_bundle
 from vouch.signing.signer import KeySigner
 from vouch.store.attest import attach, attach_bundle, read_attestations
 from vouch.store.bundles import SIGN_PREDICATE_TYPE, dsse_bundle, list_bundles, read_bundles
@@ -33,6 +30,11 @@ from vouch.verify.attestations import AttestationCheck, check_bundle_attestation
 from vouch.verify.policy import Policy
 from vouch.verify.signatures import VerifyResult, check_bundle, legacy_checks
 from vouch.verify.signer import Trust
+
+if TYPE_CHECKING:  # (the keyless code is loaded by what signs or verifies keyless)
+    from vouch.keyless.sign import KeylessSigner
+    from vouch.keyless.trust import KeylessTrust
+    from vouch.signing.sign import SignResult
 
 NAMES = ("legacy", "bundle")
 
@@ -51,6 +53,8 @@ class SignedStatement:
 
 
 def signed_statement(signer: KeySigner | KeylessSigner, statement: bytes, predicate_type: str) -> SignedStatement:
+    from vouch.keyless.sign import KeylessSigner
+
     if isinstance(signer, KeylessSigner):
         made: list[bytes] = []
 
@@ -103,6 +107,8 @@ class LegacyLayout:
 
     def sign(self, client: RegistryClient, signer: KeySigner | KeylessSigner, image: Reference,
              subject: Descriptor, annotations: dict[str, str] | None) -> SignResult:
+        from vouch.signing.sign import sign_digest  # (the write side: verify never loads it)
+
         return sign_digest(client, signer, image, subject.digest, annotations)
 
     def attach(self, client: RegistryClient, image: Reference, subject: Descriptor, signed: SignedStatement,
@@ -131,6 +137,8 @@ class BundleLayout:
 
     def sign(self, client: RegistryClient, signer: KeySigner | KeylessSigner, image: Reference,
              subject: Descriptor, annotations: dict[str, str] | None) -> SignResult:
+        from vouch.signing.sign import sign_digest_bundle
+
         return sign_digest_bundle(client, signer, image, subject, annotations)
 
     def attach(self, client: RegistryClient, image: Reference, subject: Descriptor, signed: SignedStatement,

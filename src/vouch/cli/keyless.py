@@ -4,17 +4,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vouch.bundle.trustroot import load_trusted_root, production_trusted_root
 from vouch.cli.common import err, load_signer
 from vouch.errors import InputError
-from vouch.keyless.identity import CI_EXTENSIONS, identity_policy
-from vouch.keyless.sign import KeylessSigner, read_token, trust_config_json
-from vouch.keyless.trust import KeylessTrust
-from vouch.signing.signer import KeySigner
+from vouch.keyless.oids import CI_EXTENSIONS
+
+# The keyless machinery (Fulcio, Rekor, trusted roots, X.509) is imported when a command uses it: `vouch verify
+# --key` never does (see vouch.cli.verify).
+if TYPE_CHECKING:
+    from vouch.keyless.sign import KeylessSigner
+    from vouch.keyless.trust import KeylessTrust
+    from vouch.signing.signer import KeySigner
 
 IdentityTokenOpt = Annotated[str | None, typer.Option(
     "--identity-token", metavar="TOKEN_OR_FILE", envvar="SIGSTORE_ID_TOKEN", show_envvar=True,
@@ -59,6 +62,8 @@ class SignFlags:
     trusted_root: str | None = None
 
     def signer(self) -> KeylessSigner:
+        from vouch.keyless.sign import KeylessSigner, read_token, trust_config_json
+
         config = trust_config_json(trust_config=self.trust_config, signing_config=self.signing_config,
                                    trusted_root=self.trusted_root, fulcio_url=self.fulcio_url,
                                    rekor_url=self.rekor_url)
@@ -92,6 +97,10 @@ def keyless_trust(identity: str | None, identity_regexp: str | None, issuer: str
             raise InputError(f"--certificate-extension {item[:80]!r}: write NAME=VALUE with NAME one of "
                              + ", ".join(CI_EXTENSIONS))
         ext[name] = value
+    from vouch.bundle.trustroot import load_trusted_root, production_trusted_root
+    from vouch.keyless.identity import identity_policy
+    from vouch.keyless.trust import KeylessTrust
+
     policy = identity_policy(identity, identity_regexp, issuer, issuer_regexp, ext)
     root = load_trusted_root(trusted_root) if trusted_root else production_trusted_root()
     return KeylessTrust(root, policy, ignore_sct=ignore_sct, ignore_tlog=ignore_tlog)

@@ -16,28 +16,12 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from vouch.errors import InputError
+from vouch.keyless.oids import CI_EXTENSIONS as CI_EXTENSIONS  # (re-exported)
+from vouch.keyless.oids import FULCIO
 
-FULCIO = "1.3.6.1.4.1.57264.1"
 OID_ISSUER_V1 = x509.ObjectIdentifier(f"{FULCIO}.1")
 OID_ISSUER_V2 = x509.ObjectIdentifier(f"{FULCIO}.8")
 OID_USERNAME_SAN = x509.ObjectIdentifier(f"{FULCIO}.7")
-# Fulcio's CI extensions (docs/oid-info.md): flag suffix -> OID (all DER UTF8String values)
-CI_EXTENSIONS: dict[str, str] = {
-    "build-signer-uri": f"{FULCIO}.9",
-    "build-signer-digest": f"{FULCIO}.10",
-    "runner-environment": f"{FULCIO}.11",
-    "source-repository-uri": f"{FULCIO}.12",
-    "source-repository-digest": f"{FULCIO}.13",
-    "source-repository-ref": f"{FULCIO}.14",
-    "source-repository-identifier": f"{FULCIO}.15",
-    "source-repository-owner-uri": f"{FULCIO}.16",
-    "build-config-uri": f"{FULCIO}.18",
-    "build-config-digest": f"{FULCIO}.19",
-    "build-trigger": f"{FULCIO}.20",
-    "run-invocation-uri": f"{FULCIO}.21",
-}
-
-
 def _der_utf8(raw: bytes) -> str | None:
     """The text of a DER UTF8String (tag 12), short or long length form; None when it is not one."""
     if len(raw) < 2 or raw[0] != 0x0C:

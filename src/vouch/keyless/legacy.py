@@ -24,16 +24,13 @@ from vouch.bundle.model import (
     load_json,
 )
 from vouch.errors import KeyError_, VerificationError
-from vouch.keyless.sign import ANN_BUNDLE, ANN_CERTIFICATE, ANN_RFC3161
+from vouch.keyless.annotations import ANN_BUNDLE, ANN_CERTIFICATE, ANN_RFC3161
+from vouch.keyless.annotations import is_keyless as is_keyless  # (re-exported)
 
 __all__ = ["ANN_BUNDLE", "ANN_CERTIFICATE", "ANN_RFC3161", "attestation_bundle", "is_keyless", "signature_bundle"]
 from vouch.keys.cosign import pem_blocks
 
 LEGACY_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle+json;version=0.1"
-
-
-def is_keyless(annotations: dict[str, str]) -> bool:
-    return ANN_CERTIFICATE in annotations
 
 
 def _b64(text: Any, what: str) -> bytes:

@@ -23,14 +23,14 @@ from vouch.bundle.model import Bundle, parse_bundle
 from vouch.bundle.trustroot import TrustedRoot, parse_trusted_root
 from vouch.errors import InputError, RegistryError, VouchError
 from vouch.keyless import certs
+from vouch.keyless.annotations import ANN_BUNDLE as ANN_BUNDLE  # (re-exported)
+from vouch.keyless.annotations import ANN_CERTIFICATE as ANN_CERTIFICATE
+from vouch.keyless.annotations import ANN_CHAIN as ANN_CHAIN
+from vouch.keyless.annotations import ANN_RFC3161 as ANN_RFC3161
 from vouch.keyless.identity import CertificateIdentity, IdentityPolicy, identity_of
 from vouch.keyless.trust import KeylessTrust
 from vouch.signing.payload import go_json
 
-ANN_CERTIFICATE = "dev.sigstore.cosign/certificate"
-ANN_CHAIN = "dev.sigstore.cosign/chain"
-ANN_BUNDLE = "dev.sigstore.cosign/bundle"
-ANN_RFC3161 = "dev.sigstore.cosign/rfc3161timestamp"
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"  # what sigstore-python signs (it refuses v0.1)
 SIGNING_CONFIG_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
 TRUST_CONFIG_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"

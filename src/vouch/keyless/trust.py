@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from vouch.bundle.trustroot import TrustedRoot
-from vouch.keyless.identity import IdentityPolicy
 from vouch.trust import PublicKey
+
+if TYPE_CHECKING:  # (types only: `vouch verify --key` tells trusts apart without loading X.509 code)
+    from vouch.bundle.trustroot import TrustedRoot
+    from vouch.keyless.identity import IdentityPolicy
 
 
 @dataclass(frozen=True)

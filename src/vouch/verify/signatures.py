@@ -7,13 +7,11 @@ import binascii
 import contextlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vouch.bundle.model import parse_bundle
-from vouch.bundle.verify import verify_bundle
 from vouch.errors import VerificationError, VouchError
-from vouch.keyless import legacy
-from vouch.keyless.identity import OID_ISSUER_V1, CertificateIdentity
+from vouch.keyless.annotations import ANN_BUNDLE, is_keyless
+from vouch.keyless.oids import FULCIO
 from vouch.keyless.trust import EitherTrust, KeylessTrust, pick
 from vouch.keys.cosign import key_id
 from vouch.oci import mediatypes as mt
@@ -34,6 +32,9 @@ from vouch.store.layout import (
 )
 from vouch.trust import KeyTrust, PublicKey
 from vouch.verify.policy import AllOf, PredicateType, SubjectDigest
+
+if TYPE_CHECKING:
+    from vouch.keyless.identity import CertificateIdentity
 
 
 @dataclass
@@ -90,11 +91,15 @@ def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: Trust,
         return SignatureCheck(d.digest, False, "signature annotation is not base64")
     who: CertificateIdentity | None = None
     signer_id: str | None = None
-    keys = pick(keys, legacy.is_keyless(layer.annotations))
+    keys = pick(keys, is_keyless(layer.annotations))
     if isinstance(keys, KeylessTrust):
-        if not legacy.is_keyless(layer.annotations):
+        from vouch.bundle.verify import verify_bundle  # (keyless only: key mode never loads the bundle code)
+
+        if not is_keyless(layer.annotations):
             return SignatureCheck(d.digest, False, "signed with a key, not a Fulcio certificate (verify it with --key)")
         try:
+            from vouch.keyless import legacy
+
             bundle = legacy.signature_bundle(layer.annotations, sig, payload)
         except VerificationError as exc:
             return SignatureCheck(d.digest, False, str(exc))
@@ -133,12 +138,12 @@ def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: Trust,
     if who is not None:  # what cosign adds to a keyless signature's printed payload
         shown = dict(obj)
         optional = dict(shown.get("optional") or {})
-        bundle_json = layer.annotations.get(legacy.ANN_BUNDLE)
+        bundle_json = layer.annotations.get(ANN_BUNDLE)
         if bundle_json:
             with contextlib.suppress(ValueError):
                 optional["Bundle"] = json.loads(bundle_json)
         if who.issuer_v1:
-            optional[str(OID_ISSUER_V1.dotted_string)] = who.issuer_v1
+            optional[f"{FULCIO}.1"] = who.issuer_v1  # (the v1 issuer extension's OID)
         optional.update({"Issuer": who.issuer, "Subject": who.subject})
         shown["optional"] = optional
         obj = shown
@@ -160,6 +165,9 @@ def check_bundle(item: BundleRead, digest: str, keys: Trust, annotations: dict[s
     if env.payload_type != INTOTO_PAYLOAD_TYPE:
         return SignatureCheck(entry, False, f"payloadType {env.payload_type!r} is not {INTOTO_PAYLOAD_TYPE!r}",
                               where=where)
+    from vouch.bundle.model import parse_bundle  # (a bundle: the bundle layout's code, loaded when it is read)
+    from vouch.bundle.verify import verify_bundle
+
     who: CertificateIdentity | None = None
     if isinstance(keys, EitherTrust):
         try:
