@@ -123,6 +123,17 @@ def global_options(
     ctx.obj = State(output=output, verbose=verbose, insecure=list(insecure_registry or []), ca_file=ca_file)
 
 
+def one_command_app(register: Callable[[VouchTyper], None]) -> VouchTyper:
+    """The `vouch` group with its global options and the one command `register` adds: what the entry point
+    starts for a command timed against a Go binary (verify, sbom), without importing the rest of the CLI; it
+    parses, helps and fails exactly as the full CLI does (the same functions)."""
+    app = VouchTyper(name="vouch", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                     context_settings=CONTEXT_SETTINGS)
+    app.callback()(global_options)
+    register(app)
+    return app
+
+
 def run_app(app: typer.Typer) -> None:
     """Run app as the console command: expected failures print one line and exit with their code."""
     try:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from vouch.cli.common import CONTEXT_SETTINGS, VouchTyper, err, global_options, run_app, state
+from vouch.cli.common import VouchTyper, err, one_command_app, run_app, state
 from vouch.errors import InputError
 from vouch.keys.files import write_new_file
 from vouch.oci.source import open_source
@@ -89,12 +89,8 @@ def register(app: VouchTyper) -> None:
 
 
 def fast_app() -> VouchTyper:
-    """`vouch sbom` alone, with the `vouch` group's global options (see vouch.cli.verify.fast_app)."""
-    app = VouchTyper(name="vouch", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                     context_settings=CONTEXT_SETTINGS)
-    app.callback()(global_options)
-    register(app)
-    return app
+    """`vouch sbom` alone, with the `vouch` group's global options."""
+    return one_command_app(register)
 
 
 def run_fast() -> None:

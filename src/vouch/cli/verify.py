@@ -15,13 +15,12 @@ import typer
 
 from vouch.cli import keyless as kl
 from vouch.cli.common import (
-    CONTEXT_SETTINGS,
     OutputFormat,
     VouchTyper,
     emit,
     err,
-    global_options,
     load_verifier_keys,
+    one_command_app,
     parallel_map,
     parse_annotations,
     ref_arg,
@@ -131,13 +130,8 @@ def register(app: VouchTyper) -> None:
 
 
 def fast_app() -> VouchTyper:
-    """`vouch verify` alone: the `vouch` group's global options and this one command (the same functions the
-    full CLI registers), so `vouch [-o json] [-v] verify …` parses, helps and fails exactly as there."""
-    app = VouchTyper(name="vouch", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                     context_settings=CONTEXT_SETTINGS)
-    app.callback()(global_options)
-    register(app)
-    return app
+    """`vouch verify` alone, with the `vouch` group's global options."""
+    return one_command_app(register)
 
 
 def run_fast() -> None:
