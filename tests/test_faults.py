@@ -156,3 +156,33 @@ def test_no_authorization_forwarded_on_cross_host_redirect() -> None:
         del os.environ["VOUCH_REGISTRY_USERNAME"], os.environ["VOUCH_REGISTRY_PASSWORD"]
         reg.shutdown()
         storage.shutdown()
+
+
+# ---- a registry without the referrers API is asked once per command -----------------------------------------
+
+def test_registry_without_referrers_api_is_asked_once(registry: RegistryServer, proxy: FaultProxy,
+                                                      repo_name: str) -> None:
+    """distribution has no referrers route ("404 page not found", no OCI error code): the first lookup says
+    so for the whole host, and verifying a release's other images does not ask again (cosign's layout is
+    read from the fallback tag instead)."""
+    client, ref = _setup(registry, proxy, repo_name)
+    digest = client.get_manifest(ref).digest
+    assert client.referrers(ref, digest) is None
+    other = Reference(proxy.host, f"{repo_name}-other", "v1")
+    assert client.referrers(other, digest) is None and client.referrers(ref, digest) is None
+    assert proxy.count("GET", "/referrers/") == 1
+    # another client (another command) asks again
+    assert RegistryClient().referrers(ref, digest) is None and proxy.count("GET", "/referrers/") == 2
+
+
+def test_referrers_404_with_an_error_code_is_not_taken_for_a_missing_api(registry: RegistryServer,
+                                                                         proxy: FaultProxy, repo_name: str) -> None:
+    """A 404 that names an OCI error code (NAME_UNKNOWN: the API answered, about this repository) says nothing
+    about the host: the next repository is asked."""
+    client, ref = _setup(registry, proxy, repo_name)
+    digest = client.get_manifest(ref).digest
+    proxy.add(Rule("status", "GET", "/referrers/", times=1, status=404,
+                   body=b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}'))
+    assert client.referrers(ref, digest) is None
+    assert client.referrers(ref, digest) is None
+    assert proxy.count("GET", "/referrers/") == 2

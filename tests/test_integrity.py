@@ -524,7 +524,7 @@ def test_absurd_max_age_is_a_usage_error(tmp_path: Path, age: str) -> None:
 
 def test_dripping_headers_hit_the_deadline() -> None:
     """The status line and headers dripped a byte at a time: a per-read timeout never fires, the total
-    deadline does (enforced at the socket by vouch.oci.deadline)."""
+    deadline does (enforced at the socket by vouch.oci.transport)."""
     import socket
 
     stop = threading.Event()
@@ -551,7 +551,7 @@ def test_dripping_headers_hit_the_deadline() -> None:
     try:
         with RegistryClient(RegistryOptions(deadline=2.0, timeout=5.0, retries=0)) as c:
             c._schemes[f"127.0.0.1:{port}"] = "http"
-            # "total deadline", not httpx's per-read "timed out": the deadline cut the dripping server off
+            # "total deadline", not the per-read timeout: the deadline cut the dripping server off
             with pytest.raises(RegistryError, match="total deadline of the request passed"):
                 c.get_manifest(Reference(f"127.0.0.1:{port}", "akko/app", "v1"))
     finally:

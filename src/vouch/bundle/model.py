@@ -22,14 +22,14 @@ from typing import Any
 
 from vouch import limits
 from vouch.errors import VerificationError
+from vouch.oci.mediatypes import BUNDLE_V01 as BUNDLE_V01
+from vouch.oci.mediatypes import BUNDLE_V02 as BUNDLE_V02
+from vouch.oci.mediatypes import BUNDLE_V03 as BUNDLE_V03
+from vouch.oci.mediatypes import BUNDLE_V03_ALT as BUNDLE_V03_ALT
 from vouch.signing.attestation import open_envelope, pae
 from vouch.signing.payload import go_json
 from vouch.trust import PublicKey, key_hint
 
-BUNDLE_V01 = "application/vnd.dev.sigstore.bundle+json;version=0.1"
-BUNDLE_V02 = "application/vnd.dev.sigstore.bundle+json;version=0.2"
-BUNDLE_V03_ALT = "application/vnd.dev.sigstore.bundle+json;version=0.3"
-BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MEDIA_TYPES = {BUNDLE_V01: "0.1", BUNDLE_V02: "0.2", BUNDLE_V03_ALT: "0.3", BUNDLE_V03: "0.3"}
 
 # protobuf-specs HashAlgorithm (name or enum number) -> hashlib name, with the digest size.

@@ -65,9 +65,6 @@ class State:
 
     def client(self) -> RegistryClient:
         if self._client is None:
-            from vouch.cli.entry import import_httpx
-
-            import_httpx()  # (vouch sbom of a local source starts without it)
             from vouch.oci.client import RegistryClient, RegistryOptions
 
             self._client = RegistryClient(RegistryOptions(insecure=frozenset(self.insecure), ca_file=self.ca_file))
@@ -222,18 +219,31 @@ def _shown(url: str) -> str:
         return "(malformed)"
 
 
+def _without_userinfo(current: str, first: str) -> tuple[str, dict[str, str]]:
+    """current without the user:password the key URL carried, and those as Basic auth — only for the host
+    the key URL named (a redirect elsewhere gets no credentials)."""
+    import base64
+    from urllib.parse import unquote
+
+    parts, named = urlsplit(current), urlsplit(first)
+    if "@" not in parts.netloc:
+        return current, {}
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    if parts.hostname != named.hostname or parts.port != named.port or parts.username is None:
+        return bare, {}
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    return bare, {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
 def fetch_key_url(url: str) -> bytes:
     """The body of url (a public key PEM): TLS verified, bounded in size and time, redirects only to https."""
-    import httpx
-
-    from vouch.oci import deadline
+    from vouch.oci import transport
 
     shown = _shown(url)
     current, previous = url, None
     until = time.monotonic() + KEY_URL_SECONDS
-    transport = httpx.HTTPTransport(verify=True)
-    deadline.install(transport)
-    with httpx.Client(transport=transport, timeout=KEY_URL_SECONDS, follow_redirects=False) as http:
+    http = transport.Pool(transport.verifying_context, timeout=KEY_URL_SECONDS)
+    try:
         for _ in range(KEY_URL_REDIRECTS + 1):
             try:
                 problem = _key_url_problem(current, previous)
@@ -242,26 +252,33 @@ def fetch_key_url(url: str) -> bytes:
             if problem:
                 raise InputError(f"cannot fetch the public key {shown}: {problem}")
             try:
-                with deadline.deadline(until), http.stream("GET", current) as resp:
-                    if resp.is_redirect and "location" in resp.headers:
-                        previous, current = current, urljoin(current, resp.headers["location"])
-                        continue
-                    if resp.status_code != 200:
-                        error = InputError if 400 <= resp.status_code < 500 else RegistryError
-                        raise error(f"cannot fetch the public key {shown}: the server answered HTTP "
-                                    f"{resp.status_code}")
-                    body = bytearray()
-                    for chunk in resp.iter_bytes():
-                        body += chunk
-                        if len(body) > MAX_KEY_URL_BYTES:
-                            raise InputError(f"the public key at {shown} is larger than {MAX_KEY_URL_BYTES} bytes; "
-                                             "refusing it")
-                    return bytes(body)
-            except httpx.InvalidURL as exc:
+                with transport.deadline(until):
+                    resp = http.send("GET", *_without_userinfo(current, url))
+                    try:
+                        location = resp.headers.get("Location")
+                        if resp.status_code in (301, 302, 303, 307, 308) and location:
+                            previous, current = current, urljoin(current, location)
+                            continue
+                        if resp.status_code != 200:
+                            error = InputError if 400 <= resp.status_code < 500 else RegistryError
+                            raise error(f"cannot fetch the public key {shown}: the server answered HTTP "
+                                        f"{resp.status_code}")
+                        body = bytearray()
+                        for chunk in resp.iter_bytes():
+                            body += chunk
+                            if len(body) > MAX_KEY_URL_BYTES:
+                                raise InputError(f"the public key at {shown} is larger than {MAX_KEY_URL_BYTES} "
+                                                 "bytes; refusing it")
+                        return bytes(body)
+                    finally:
+                        resp.close()
+            except transport.InvalidURL as exc:
                 raise InputError(f"cannot fetch the public key {shown}: not a valid URL") from exc
-            except httpx.HTTPError as exc:
+            except transport.TransportError as exc:
                 why = " ".join(str(exc).split()).replace(url, shown) or type(exc).__name__
                 raise RegistryError(f"cannot fetch the public key {shown}: {why}") from exc
+    finally:
+        http.close()
     raise InputError(f"cannot fetch the public key {shown}: more than {KEY_URL_REDIRECTS} redirects")
 
 

@@ -3,9 +3,12 @@
 - `vouch --version` answers before the CLI and its libraries are imported;
 - `vouch [global options] verify …` starts a group of that one command (`vouch.cli.verify.fast_app`: the
   same global options and the same command function), without importing every other command's modules;
-  `vouch sbom …` the same way (`vouch.cli.sbom.fast_app`), and without httpx unless it reads a registry;
-- httpx is imported without the optional modules vouch never runs (httpx's own command line, which pulls
-  in click, rich and pygments; trio, which httpcore loads only to serve async code running under trio).
+  `vouch sbom …` the same way (`vouch.cli.sbom.fast_app`), and without the registry client unless it
+  reads a registry;
+- the registry client speaks HTTP through the standard library (vouch.oci.transport); httpx (Dependency-
+  Track, the Kubernetes API) is imported without the optional modules vouch never runs (httpx's own
+  command line, which pulls in click, rich and pygments; trio, which httpcore loads only to serve async
+  code running under trio).
 
 Everything else goes to `vouch.cli.main.run`.
 """
@@ -69,12 +72,12 @@ def run() -> None:
 
         run_sbom()
         return
-    import_httpx()
     if command == "verify":
         from vouch.cli.verify import run_fast
 
         run_fast()
         return
+    import_httpx()
     from vouch.cli.main import run as main_run
 
     main_run()

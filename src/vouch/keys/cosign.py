@@ -13,8 +13,6 @@ import os
 import re
 from typing import Any
 
-import nacl.exceptions
-import nacl.secret
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -80,6 +78,8 @@ def encrypt_envelope(plaintext: bytes, password: bytes, *, salt: bytes | None = 
     salt = salt if salt is not None else os.urandom(SALT_LEN)
     nonce = nonce if nonce is not None else os.urandom(NONCE_LEN)
     key = _scrypt(password, salt, n, 8, 1)
+    import nacl.secret  # (here: verifying with a public key never needs it)
+
     ciphertext: bytes = nacl.secret.SecretBox(key).encrypt(plaintext, nonce).ciphertext
     def b64(b: bytes) -> str:
         return base64.b64encode(b).decode()
@@ -145,6 +145,9 @@ def decrypt_envelope(envelope: bytes, password: bytes) -> bytes:
     if len(nonce) != NONCE_LEN:
         raise KeyError_("the encrypted key envelope has a nonce of the wrong length")
     key = _scrypt(password, salt, n, r, p)
+    import nacl.exceptions
+    import nacl.secret
+
     try:
         return bytes(nacl.secret.SecretBox(key).decrypt(ciphertext, nonce))
     except nacl.exceptions.CryptoError as exc:

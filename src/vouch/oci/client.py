@@ -1,4 +1,4 @@
-"""The registry client every command uses (OCI distribution API over httpx).
+"""The registry client every command uses (OCI distribution API over vouch.oci.transport).
 
 - every manifest and blob fetched is checked against its digest;
 - timeouts on every call; retries with backoff on 429/5xx/dropped connections, only where safe;
@@ -15,20 +15,16 @@ import json
 import logging
 import random
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode, urljoin, urlparse
-
-import httpx
 
 from vouch import limits
 from vouch.errors import DigestMismatchError, NotFoundError, RegistryError
-from vouch.oci import deadline
 from vouch.oci import mediatypes as mt
+from vouch.oci import transport
 from vouch.oci.auth import Credentials, basic_header, lookup_credentials, parse_challenge
 from vouch.oci.digest import check_digest, hasher_for, sha256_digest
 from vouch.oci.manifest import Descriptor as Descriptor  # (re-exported: callers import it from here)
@@ -71,68 +67,21 @@ class RegistryOptions:
         return self.deadline + self.blob_seconds_per_mib * size / (1024 * 1024)
 
 
-def _no_trust_context() -> ssl.SSLContext:
-    """A TLS context that verifies certificates and trusts none: any TLS through it fails closed."""
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname, no CA loaded
-
-
-def _deadline_transport(verify: ssl.SSLContext | bool) -> httpx.HTTPTransport:
-    transport = httpx.HTTPTransport(verify=verify)
-    if not deadline.install(transport):  # pragma: no cover - httpx changed its internals
-        log.warning("cannot enforce total request deadlines with this httpx version")
-    return transport
-
-
-class _Transport(httpx.BaseTransport):
-    """http:// through a connection pool without TLS; https:// through one whose TLS context is made at the
-    first https request. Loading the CA bundle into a context costs more than the rest of a command's
-    start-up, and a command against a plain-HTTP registry (a loopback CI registry) never needs it."""
-
-    def __init__(self, verify: ssl.SSLContext | bool) -> None:
-        self._verify = verify
-        # (TLS is never used for http://; were it asked to, this context verifies and trusts nothing.)
-        self._plain = _deadline_transport(_no_trust_context())
-        self._tls: httpx.HTTPTransport | None = None
-        self._lock = threading.Lock()
-
-    def _tls_transport(self) -> httpx.HTTPTransport:
-        with self._lock:
-            if self._tls is None:
-                self._tls = _deadline_transport(self._verify)
-            return self._tls
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.scheme == "http":
-            return self._plain.handle_request(request)
-        return self._tls_transport().handle_request(request)
-
-    def close(self) -> None:
-        self._plain.close()
-        with self._lock:
-            if self._tls is not None:
-                self._tls.close()
-
-
 class RegistryClient:
     """One client for all registries a command touches. Thread-safe for concurrent use."""
 
-    def __init__(self, options: RegistryOptions | None = None, transport: httpx.BaseTransport | None = None):
+    def __init__(self, options: RegistryOptions | None = None):
         self.options = options or RegistryOptions()
-        verify: Any = ssl.create_default_context(cafile=self.options.ca_file) if self.options.ca_file else True
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(self.options.timeout, connect=10.0),
-            follow_redirects=False,
-            verify=verify,
-            transport=_Transport(verify) if transport is None else transport,
-            headers={"User-Agent": self.options.user_agent},
-        )
-        self._own_transport = transport is None
+        ca_file = self.options.ca_file
+        self._http = transport.Pool(lambda: transport.verifying_context(ca_file), timeout=self.options.timeout,
+                                    connect_timeout=10.0, user_agent=self.options.user_agent)
         self._lock = threading.Lock()
         self._schemes: dict[str, str] = {}
         self._probe_locks: dict[str, threading.Lock] = {}
         self._tokens: dict[tuple[str, str], str] = {}
         self._basic: dict[str, str] = {}
         self._creds: dict[str, Credentials | None] = {}
+        self._no_referrers_api: set[str] = set()  # hosts whose 404 said the route does not exist
         self.request_count = 0  # for tests and reports: how many HTTP requests were made
 
     def close(self) -> None:
@@ -160,11 +109,11 @@ class RegistryClient:
                 # Try TLS first, as Docker does; fall back to plain HTTP only for these hosts.
                 try:
                     self._probe_tls(host)
-                except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                except (transport.ConnectError, transport.RemoteProtocolError, transport.ReadError) as exc:
                     # A certificate error proves the server speaks TLS: keep https (and report it later).
                     if not _is_cert_error(exc):
                         scheme = "http"
-                except httpx.HTTPError:
+                except transport.TransportError:
                     scheme = "https"
             with self._lock:
                 self._schemes[host] = scheme
@@ -174,12 +123,13 @@ class RegistryClient:
         """GET https://host/v2/: an answer or a certificate error means the host speaks TLS. Through a context
         that trusts no CA (so the CA bundle is loaded only when https is used): a TLS server fails it with a
         certificate error, which says as much as an answer; nothing is sent past the handshake."""
-        if not self._own_transport:  # a transport the caller gave (tests): everything goes through it
-            self._http.get(f"https://{host}/v2/", timeout=5.0)
-            return
-        with httpx.Client(transport=_deadline_transport(_no_trust_context()), timeout=5.0,
-                          follow_redirects=False, headers={"User-Agent": self.options.user_agent}) as probe:
-            probe.get(f"https://{host}/v2/")
+        probe = transport.Pool(transport.no_trust_context, timeout=5.0, connect_timeout=5.0,
+                               user_agent=self.options.user_agent)
+        try:
+            with transport.deadline(time.monotonic() + 10.0):
+                probe.send("GET", f"https://{host}/v2/").close()
+        finally:
+            probe.close()
 
     def _url(self, ref: Reference, path: str) -> str:
         host = ref.api_host
@@ -218,22 +168,22 @@ class RegistryClient:
             if creds is not None and creds.is_identity_token:
                 form = {"grant_type": "refresh_token", "refresh_token": creds.password,
                         "service": query.get("service", ""), "scope": scope, "client_id": "vouch"}
-                req = self._http.build_request("POST", realm, data=form)
+                method, url, content = "POST", realm, urlencode(form).encode()
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
             else:
                 if creds is not None:
                     headers["Authorization"] = basic_header(creds)
-                url = realm + ("&" if "?" in realm else "?") + urlencode(query)
-                req = self._http.build_request("GET", url, headers=headers)
+                method, url, content = "GET", realm + ("&" if "?" in realm else "?") + urlencode(query), None
             until = time.monotonic() + self.options.deadline
-            with deadline.deadline(until):
-                resp = self._http.send(req, stream=True)
+            with transport.deadline(until):
+                resp = self._http.send(method, url, headers, content)
                 if resp.status_code == 200:
                     body_bytes = _read_capped(resp, limits.MAX_TOKEN_RESPONSE_BYTES, f"token answer of {host}",
                                               until)
                 else:
                     _read_error(resp)
                     body_bytes = b""
-        except httpx.HTTPError as exc:
+        except transport.TransportError as exc:
             raise RegistryError(f"cannot reach the token service of {host} ({realm}): {exc}") from exc
         if resp.status_code in (401, 403):
             raise RegistryError(
@@ -291,7 +241,7 @@ class RegistryClient:
             return True
         return False
 
-    def _sleep_for_retry(self, attempt: int, resp: httpx.Response | None) -> None:
+    def _sleep_for_retry(self, attempt: int, resp: transport.Response | None) -> None:
         self.sleep_before_retry(attempt, _retry_after(resp) if resp is not None else None)
 
     def sleep_before_retry(self, attempt: int, retry_after: float | None = None) -> None:
@@ -315,7 +265,7 @@ class RegistryClient:
         ok: tuple[int, ...] = (200,),
         what: str = "",
         max_body: int = MAX_MANIFEST_BYTES,
-    ) -> httpx.Response:
+    ) -> transport.Response:
         """Send one request with auth, retries (when `retry`), manual redirects. Raise on non-`ok` status.
 
         Every response is streamed: with `stream` the caller reads the body (and bounds it); otherwise
@@ -334,11 +284,11 @@ class RegistryClient:
                 hdrs["Authorization"] = auth
             until = time.monotonic() + self.options.deadline
             try:
-                with deadline.deadline(until):
+                with transport.deadline(until):
                     resp, final_url = self._send(method, url, hdrs, content, host)
                     if resp.status_code in ok and not stream:
-                        resp._content = _read_capped(resp, max_body, what or f"{method} {url}", until)
-            except (httpx.TransportError, DigestMismatchError) as exc:
+                        resp.content = _read_capped(resp, max_body, what or f"{method} {url}", until)
+            except (transport.TransportError, DigestMismatchError) as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 if _is_cert_error(exc):
                     raise RegistryError(
@@ -393,11 +343,10 @@ class RegistryClient:
             raise error
 
     def _send(self, method: str, url: str, headers: dict[str, str], content: bytes | None,
-              host: str) -> tuple[httpx.Response, str]:
+              host: str) -> tuple[transport.Response, str]:
         """Send, following redirects by hand; returns the response (streamed) and the URL that answered."""
         for _ in range(6):
-            req = self._http.build_request(method, url, headers=headers, content=content)
-            resp = self._http.send(req, stream=True)
+            resp = self._http.send(method, url, headers, content)
             if resp.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
                 location = resp.headers.get("Location")
                 _read_error(resp)
@@ -433,9 +382,9 @@ class RegistryClient:
                                 what=f"manifest {ref}", stream=True)
             until = time.monotonic() + self.options.deadline
             try:
-                with deadline.deadline(until):
+                with transport.deadline(until):
                     raw = _read_capped(resp, MAX_MANIFEST_BYTES, f"manifest {ref}", until)
-            except httpx.TransportError as exc:
+            except transport.TransportError as exc:
                 if attempt == self.options.retries:
                     if "total deadline" in str(exc):
                         raise RegistryError(f"manifest {ref}: the answer did not arrive in time ({exc}); the registry "
@@ -510,36 +459,48 @@ class RegistryClient:
     def referrers(self, ref: Reference, digest: str) -> list[Descriptor] | None:
         """The descriptors of the manifests whose `subject` is digest, from the OCI 1.1 referrers API
         (following `Link` pagination, bounded); None when the registry has no such API (404)."""
+        host = ref.api_host
+        with self._lock:
+            if host in self._no_referrers_api:
+                return None
         url: str | None = self._url(ref, f"referrers/{digest}")
         found: list[Descriptor] = []
         pages = 0
+        what = f"referrers of {ref.name}@{digest}"
         while url:
             pages += 1
             if pages > limits.MAX_TAG_PAGES:
-                raise RegistryError(f"referrers of {ref.name}@{digest}: more than {limits.MAX_TAG_PAGES} pages; "
-                                    "refusing to read on")
-            try:
-                resp = self.request("GET", ref, url, scope=_pull(ref), headers={"Accept": mt.OCI_INDEX},
-                                    what=f"referrers of {ref.name}@{digest}")
-            except NotFoundError:
-                if pages == 1:
-                    return None
-                raise
+                raise RegistryError(f"{what}: more than {limits.MAX_TAG_PAGES} pages; refusing to read on")
+            resp = self.request("GET", ref, url, scope=_pull(ref), headers={"Accept": mt.OCI_INDEX},
+                                what=what, ok=(200, 404), stream=True)
+            until = time.monotonic() + self.options.deadline
+            if resp.status_code == 404:
+                body = _read_capped(resp, limits.MAX_ERROR_BODY_BYTES, "error body", until, truncate=True)
+                if pages > 1:
+                    raise NotFoundError(f"{what}: page {pages} not found on {host}", 404)
+                if not _error_codes(body):
+                    # Not an answer of the API (which names an error code: NAME_UNKNOWN …) but of a server
+                    # without the route (distribution: "404 page not found"): it has no referrers API, for
+                    # any repository; not asked again in this command.
+                    with self._lock:
+                        self._no_referrers_api.add(host)
+                return None
+            with transport.deadline(until):
+                resp.content = _read_capped(resp, MAX_MANIFEST_BYTES, what, until)
             try:
                 page = resp.json()
             except ValueError as exc:
-                raise RegistryError(f"referrers of {ref.name}@{digest}: the registry answered invalid JSON") from exc
+                raise RegistryError(f"{what}: the registry answered invalid JSON") from exc
             items = page.get("manifests") if isinstance(page, dict) else None
             if items is not None and not isinstance(items, list):
-                raise RegistryError(f"referrers of {ref.name}@{digest}: `manifests` is not a list")
+                raise RegistryError(f"{what}: `manifests` is not a list")
             found.extend(Descriptor.from_json(x) for x in items or [])
             if len(found) > limits.MAX_REFERRERS:
-                raise RegistryError(f"referrers of {ref.name}@{digest}: more than {limits.MAX_REFERRERS}; "
-                                    "refusing to read on")
+                raise RegistryError(f"{what}: more than {limits.MAX_REFERRERS}; refusing to read on")
             url = self._next_page(ref, resp)
         return found
 
-    def _next_page(self, ref: Reference, resp: httpx.Response) -> str | None:
+    def _next_page(self, ref: Reference, resp: transport.Response) -> str | None:
         """The next page's URL from a `Link: <…>; rel="next"` header (tag lists, referrers), or None."""
         link = str(resp.headers.get("Link") or "")
         if "rel=\"next\"" not in link.replace("'", '"'):
@@ -628,7 +589,7 @@ class RegistryClient:
                     hasher.update(chunk)
                     offset += len(chunk)
                     yield chunk
-            except httpx.TransportError as exc:
+            except transport.TransportError as exc:
                 failures += 1
                 if failures > self.options.retries:
                     raise RegistryError(
@@ -725,7 +686,7 @@ class RegistryClient:
         return str(urljoin(url, loc))
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
+def _retry_after(resp: transport.Response) -> float | None:
     try:
         value = float(resp.headers.get("Retry-After", ""))
     except ValueError:
@@ -742,7 +703,7 @@ class UnresolvedHostError(RegistryError):
 
 
 def _dns_failure(exc: BaseException) -> socket.gaierror | None:
-    """The name-resolution error under a connect error (httpx → httpcore → socket.gaierror), if that is it."""
+    """The name-resolution error under a connect error (transport.ConnectError → socket.gaierror), if that is it."""
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
@@ -770,12 +731,12 @@ def _push(ref: Reference, delete: bool = False) -> str:
     return f"repository:{ref.repository}:{'delete,pull,push' if delete else 'pull,push'}"
 
 
-def _close(resp: httpx.Response) -> None:
+def _close(resp: transport.Response) -> None:
     with contextlib.suppress(Exception):
         resp.close()
 
 
-def _read_capped(resp: httpx.Response, cap: int, what: str, deadline: float | None = None,
+def _read_capped(resp: transport.Response, cap: int, what: str, deadline: float | None = None,
                  truncate: bool = False) -> bytes:
     """The body, at most cap bytes (more is refused, or with truncate cut off), within the deadline."""
     out = bytearray()
@@ -794,10 +755,20 @@ def _read_capped(resp: httpx.Response, cap: int, what: str, deadline: float | No
     return bytes(out)
 
 
-def _read_error(resp: httpx.Response) -> str:
+def _error_codes(body: bytes) -> list[str]:
+    """The OCI error codes of an error body (`{"errors": [{"code": …}]}`); none for anything else."""
+    try:
+        data = json.loads(body)
+        errors = data.get("errors") if isinstance(data, dict) else None
+        return [str(e["code"]) for e in errors or [] if isinstance(e, dict) and e.get("code")]
+    except (ValueError, TypeError):
+        return []
+
+
+def _read_error(resp: transport.Response) -> str:
     """The registry's error messages from an error body, reading at most MAX_ERROR_BODY_BYTES of it."""
     try:
-        if resp.request.method == "HEAD":
+        if resp.method == "HEAD":
             return ""
         raw = _read_capped(resp, limits.MAX_ERROR_BODY_BYTES, "error body",
                            time.monotonic() + 10.0, truncate=True)

@@ -16,6 +16,12 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 
+# Sigstore bundles (the media type names the bundle's version; 0.3 has two spellings in use)
+BUNDLE_V01 = "application/vnd.dev.sigstore.bundle+json;version=0.1"
+BUNDLE_V02 = "application/vnd.dev.sigstore.bundle+json;version=0.2"
+BUNDLE_V03_ALT = "application/vnd.dev.sigstore.bundle+json;version=0.3"
+BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
 COSIGN_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
 

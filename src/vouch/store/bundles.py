@@ -14,29 +14,40 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from vouch import limits
-from vouch.bundle.model import (
-    BUNDLE_V01,
-    BUNDLE_V02,
-    BUNDLE_V03,
-    BUNDLE_V03_ALT,
-    bundle_envelope_json,
-    dsse_bundle_v03,
-)
 from vouch.errors import RegistryError, VouchError
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.digest import sha256_digest
+from vouch.oci.mediatypes import BUNDLE_V01, BUNDLE_V02, BUNDLE_V03, BUNDLE_V03_ALT
 from vouch.oci.reference import Reference
 from vouch.store.layout import TagReading, TagState, read_index_tag, update_tag
+
+if TYPE_CHECKING:
+    from vouch.trust import PublicKey
 
 log = logging.getLogger("vouch.store")
 
 BUNDLE_TYPES = frozenset({BUNDLE_V01, BUNDLE_V02, BUNDLE_V03, BUNDLE_V03_ALT})
+
+
 # The bundle format itself lives in vouch.bundle.model (one place): here it is only stored and found.
-bundle_envelope = bundle_envelope_json
-dsse_bundle = dsse_bundle_v03
+def bundle_envelope(raw: bytes) -> bytes:
+    """vouch.bundle.model.bundle_envelope_json (imported when a bundle is read: most listings have none)."""
+    from vouch.bundle.model import bundle_envelope_json
+
+    return bundle_envelope_json(raw)
+
+
+def dsse_bundle(envelope_json: bytes, key: PublicKey) -> bytes:
+    """vouch.bundle.model.dsse_bundle_v03."""
+    from vouch.bundle.model import dsse_bundle_v03
+
+    return dsse_bundle_v03(envelope_json, key)
+
+
 ANN_CONTENT = "dev.sigstore.bundle.content"
 ANN_PREDICATE_TYPE = "dev.sigstore.bundle.predicateType"
 SIGN_PREDICATE_TYPE = "https://sigstore.dev/cosign/sign/v1"  # a cosign 3 image signature is a statement of this
