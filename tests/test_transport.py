@@ -25,13 +25,13 @@ class Server:
         self.eager = eager  # answer at once, without waiting for a request (as to bytes that are not HTTP)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(0.2)
         self.connections = 0
         self.requests = 0
         self._stop = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
-        self.sock.settimeout(0.2)
         while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
