@@ -248,3 +248,35 @@ def test_sbom_of_a_layout_imports_no_http_client(registry: RegistryServer, tmp_p
     via_registry, via_layout = json.loads(r.stdout.split("\nEXIT ")[0]), json.loads(fast.stdout)
     assert via_registry["metadata"]["component"]["version"] == via_layout["metadata"]["component"]["version"]
     assert via_registry.get("components") == via_layout.get("components")
+
+
+# ---- `vouch release`: a re-run loads neither the scanner, keyless code, httpx nor rich -----------------------
+
+NOT_FOR_RERUN = ("vouch.cli.main", "vouch.sbom.generate", "vouch.sbom.catalogers", "vouch.keyless.sign",
+                 "vouch.keyless.certs", "vouch.bundle.verify", "cryptography.x509", "httpx", "httpcore", "rich",
+                 "pygments", "sigstore", "pydantic")
+
+
+def test_release_rerun_imports_only_what_it_runs(registry: RegistryServer, tmp_path: Path, repo_name: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pipeline re-runs `vouch release` on every build: when the image is signed and its SBOM current,
+    nothing is scanned or signed, so neither the SBOM scanner, the keyless signer (X.509), httpx (only
+    Dependency-Track and Kubernetes use it) nor rich (the report table is drawn without it) is imported.
+    The first run, which scans, loads the scanner (so the list above is not vacuous)."""
+    import json
+
+    client = RegistryClient()
+    digest = push_image(client, Reference(registry.host, repo_name, "v1"), small_image("rerun"))
+    image = f"{registry.host}/{repo_name}@{digest}"
+    key, _, _ = write_keypair(tmp_path, "rerun")
+    monkeypatch.setenv("COSIGN_PASSWORD", "pw")
+    args = ("release", "--key", str(key), image)
+    code, first, r = _verify_in_subprocess(*args)
+    assert code == 0 and "vouch.sbom.generate" in first and "vouch.cli.main" not in first, r.stderr
+    code, modules, r = _verify_in_subprocess("-o", "json", *args)
+    assert code == 0, r.stderr
+    doc = json.loads(r.stdout.split("\nEXIT ")[0])
+    assert [(i["signature"], i["sbom"]) for i in doc["images"]] == [("already-signed", "current")]
+    heavy = sorted(m for m in modules if m.split(".")[0] in NOT_FOR_RERUN or m.startswith(NOT_FOR_RERUN))
+    assert heavy == []
+    assert "┃ image" in r.stderr and f"│ {image.split('@')[0]}" in r.stderr  # the table, image names in full

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
-
 from vouch.errors import InputError, RegistryError, VouchError
+from vouch.lean_httpx import httpx
 from vouch.oci.client import is_loopback
 
 PROPERTY_GROUP = "vouch"

@@ -684,3 +684,20 @@ def write_layouts(new_bundle_format: bool, layout: str | None) -> tuple[str, ...
     if new_bundle_format and layout == "legacy":
         raise InputError("--new-bundle-format contradicts --layout legacy; give one of them")
     return choices[layout]
+
+
+def text_table(title: str, columns: list[str], rows: list[list[str]]) -> str:
+    """A table drawn as rich draws one (a heavy head, a light body), each column as wide as its widest cell
+    (nothing cut short), the title centred above; without importing rich (a re-run's report costs ~1 ms)."""
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+
+    def rule(left: str, mid: str, right: str, fill: str) -> str:
+        return left + mid.join(fill * (w + 2) for w in widths) + right
+
+    def row(cells: list[str], bar: str) -> str:
+        return bar + bar.join(f" {c.ljust(w)} " for c, w in zip(cells, widths, strict=True)) + bar
+
+    top = rule("┏", "┳", "┓", "━")
+    lines = [title.center(len(top)).rstrip(), top, row(columns, "┃"), rule("┡", "╇", "┩", "━")]
+    lines += [row(r, "│") for r in rows] + [rule("└", "┴", "┘", "─")]
+    return "\n".join(lines) + "\n"

@@ -4,11 +4,11 @@
 - `vouch [global options] verify …` starts a group of that one command (`vouch.cli.verify.fast_app`: the
   same global options and the same command function), without importing every other command's modules;
   `vouch sbom …` the same way (`vouch.cli.sbom.fast_app`), and without the registry client unless it
-  reads a registry;
-- the registry client speaks HTTP through the standard library (vouch.oci.transport); httpx (Dependency-
-  Track, the Kubernetes API) is imported without the optional modules vouch never runs (httpx's own
-  command line, which pulls in click, rich and pygments; trio, which httpcore loads only to serve async
-  code running under trio).
+  reads a registry; `vouch release …` too (`vouch.cli.release.fast_app`: a pipeline re-runs it on every
+  build);
+- the registry client speaks HTTP through the standard library (vouch.oci.transport); httpx is imported
+  only by the commands that talk to Dependency-Track or the Kubernetes API, and then without the optional
+  modules vouch never runs (vouch.lean_httpx).
 
 Everything else goes to `vouch.cli.main.run`.
 """
@@ -22,7 +22,6 @@ import sys
 # imported, so that finding the command's name costs nothing.
 _VALUE_OPTIONS = frozenset({"-o", "--output", "--insecure-registry", "--ca-file"})
 _FLAGS = frozenset({"-v", "-vv", "-vvv", "--verbose"})
-_UNUSED_OPTIONAL = ("trio", "httpx._main")
 COMPLETE_VAR = "_VOUCH_COMPLETE"  # as vouch.cli.main.COMPLETE_VAR
 
 
@@ -44,19 +43,8 @@ def command_name(argv: list[str]) -> str | None:
 
 
 def import_httpx() -> None:
-    """httpx, without the optional modules it would load and vouch never runs (see the module docstring):
-    a None in sys.modules makes their import fail, which httpx and httpcore handle as "not installed"; the
-    entries are removed afterwards, so that other code may still import them."""
-    hidden = [m for m in _UNUSED_OPTIONAL if m not in sys.modules]
-    for m in hidden:
-        sys.modules[m] = None  # type: ignore[assignment]
-    try:
-        import httpcore  # noqa: F401  (httpx imports it only when a client is made)
-        import httpx  # noqa: F401
-    finally:
-        for m in hidden:
-            if m in sys.modules and sys.modules[m] is None:
-                del sys.modules[m]
+    """httpx, without the optional modules it would load and vouch never runs (vouch.lean_httpx)."""
+    import vouch.lean_httpx  # noqa: F401
 
 
 def run() -> None:
@@ -77,7 +65,11 @@ def run() -> None:
 
         run_fast()
         return
-    import_httpx()
+    if command == "release":
+        from vouch.cli.release import run_fast as run_release
+
+        run_release()
+        return
     from vouch.cli.main import run as main_run
 
     main_run()

@@ -6,11 +6,10 @@ import datetime as dt
 import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -39,7 +38,6 @@ from vouch.cli.sbom import register as register_sbom
 from vouch.cli.verify import register as register_verify
 from vouch.cli.verify import verifier_trust
 from vouch.errors import EXIT_VERIFY, InputError, NotFoundError, VouchError
-from vouch.keyless.sign import KeylessSigner
 from vouch.keys.cosign import (
     encrypt_private_key,
     generate_private_key,
@@ -51,9 +49,11 @@ from vouch.keys.password import read_password
 from vouch.oci.client import Descriptor
 from vouch.oci.reference import Reference
 from vouch.oci.source import ImageSource, RegistrySource, open_source, select_platform
-from vouch.release.plan import ReleaseImage
 from vouch.signing.sign import sign_image
 from vouch.signing.signer import KeySigner
+
+if TYPE_CHECKING:  # (loaded by what signs keyless: kl.SignFlags.signer)
+    from vouch.keyless.sign import KeylessSigner
 
 EXIT_CODES_HELP = """
 Exit codes: 0 success; 1 a verification or policy said no; 2 bad usage or bad input
@@ -727,132 +727,10 @@ def _dtrack_project(image: str, platform: str) -> str:
     return f"{repo} [{platform}]" if platform and platform != "index" else repo
 
 
-# ---- release -------------------------------------------------------------------------------------
+# ---- release (vouch.cli.release) -------------------------------------------------------------------
 
-
-def _release_images(manifest: str | None, images: list[str] | None) -> list[ReleaseImage]:
-    from vouch.release.plan import ReleaseImage, load_manifest
-
-    if manifest and images:
-        raise InputError("give either --manifest or images, not both")
-    if manifest:
-        return load_manifest(manifest).images
-    if not images:
-        raise InputError("nothing to do: give --manifest release.yaml or image references")
-    return [ReleaseImage(ref_arg(i)) for i in images]
-
-
-@app.command()
-def release(
-    ctx: typer.Context,
-    images: Annotated[list[str] | None, typer.Argument(help="Images (or use --manifest).")] = None,
-    key: Annotated[str | None, typer.Option(
-        "--key", help="cosign private key: a file, env://VARIABLE or k8s://NAMESPACE/NAME.")] = None,
-    manifest: Annotated[str | None, typer.Option(help="release.yaml: `images:` list of references.")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Images handled in parallel.")] = 4,
-    refresh_after: Annotated[str, typer.Option(
-        help="Regenerate an attached SBOM older than this (it must stay inside the admission limit).")] = "30d",
-    max_age: Annotated[str, typer.Option(help="The admission limit the read-back check applies.")] = "90d",
-    report: Annotated[str | None, typer.Option(help="Write the JSON report here.")] = None,
-    sign_images: Annotated[bool | None, typer.Option(
-        "--sign-images/--no-sign-images",
-        help="Kill switch; default from VOUCH_SIGN_IMAGES or AKKO_SIGN_IMAGES (true).")] = None,
-    keyless: Annotated[bool | None, typer.Option(
-        "--keyless/--no-keyless", help="Keyless signing; default from VOUCH_SIGN_KEYLESS or AKKO_SIGN_KEYLESS.")]
-    = None,
-    layout: LayoutOpt = None,
-    sbom_format: Annotated[list[str] | None, typer.Option(
-        "--sbom-format", metavar="FORMAT",
-        help="cyclonedx-json (always) and spdx-json: an SPDX 2.3 attestation beside the CycloneDX one, from the "
-             "same scan (repeatable; default: the manifest's sbomFormats, else CycloneDX alone).")] = None,
-    identity_token: kl.IdentityTokenOpt = None,
-    fulcio_url: kl.FulcioUrlOpt = None,
-    rekor_url: kl.RekorUrlOpt = None,
-    signing_config: kl.SigningConfigOpt = None,
-    trust_config: kl.TrustConfigOpt = None,
-    trusted_root: kl.TrustedRootOpt = None,
-) -> None:
-    """Sign every image of a release by digest and attach a current CycloneDX SBOM attestation, with
-    --key or keyless (AKKO_SIGN_KEYLESS=true: one Fulcio certificate for the whole release).
-    Idempotent: unchanged digests with a current SBOM by the same key or identity cost a few registry
-    reads and no write (keyless: no new log entry either)."""
-    from vouch.release.plan import KEYLESS_SWITCH, SIGN_SWITCH, switch
-    from vouch.release.run import exit_code, run_release
-    from vouch.verify.bomfacts import parse_age
-
-    st = state(ctx)
-    if not switch(sign_images, SIGN_SWITCH, True):
-        err("vouch release: signing disabled (AKKO_SIGN_IMAGES/VOUCH_SIGN_IMAGES=false); nothing done")
-        emit(st, {"skipped": True}, "")
-        return
-    from vouch.release.plan import load_manifest, sbom_formats
-
-    formats = sbom_formats(sbom_format, "--sbom-format") if sbom_format else \
-        (load_manifest(manifest).sbom_formats if manifest else ("cyclonedx-json",))
-    signer: KeySigner | KeylessSigner
-    if switch(keyless, KEYLESS_SWITCH, False):
-        if key:
-            raise InputError("keyless signing (AKKO_SIGN_KEYLESS/VOUCH_SIGN_KEYLESS=true or --keyless) and --key "
-                             "exclude each other: unset one")
-        plan = _release_images(manifest, images)
-        refresh, limit = parse_age(refresh_after), parse_age(max_age)
-        signer = kl.SignFlags(identity_token, fulcio_url, rekor_url, signing_config, trust_config,
-                              trusted_root).signer()
-        err(f"vouch release: signing keyless as {signer.identity.subject} (issuer {signer.identity.issuer})")
-    else:
-        if not key:
-            raise InputError("--key is required (a cosign private key), or keyless signing: AKKO_SIGN_KEYLESS=true "
-                             "(or --keyless) with an identity token")
-        plan = _release_images(manifest, images)
-        refresh, limit = parse_age(refresh_after), parse_age(max_age)
-        signer = load_signer(key)
-    started = time.perf_counter()
-    layouts = write_layouts(False, layout)
-    reports = _run_with_progress(st, lambda done: run_release(st.client(), signer, plan, concurrency, refresh,
-                                                              limit, done, layouts=layouts,
-                                                              spdx="spdx-json" in formats), len(plan))
-    elapsed = time.perf_counter() - started
-    _release_table(reports, elapsed, st.client().request_count)
-    doc = {"seconds": round(elapsed, 3), "requests": st.client().request_count,
-           "images": [r.to_json() for r in reports]}
-    if report:
-        write_new_file(Path(report), json.dumps(doc, indent=2).encode() + b"\n", 0o644, force=True)
-    emit(st, doc, "")
-    failed = [r for r in reports if r.error]
-    if failed:
-        for r in failed:
-            err(f"Error: {r.image}: {r.error}")
-        raise typer.Exit(exit_code(reports))
-
-
-def _run_with_progress(st: State, work: Callable[[Callable[[Any], None]], list[Any]], total: int) -> list[Any]:
-    if sys.stderr.isatty():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      transient=True) as bar:
-            task = bar.add_task("release", total=total)
-            return work(lambda r: bar.advance(task))
-
-    def line(r: Any) -> None:
-        status = "FAILED" if r.error else f"{r.signature}, sbom {r.sbom}"
-        err(f"vouch release: {r.image}@{r.digest[:19]}: {status}")
-
-    return work(line)
-
-
-def _release_table(reports: list[Any], elapsed: float, requests: int) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"release: {len(reports)} images in {elapsed:.2f} s, {requests} registry requests")
-    for col in ("image", "platform", "digest", "signature", "sbom", "packages", "seconds"):
-        table.add_column(col)
-    for r in reports:
-        sbom = (r.error and "FAILED") or (r.sbom + (f", spdx {r.spdx}" if r.spdx else ""))
-        table.add_row(r.image, r.platform or "-", r.digest[7:19], r.signature or "-", sbom,
-                      "" if r.packages is None else str(r.packages), f"{sum(r.seconds.values()):.2f}")
-    Console(stderr=True, width=max(100, Console(stderr=True).width)).print(table)
+from vouch.cli.release import _release_images  # noqa: E402, I001  (verify-release reads the same plan)
+from vouch.cli.release import register as register_release; register_release(app)  # noqa: E402, E702
 
 
 @app.command("verify-release")

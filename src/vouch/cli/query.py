@@ -82,7 +82,7 @@ def query(
     """Which images of a release contain a package: searched in each image's (each platform image's)
     verified, fresh CycloneDX SBOM. Exit 0 when something matched, 1 when nothing did (as grep); an image
     without a verified SBOM is listed with the reason."""
-    from vouch.cli.main import _release_images
+    from vouch.cli.release import _release_images
     from vouch.keys.files import read_key_file
     from vouch.query.match import PackageQuery, match_bom, osv_queries, parse_query
     from vouch.query.sboms import age_text, release_boms

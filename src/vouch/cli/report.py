@@ -79,7 +79,7 @@ def report(
     optional package query. --html writes one self-contained page (no external resource, no script),
     --json (or -o json) the same data. Exit 0 when every image is signed with a fresh verified SBOM, 1 when
     one is not (the report is written all the same), 3 registry or write fault."""
-    from vouch.cli.main import _release_images
+    from vouch.cli.release import _release_images
     from vouch.keys.files import read_key_file
     from vouch.query.match import PackageQuery, osv_queries, parse_query
     from vouch.query.sboms import age_text

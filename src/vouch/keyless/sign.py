@@ -29,9 +29,9 @@ from vouch.keyless.annotations import ANN_CHAIN as ANN_CHAIN
 from vouch.keyless.annotations import ANN_RFC3161 as ANN_RFC3161
 from vouch.keyless.identity import CertificateIdentity, IdentityPolicy, identity_of
 from vouch.keyless.trust import KeylessTrust
+from vouch.signing.attestation import STATEMENT_V1 as STATEMENT_V1  # (re-exported: keyless signs v1)
 from vouch.signing.payload import go_json
 
-STATEMENT_V1 = "https://in-toto.io/Statement/v1"  # what sigstore-python signs (it refuses v0.1)
 SIGNING_CONFIG_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
 TRUST_CONFIG_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
 

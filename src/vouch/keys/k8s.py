@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from vouch.errors import InputError, NotFoundError, RegistryError
+from vouch.lean_httpx import httpx
 from vouch.yamlsafe import load_yaml, read_limited
 
 PREFIX = "k8s://"

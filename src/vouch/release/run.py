@@ -18,7 +18,6 @@ from typing import Any
 
 from vouch import __version__
 from vouch.errors import EXIT_VERIFY, InputError, VerificationError, VouchError
-from vouch.keyless.sign import STATEMENT_V1, KeylessSigner
 from vouch.layouts import layouts as by_name
 from vouch.layouts import signed_statement
 from vouch.oci import mediatypes as mt
@@ -27,9 +26,9 @@ from vouch.oci.reference import Reference
 from vouch.oci.source import RegistrySource, select_platform
 from vouch.release.multiarch import merge_platform_boms, platform_children, platform_of
 from vouch.release.plan import ReleaseImage
-from vouch.sbom.generate import generate_sbom
-from vouch.signing.attestation import PREDICATE_TYPES, open_envelope, statement
+from vouch.signing.attestation import PREDICATE_TYPES, STATEMENT_V1, open_envelope, statement
 from vouch.signing.sign import AnySigner
+from vouch.signing.signer import is_keyless
 from vouch.store.attest import attach_bundle, attach_one_current, read_attestations
 from vouch.store.bundles import bundle_envelope, list_bundles, read_bundles
 from vouch.store.layout import StoredLayer, TagReading, target_repository
@@ -88,7 +87,7 @@ def current_policy(digest: str, refresh_after: dt.timedelta, now: dt.datetime, p
 
 def signer_trust(signer: AnySigner) -> Trust:
     """What the release's own signatures verify under: its key, or (keyless) its identity."""
-    return signer.trust if isinstance(signer, KeylessSigner) else [signer.public_key]
+    return signer.trust if is_keyless(signer) else [signer.public_key]
 
 
 def current_key_for(signer: AnySigner, digest: str, refresh_after: dt.timedelta,
@@ -201,7 +200,7 @@ def _release_digest(client: RegistryClient, signer: AnySigner, ref: Reference, d
             report.packages = sum(report.ecosystems.values())
             lap("sbom")
             stmt = statement(CDX, ref.docker_reference, digest, bom, STATEMENT_V1) \
-                if isinstance(signer, KeylessSigner) else statement(CDX, ref.docker_reference, digest, bom)
+                if is_keyless(signer) else statement(CDX, ref.docker_reference, digest, bom)
             signed_stmt = signed_statement(signer, stmt, CDX)  # keyless: one log entry for both layouts
             report.sbom = "current"
             for layout in stale:
@@ -255,7 +254,7 @@ def _attach_current_doc(client: RegistryClient, signer: AnySigner, ref: Referenc
         return "current"
     doc = make_doc()
     stmt = statement(ptype, ref.docker_reference, digest, doc, STATEMENT_V1) \
-        if isinstance(signer, KeylessSigner) else statement(ptype, ref.docker_reference, digest, doc)
+        if is_keyless(signer) else statement(ptype, ref.docker_reference, digest, doc)
     signed_stmt = signed_statement(signer, stmt, ptype)
     status = "current"
     for layout in stale:
@@ -281,6 +280,8 @@ class _Scan:
 
     def result(self) -> Any:
         if self._result is None:
+            from vouch.sbom.generate import generate_sbom  # (a re-run with current SBOMs scans nothing)
+
             self._result = generate_sbom(RegistrySource(self.client, self.ref.with_digest(self.digest)), None,
                                          digest=self.digest)
         return self._result

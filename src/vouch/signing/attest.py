@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vouch.errors import InputError
-from vouch.keyless.sign import STATEMENT_V1, KeylessSigner
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
-from vouch.signing.attestation import PREDICATE_TYPES, statement
-from vouch.signing.signer import KeySigner
+from vouch.signing.attestation import PREDICATE_TYPES, STATEMENT_V1, statement
+from vouch.signing.signer import KeySigner, is_keyless
 from vouch.verify.bomfacts import age_problem, bom_subject_problem, bom_time
+
+if TYPE_CHECKING:
+    from vouch.keyless.sign import KeylessSigner
 
 
 @dataclass
@@ -58,7 +60,7 @@ def attest_image(client: RegistryClient, signer: KeySigner | KeylessSigner, ref:
     from vouch.layouts import layouts as by_name
     from vouch.layouts import signed_statement
 
-    keyless = isinstance(signer, KeylessSigner)
+    keyless = is_keyless(signer)
     stmt = statement(type_uri, ref.docker_reference, digest, predicate, STATEMENT_V1) if keyless \
         else statement(type_uri, ref.docker_reference, digest, predicate)
     signed = signed_statement(signer, stmt, type_uri)  # signs when the first layout needs it, once

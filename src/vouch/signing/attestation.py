@@ -14,6 +14,7 @@ from vouch.trust import PublicKey
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v0.1"
+STATEMENT_V1 = "https://in-toto.io/Statement/v1"  # what sigstore-python signs (it refuses v0.1)
 PREDICATE_TYPES = {
     "cyclonedx": "https://cyclonedx.org/bom",
     "spdx": "https://spdx.dev/Document",

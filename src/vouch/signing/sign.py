@@ -7,17 +7,15 @@ import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
-from vouch.bundle.verify import verify_bundle
 from vouch.errors import VouchError
-from vouch.keyless import legacy
-from vouch.keyless.sign import STATEMENT_V1, KeylessSigner
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.reference import Reference
-from vouch.signing.attestation import STATEMENT_TYPE, envelope, open_envelope
+from vouch.signing.attestation import STATEMENT_TYPE, STATEMENT_V1, envelope, open_envelope
 from vouch.signing.payload import go_json, simple_signing_payload
-from vouch.signing.signer import KeySigner, verify_with_any
+from vouch.signing.signer import KeySigner, is_keyless, verify_with_any
 from vouch.store.bundles import SIGN_PREDICATE_TYPE, bundle_envelope, dsse_bundle, write_bundle
 from vouch.store.layout import ANN_SIGNATURE, SIG_SUFFIX, NewLayer, TagState, tag_for, target_repository, update_tag
 from vouch.verify.policy import subject_matches
@@ -44,8 +42,10 @@ class SignResult:
         return {"image": self.image, "digest": self.digest,
                 "status": "signed" if self.signed else "already-signed", "signatureTag": self.signature_tag}
 
+if TYPE_CHECKING:  # (keyless signing and bundle verification are loaded where a keyless signer is used)
+    from vouch.keyless.sign import KeylessSigner
 
-AnySigner = KeySigner | KeylessSigner
+AnySigner: TypeAlias = "KeySigner | KeylessSigner"
 
 
 def _ours(signer: AnySigner, sig: bytes, payload: bytes, annotations: dict[str, str]) -> bool:
@@ -53,6 +53,9 @@ def _ours(signer: AnySigner, sig: bytes, payload: bytes, annotations: dict[str, 
     identity (issuer and subject) under our trusted root, whatever certificate it was issued."""
     if isinstance(signer, KeySigner):
         return verify_with_any([signer.public_key], sig, payload) is not None
+    from vouch.bundle.verify import verify_bundle
+    from vouch.keyless import legacy
+
     if not legacy.is_keyless(annotations):
         return False
     try:
@@ -97,7 +100,7 @@ def sign_digest(client: RegistryClient, signer: AnySigner, image: Reference, dig
             stored = found  # the final read (or read-back) decides which equivalent signature is stored
             return None
         if layer is None:  # sign only when we actually need a new layer (keyless: a log entry each time)
-            if isinstance(signer, KeylessSigner):
+            if is_keyless(signer):
                 material = signer.legacy(signer.sign_blob_bundle(payload))
                 sig = base64.b64encode(material.signature).decode()
                 layer = NewLayer(mt.COSIGN_SIMPLESIGNING, payload, {ANN_SIGNATURE: sig, **material.annotations})
@@ -137,14 +140,16 @@ def sign_digest_bundle(client: RegistryClient, signer: AnySigner, image: Referen
     statement is enough."""
     repo = target_repository(image)
     digest = subject.digest
-    keyless = isinstance(signer, KeylessSigner)
+    keyless = is_keyless(signer)
     stmt = sign_statement(digest, annotations, STATEMENT_V1, image.docker_reference) if keyless \
         else sign_statement(digest, annotations)
 
     def present(raw: bytes) -> bool:
         try:
             found = open_envelope(bundle_envelope(raw))
-            if isinstance(signer, KeylessSigner):
+            if is_keyless(signer):
+                from vouch.bundle.verify import verify_bundle
+
                 if not verify_bundle(raw, artifact=None, artifact_digest=digest, trust=signer.trust,
                                      trusted_root=None, require_tlog=True).ok:
                     return False
@@ -168,7 +173,7 @@ def sign_digest_bundle(client: RegistryClient, signer: AnySigner, image: Referen
     existing: list[bytes] = []  # the bundle already there that makes this a no-op
 
     def make() -> bytes:
-        if isinstance(signer, KeylessSigner):
+        if is_keyless(signer):
             made.append(signer.sign_statement_bundle(stmt))
         else:
             made.append(dsse_bundle(envelope(signer, stmt), signer.public_key))

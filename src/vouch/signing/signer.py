@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from vouch.keys.cosign import key_id, public_key_pem
 from vouch.trust import KeyTrust, PublicKey
+
+if TYPE_CHECKING:  # (the keyless signer, X.509 and all, is loaded only by what signs keyless)
+    from typing_extensions import TypeIs
+
+    from vouch.keyless.sign import KeylessSigner
 
 
 class Signer(Protocol):
@@ -42,3 +47,9 @@ class KeySigner:
 def verify_with_any(keys: list[PublicKey], signature: bytes, data: bytes) -> PublicKey | None:
     """The first key under which signature verifies over data, or None."""
     return KeyTrust.of(keys).signer_of(signature, data)
+
+
+def is_keyless(signer: KeySigner | KeylessSigner) -> TypeIs[KeylessSigner]:
+    """A keyless signer (Fulcio certificate) rather than a key: what isinstance would say, without
+    importing the keyless module where only keys are used."""
+    return not isinstance(signer, KeySigner)
