@@ -14,6 +14,8 @@ CLAIMED = ("etc/os-release", "usr/lib/os-release", "etc/alpine-release", "etc/de
 
 
 class DistroFiles:
+    # (prefixes, suffixes): a path it claims starts with one of the first or ends with one of the second
+    claim_hint: tuple[tuple[str, ...], tuple[str, ...]] = (CLAIMED, ())
     name = "distro"
     max_file_bytes = 64 * 1024
 

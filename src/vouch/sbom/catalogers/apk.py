@@ -57,6 +57,8 @@ def _dep_name(token: str) -> str | None:
 
 
 class ApkCataloger:
+    # (prefixes, suffixes): a path it claims starts with one of the first or ends with one of the second
+    claim_hint: tuple[tuple[str, ...], tuple[str, ...]] = ((INSTALLED,), ())
     name = "apk"
     max_file_bytes = 256 * 1024 * 1024
 

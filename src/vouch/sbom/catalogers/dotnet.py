@@ -93,6 +93,8 @@ def _loaded(libs: list[Library]) -> set[str]:
 
 
 class DotnetCataloger:
+    # (prefixes, suffixes): a path it claims starts with one of the first or ends with one of the second
+    claim_hint: tuple[tuple[str, ...], tuple[str, ...]] = ((), (".deps.json",))
     name = "dotnet"
     max_file_bytes = 32 * 1024 * 1024
 

@@ -119,6 +119,8 @@ def copyright_licenses(text: str) -> list[str]:
 
 
 class DpkgCataloger:
+    # (prefixes, suffixes): a path it claims starts with one of the first or ends with one of the second
+    claim_hint: tuple[tuple[str, ...], tuple[str, ...]] = (("var/lib/dpkg/", "usr/share/doc/"), ())
     name = "dpkg"
     max_file_bytes = 256 * 1024 * 1024
 

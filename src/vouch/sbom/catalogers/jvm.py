@@ -36,6 +36,8 @@ def vendor_product(release: dict[str, str], path: str, jdk: bool) -> tuple[str, 
 
 
 class JvmCataloger:
+    # (prefixes, suffixes): a path it claims starts with one of the first or ends with one of the second
+    claim_hint: tuple[tuple[str, ...], tuple[str, ...]] = ((), ("/release",))
     name = "java-jvm-release"
     max_file_bytes = 512 * 1024
 

@@ -34,6 +34,8 @@ def _license(value: Any) -> list[str]:
 
 
 class NpmCataloger:
+    # (prefixes, suffixes): a path it claims starts with one of the first or ends with one of the second
+    claim_hint: tuple[tuple[str, ...], tuple[str, ...]] = ((), ("package.json",))
     name = "npm"
     max_file_bytes = 4 * 1024 * 1024
 

@@ -12,6 +12,8 @@ from vouch.sbom.model import Distro, Package
 
 
 class ComposerCataloger:
+    # (prefixes, suffixes): a path it claims starts with one of the first or ends with one of the second
+    claim_hint: tuple[tuple[str, ...], tuple[str, ...]] = ((), ("composer/installed.json",))
     name = "php-composer"
     max_file_bytes = 32 * 1024 * 1024
 

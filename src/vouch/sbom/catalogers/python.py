@@ -79,6 +79,8 @@ def _requirement_name(req: str) -> str | None:
 
 
 class PythonCataloger:
+    # (prefixes, suffixes): a path it claims starts with one of the first or ends with one of the second
+    claim_hint: tuple[tuple[str, ...], tuple[str, ...]] = ((), _SUFFIXES)
     name = "python"
     max_file_bytes = 16 * 1024 * 1024
 

@@ -195,6 +195,8 @@ def _source_name(sourcerpm: str | None) -> str | None:
 
 
 class RpmCataloger:
+    # (prefixes, suffixes): a path it claims starts with one of the first or ends with one of the second
+    claim_hint: tuple[tuple[str, ...], tuple[str, ...]] = (("var/lib/rpm/", "usr/lib/sysimage/rpm/"), ())
     name = "rpm"
     max_file_bytes = 1024 * 1024 * 1024
 

@@ -36,6 +36,8 @@ def parse_gemspec(text: str) -> dict[str, Any]:
 
 
 class RubyCataloger:
+    # (prefixes, suffixes): a path it claims starts with one of the first or ends with one of the second
+    claim_hint: tuple[tuple[str, ...], tuple[str, ...]] = ((), (".gemspec",))
     name = "ruby"
     max_file_bytes = 1024 * 1024
 
