@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.faultproxy import FaultProxy, Rule
 from tests.support.images import small_image, two_platform_index
 from tests.support.keys import write_keypair
 from tests.support.peers import peer, run_peer
@@ -92,3 +93,49 @@ def test_copy_index_with_platform_signatures_and_only(registry: RegistryServer, 
     ok(vouch("verify", "--key", str(pub), f"{registry2.host}/{repo_name}@{digest}"))
     bad = vouch("copy", "--only", "signatures", src, f"{registry2.host}/{repo_name}:v2")
     assert bad.returncode == 2 and "sig, att, sbom, bundle" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ---- faults at the destination: a 503 while the signature tag is written loses no one's signature --------
+
+def test_copy_survives_a_503_on_the_signature_tag_and_keeps_the_other_signer(
+        registry: RegistryServer, registry2: RegistryServer, proxy: FaultProxy, client: RegistryClient,
+        repo_name: str, tmp_path: Path) -> None:
+    """The destination (behind a fault proxy) already carries another signer's signature. The first PUT of
+    the merged .sig tag answers 503: copy re-reads and writes again, and both signatures end up there."""
+    priv, pub, _ = write_keypair(tmp_path, "k")
+    other_priv, other_pub, _ = write_keypair(tmp_path, "other")
+    image = small_image("copy-503")
+    digest = push_image(client, Reference(registry2.host, repo_name, "v1"), image)
+    ok(vouch("sign", "--key", str(priv), f"{registry2.host}/{repo_name}@{digest}"))
+    dst_repo = f"{proxy.host}/{repo_name}-dst"
+    assert push_image(client, Reference(proxy.host, f"{repo_name}-dst", "v1"), image) == digest
+    ok(vouch("sign", "--key", str(other_priv), f"{dst_repo}@{digest}"))
+    proxy.add(Rule("status", "PUT", r"/manifests/sha256-[0-9a-f]+\.sig$", times=1, status=503))
+    ok(vouch("copy", f"{registry2.host}/{repo_name}@{digest}", f"{dst_repo}:v1"))
+    assert proxy.count("PUT", r"\.sig$") >= 2  # the 503, then the write that landed
+    for key in (pub, other_pub):
+        ok(vouch("verify", "--key", str(key), f"{dst_repo}@{digest}"))
+    assert layers(client, f"{dst_repo}@{digest}", SIG_SUFFIX) == 2
+
+
+def test_copy_refused_by_the_destination_fails_cleanly_and_loses_nothing(
+        registry: RegistryServer, registry2: RegistryServer, proxy: FaultProxy, client: RegistryClient,
+        repo_name: str, tmp_path: Path) -> None:
+    """Every write of the .sig tag answers 503: copy gives up with one line and exit 3, and the signature the
+    destination held is still there, alone (nothing half-written in its place)."""
+    priv, _, _ = write_keypair(tmp_path, "k")
+    other_priv, other_pub, _ = write_keypair(tmp_path, "other")
+    image = small_image("copy-503-always")
+    digest = push_image(client, Reference(registry2.host, repo_name, "v1"), image)
+    ok(vouch("sign", "--key", str(priv), f"{registry2.host}/{repo_name}@{digest}"))
+    dst_repo = f"{proxy.host}/{repo_name}-dst"
+    assert push_image(client, Reference(proxy.host, f"{repo_name}-dst", "v1"), image) == digest
+    ok(vouch("sign", "--key", str(other_priv), f"{dst_repo}@{digest}"))
+    proxy.add(Rule("status", "PUT", r"/manifests/sha256-[0-9a-f]+\.sig$", times=1000, status=503))
+    r = vouch("copy", f"{registry2.host}/{repo_name}@{digest}", f"{dst_repo}:v1")
+    proxy.clear()
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.strip().splitlines()[-1].startswith("Error: ")
+    assert "503" in r.stderr
+    assert layers(client, f"{registry.host}/{repo_name}-dst@{digest}", SIG_SUFFIX) == 1
+    ok(vouch("verify", "--key", str(other_pub), f"{registry.host}/{repo_name}-dst@{digest}"))

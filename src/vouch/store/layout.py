@@ -334,11 +334,12 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
         return state
 
     attempt = 0
+    failures = 0  # writes the registry refused with a transient error: as many retries as any request gets
     retry_after: float | None = None
     while attempt < max_attempts:
         attempt += 1
         if retry_after is not None:
-            client.sleep_before_retry(attempt - 1, retry_after)
+            client.sleep_before_retry(failures - 1, retry_after)
             retry_after = None
         elif attempt > 2:  # a lost update already happened: back off with jitter before re-reading
             time.sleep(random.uniform(0.0, 0.05) * attempt)
@@ -379,8 +380,11 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
                 checked_blobs.clear()
                 time.sleep(random.uniform(0.05, 0.2) * attempt)
                 continue
-            if exc.transient and attempt < max_attempts:
-                # The PUT may or may not have happened: wait as told, then read and plan again.
+            failures += exc.transient
+            if exc.transient and attempt < max_attempts and failures <= client.options.retries:
+                # The PUT may or may not have happened: wait as told, then read and plan again. (A
+                # registry that keeps refusing is reported after the client's retries, ~8 s, not after
+                # every attempt a lost update may need.)
                 log.info("%s:%s: write failed (%s); re-reading before trying again", repo.name, tag, exc)
                 retry_after = exc.retry_after if exc.retry_after is not None else 0.0
                 continue
