@@ -97,19 +97,26 @@ def test_copy_index_with_platform_signatures_and_only(registry: RegistryServer, 
 
 # ---- faults at the destination: a 503 while the signature tag is written loses no one's signature --------
 
+def _signed_on_both_sides(src: RegistryServer, proxy: FaultProxy, client: RegistryClient, repo_name: str,
+                          tmp_path: Path, seed: str) -> tuple[Path, Path, str, str]:
+    """An image signed with key k at src, and the same digest at the destination (behind the proxy) signed
+    by another key: (k's public key, the other public key, the digest, the destination repository)."""
+    priv, pub, _ = write_keypair(tmp_path, "k")
+    other_priv, other_pub, _ = write_keypair(tmp_path, "other")
+    image = small_image(seed)
+    digest = push_image(client, Reference(src.host, repo_name, "v1"), image)
+    ok(vouch("sign", "--key", str(priv), f"{src.host}/{repo_name}@{digest}"))
+    dst_repo = f"{proxy.host}/{repo_name}-dst"
+    assert push_image(client, Reference(proxy.host, f"{repo_name}-dst", "v1"), image) == digest
+    ok(vouch("sign", "--key", str(other_priv), f"{dst_repo}@{digest}"))
+    return pub, other_pub, digest, dst_repo
+
 def test_copy_survives_a_503_on_the_signature_tag_and_keeps_the_other_signer(
         registry: RegistryServer, registry2: RegistryServer, proxy: FaultProxy, client: RegistryClient,
         repo_name: str, tmp_path: Path) -> None:
     """The destination (behind a fault proxy) already carries another signer's signature. The first PUT of
     the merged .sig tag answers 503: copy re-reads and writes again, and both signatures end up there."""
-    priv, pub, _ = write_keypair(tmp_path, "k")
-    other_priv, other_pub, _ = write_keypair(tmp_path, "other")
-    image = small_image("copy-503")
-    digest = push_image(client, Reference(registry2.host, repo_name, "v1"), image)
-    ok(vouch("sign", "--key", str(priv), f"{registry2.host}/{repo_name}@{digest}"))
-    dst_repo = f"{proxy.host}/{repo_name}-dst"
-    assert push_image(client, Reference(proxy.host, f"{repo_name}-dst", "v1"), image) == digest
-    ok(vouch("sign", "--key", str(other_priv), f"{dst_repo}@{digest}"))
+    pub, other_pub, digest, dst_repo = _signed_on_both_sides(registry2, proxy, client, repo_name, tmp_path, "copy-503")
     proxy.add(Rule("status", "PUT", r"/manifests/sha256-[0-9a-f]+\.sig$", times=1, status=503))
     ok(vouch("copy", f"{registry2.host}/{repo_name}@{digest}", f"{dst_repo}:v1"))
     assert proxy.count("PUT", r"\.sig$") >= 2  # the 503, then the write that landed
@@ -123,14 +130,8 @@ def test_copy_refused_by_the_destination_fails_cleanly_and_loses_nothing(
         repo_name: str, tmp_path: Path) -> None:
     """Every write of the .sig tag answers 503: copy gives up with one line and exit 3, and the signature the
     destination held is still there, alone (nothing half-written in its place)."""
-    priv, _, _ = write_keypair(tmp_path, "k")
-    other_priv, other_pub, _ = write_keypair(tmp_path, "other")
-    image = small_image("copy-503-always")
-    digest = push_image(client, Reference(registry2.host, repo_name, "v1"), image)
-    ok(vouch("sign", "--key", str(priv), f"{registry2.host}/{repo_name}@{digest}"))
-    dst_repo = f"{proxy.host}/{repo_name}-dst"
-    assert push_image(client, Reference(proxy.host, f"{repo_name}-dst", "v1"), image) == digest
-    ok(vouch("sign", "--key", str(other_priv), f"{dst_repo}@{digest}"))
+    _, other_pub, digest, dst_repo = _signed_on_both_sides(registry2, proxy, client, repo_name, tmp_path,
+                                                           "copy-503-always")
     proxy.add(Rule("status", "PUT", r"/manifests/sha256-[0-9a-f]+\.sig$", times=1000, status=503))
     r = vouch("copy", f"{registry2.host}/{repo_name}@{digest}", f"{dst_repo}:v1")
     proxy.clear()
