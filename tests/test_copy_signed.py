@@ -140,3 +140,31 @@ def test_copy_refused_by_the_destination_fails_cleanly_and_loses_nothing(
     assert "503" in r.stderr
     assert layers(client, f"{registry.host}/{repo_name}-dst@{digest}", SIG_SUFFIX) == 1
     ok(vouch("verify", "--key", str(other_pub), f"{registry.host}/{repo_name}-dst@{digest}"))
+
+
+def test_two_copies_racing_to_one_destination_keep_both_signatures(
+        registry: RegistryServer, registry2: RegistryServer, client: RegistryClient, repo_name: str,
+        tmp_path: Path) -> None:
+    """Two mirrors of the same digest, each signed by a different key, copied to one destination at the same
+    moment (two processes): both read the destination's .sig tag before either writes; each write must
+    keep the other's signature (lost-update detection), so both keys verify there afterwards."""
+    image = small_image("copy-race")
+    keys = []
+    sources = []
+    for n, host in enumerate((registry.host, registry2.host)):
+        priv, pub, _ = write_keypair(tmp_path, f"k{n}")
+        digest = push_image(client, Reference(host, f"{repo_name}-src{n}", "v1"), image)
+        ok(vouch("sign", "--key", str(priv), f"{host}/{repo_name}-src{n}@{digest}"))
+        keys.append(pub)
+        sources.append(f"{host}/{repo_name}-src{n}@{digest}")
+    dst = f"{registry2.host}/{repo_name}-race"
+    env = {**os.environ, "COSIGN_PASSWORD": "pw"}
+    procs = [subprocess.Popen([sys.executable, "-m", "vouch", "copy", src, f"{dst}:v1"], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+             for src in sources]
+    for p in procs:
+        _, errs = p.communicate(timeout=300)
+        assert p.returncode == 0, errs[-2000:]
+    for pub in keys:
+        ok(vouch("verify", "--key", str(pub), f"{dst}@{digest}"))
+    assert layers(client, f"{dst}@{digest}", SIG_SUFFIX) == 2
