@@ -231,3 +231,30 @@ def test_request_carries_what_the_client_set_and_no_more(serve: Callable[..., Se
     names = sorted(h.split(":")[0].lower() for h in head[1:] if h)
     assert names == ["accept", "accept-encoding", "host", "user-agent"]  # no cookies, no credentials unasked
     assert "Accept-Encoding: identity" in head  # bodies are digest-checked as sent: never decoded
+
+
+def test_large_upload_to_a_slow_reader_is_bounded_per_piece_not_as_a_whole(serve: Callable[..., Server]) -> None:
+    """A 16 MiB upload to a registry that reads it at ~4 MB/s takes longer than one per-write timeout (2 s
+    here): each piece must meet the timeout, not the whole body (as httpx's write timeout did)."""
+    body = b"u" * (16 * 1024 * 1024)
+
+    def answer(c: socket.socket, req: bytes, n: int) -> bool:
+        head, _, rest = req.partition(b"\r\n\r\n")
+        length = int(next(h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")))
+        got = len(rest)
+        while got < length:
+            chunk = c.recv(64 * 1024)
+            if not chunk:
+                return False
+            got += len(chunk)
+            time.sleep(0.015)
+        c.sendall(ok(b"%d" % got))
+        return True
+
+    srv = serve(answer)
+    p = pool(timeout=2.0)
+    start = time.monotonic()
+    with transport.deadline(time.monotonic() + 30):
+        resp = p.send("PATCH", f"{srv.url}/v2/r/blobs/uploads/1", {"Content-Type": "application/octet-stream"}, body)
+    assert resp.read() == b"%d" % len(body)
+    assert time.monotonic() - start > 2.0  # (it did take longer than one timeout)

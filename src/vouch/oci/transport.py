@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # (ssl is imported when a TLS context is made)
 
 IDLE_PER_HOST = 16
 READ_CHUNK = 256 * 1024
+SEND_PIECE = 1024 * 1024
 
 
 class TransportError(Exception):
@@ -141,12 +142,16 @@ class _Socket:
         self._closed = False
 
     def sendall(self, data: Any) -> None:
-        left, capped = remaining(self.timeout)
-        self.sock.settimeout(left)
-        try:
-            self.sock.sendall(data)
-        except TimeoutError:
-            raise WriteError(DEADLINE_PASSED if capped else "timed out sending to the server") from None
+        # In pieces, each under the per-write timeout (and the deadline): a socket's timeout bounds a whole
+        # sendall, and an 8 MiB upload chunk on a slow link may rightly take longer than one timeout.
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), SEND_PIECE) or (0,):
+            left, capped = remaining(self.timeout)
+            self.sock.settimeout(left)
+            try:
+                self.sock.sendall(view[start:start + SEND_PIECE])
+            except TimeoutError:
+                raise WriteError(DEADLINE_PASSED if capped else "timed out sending to the server") from None
 
     def makefile(self, mode: str) -> io.BufferedReader:
         self._readers += 1
