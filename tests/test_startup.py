@@ -67,12 +67,13 @@ print("MODULES", json.dumps(sorted(sys.modules)))
 # library, YAML, Pydantic (Typer's coercion of plain values is done without it), rich and pygments,
 # httpx (the registry client speaks HTTP through the standard library: vouch.oci.transport), click, trio;
 # with a key, nothing keyless (X.509, trusted roots, the bundle verifier, the bundle parser) and nothing
-# that writes (the signer), nor the private-key cipher (nacl).
+# that writes (the signer), nor the private-key cipher (nacl); and for a plain argument list, not Typer
+# either (vouch.cli.verify_fast parses it; test_verify_fast checks it parses as Typer does).
 NOT_FOR_VERIFY = ("vouch.cli.main", "vouch.sbom", "vouch.release", "vouch.query", "vouch.dtrack", "vouch.keys.k8s",
                   "vouch.testbed", "sigstore", "yaml", "pydantic", "pydantic_core", "rich", "pygments", "click",
                   "httpx", "httpcore", "h11", "anyio", "trio", "cryptography.x509", "vouch.keyless.certs",
                   "vouch.keyless.identity", "vouch.keyless.sign", "vouch.bundle.verify", "vouch.bundle.trustroot",
-                  "vouch.bundle.model", "nacl")
+                  "vouch.bundle.model", "nacl", "typer", "vouch.cli.common")
 
 
 def _verify_in_subprocess(*args: str) -> tuple[int, list[str], subprocess.CompletedProcess[str]]:

@@ -7,72 +7,47 @@ import contextlib
 import functools
 import inspect
 import io
-import ipaddress
-import json
-import logging
-import os
 import sys
-import time
 import types
 import typing
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import Enum, StrEnum
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from typing import Annotated, Any
 
 import typer
 import typer.core
 import typer.models
 
-from vouch import __version__, limits
-from vouch.errors import EXIT_USAGE, InputError, RegistryError, VouchError
-from vouch.keys.files import check_writable, read_key_file, write_new_file
-from vouch.oci.reference import Reference, parse_reference
+from vouch import __version__
 
 # What only some commands use is imported where it is used (the registry client, keys, the signer): a
 # command pays at start-up only for what it runs (`vouch verify` is timed against cosign's Go binary).
-if typing.TYPE_CHECKING:
-    from vouch.oci.client import RegistryClient
-    from vouch.signing.signer import KeySigner
-    from vouch.trust import PublicKey
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-class OutputFormat(StrEnum):
-    text = "text"
-    json = "json"
-    yaml = "yaml"  # kubectl's habit; the same data as json
-
-
-@dataclass
-class State:
-    output: OutputFormat = OutputFormat.text
-    verbose: int = 0
-    insecure: list[str] = field(default_factory=list)
-    ca_file: str | None = None
-    _client: RegistryClient | None = None
-
-    def __post_init__(self) -> None:
-        # The environment the library honours, read here at the edge, once per command.
-        from vouch.store.layout import set_signature_repository
-
-        set_signature_repository(os.environ.get("COSIGN_REPOSITORY"))
-
-    def client(self) -> RegistryClient:
-        if self._client is None:
-            from vouch.oci.client import RegistryClient, RegistryOptions
-
-            self._client = RegistryClient(RegistryOptions(insecure=frozenset(self.insecure), ca_file=self.ca_file))
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+# (re-exported: the commands import them from here)
+from vouch.cli.base import KEY_URL_REDIRECTS as KEY_URL_REDIRECTS
+from vouch.cli.base import KEY_URL_SECONDS as KEY_URL_SECONDS
+from vouch.cli.base import MAX_KEY_URL_BYTES as MAX_KEY_URL_BYTES
+from vouch.cli.base import OutputFormat as OutputFormat
+from vouch.cli.base import State as State
+from vouch.cli.base import _key_url_problem as _key_url_problem
+from vouch.cli.base import _loopback as _loopback
+from vouch.cli.base import _shown as _shown
+from vouch.cli.base import _without_userinfo as _without_userinfo
+from vouch.cli.base import emit as emit
+from vouch.cli.base import ended as ended
+from vouch.cli.base import err as err
+from vouch.cli.base import fetch_key_url as fetch_key_url
+from vouch.cli.base import load_signer as load_signer
+from vouch.cli.base import load_verifier_keys as load_verifier_keys
+from vouch.cli.base import parallel_map as parallel_map
+from vouch.cli.base import parse_annotations as parse_annotations
+from vouch.cli.base import read_key_ref as read_key_ref
+from vouch.cli.base import ref_arg as ref_arg
+from vouch.cli.base import setup_logging as setup_logging
+from vouch.errors import EXIT_USAGE, InputError, VouchError
+from vouch.keys.files import check_writable, write_new_file
+from vouch.oci.reference import parse_reference
 
 
 def state(ctx: typer.Context) -> State:
@@ -81,14 +56,6 @@ def state(ctx: typer.Context) -> State:
         obj = State()
         ctx.find_root().obj = obj
     return obj
-
-
-def setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="vouch: %(message)s", stream=sys.stderr)
-    # httpx logs request URLs at INFO; keep them only at -vv (never headers, so no credentials).
-    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 def _version(value: bool) -> None:
@@ -136,229 +103,19 @@ def run_app(app: typer.Typer) -> None:
     try:
         rc = app(standalone_mode=False, prog_name="vouch")
         sys.exit(rc if isinstance(rc, int) else 0)
-    except VouchError as exc:
-        err(f"Error: {exc}")
-        sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
         err("Aborted.")
         sys.exit(130)
-    except KeyboardInterrupt:
-        err("Interrupted.")
-        sys.exit(130)
-    except Exception as exc:  # usage errors from the parser, and real bugs
+    except Exception as exc:  # usage errors from the parser
         show = getattr(exc, "show", None)
         if isinstance(exc, typer.exceptions.TyperException) and callable(show):
             show()
             sys.exit(EXIT_USAGE)
-        err(f"vouch: internal error: {type(exc).__name__}: {exc}. This is a bug; run with -v for details.")
-        if logging.getLogger().isEnabledFor(logging.INFO):
-            import traceback
-
-            traceback.print_exc()
-        sys.exit(70)
-
-
-def emit(st: State, data: Any, text: str) -> None:
-    if st.output == OutputFormat.json:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    elif st.output == OutputFormat.yaml:
-        import yaml
-
-        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
-    elif text:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-
-
-def err(msg: str) -> None:
-    sys.stderr.write(msg if msg.endswith("\n") else msg + "\n")
-
-
-def ref_arg(text: str) -> Reference:
-    return parse_reference(text)
-
-
-MAX_KEY_URL_BYTES = limits.MAX_KEY_URL_BYTES
-KEY_URL_SECONDS = limits.KEY_URL_SECONDS
-KEY_URL_REDIRECTS = limits.KEY_URL_REDIRECTS
-
-
-def _loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _key_url_problem(url: str, previous: str | None) -> str | None:
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return f"{_shown(url)} names no host"
-    if parts.scheme == "https":
-        return None
-    if parts.scheme == "http" and _loopback(parts.hostname):
-        if previous is not None and urlsplit(previous).scheme == "https":
-            return f"it redirects from https down to plain http ({_shown(url)})"
-        return None
-    if previous is not None:
-        return f"it redirects to {_shown(url)}, which is not https"
-    return "public keys are fetched over https only (plain http only from a loopback address)"
-
-
-def _shown(url: str) -> str:
-    """url without the user:password a key URL may carry (never printed)."""
-    try:
-        parts = urlsplit(url)
-        if "@" not in parts.netloc:
-            return url
-        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    except ValueError:
-        return "(malformed)"
-
-
-def _without_userinfo(current: str, first: str) -> tuple[str, dict[str, str]]:
-    """current without the user:password the key URL carried, and those as Basic auth — only for the host
-    the key URL named (a redirect elsewhere gets no credentials)."""
-    import base64
-    from urllib.parse import unquote
-
-    parts, named = urlsplit(current), urlsplit(first)
-    if "@" not in parts.netloc:
-        return current, {}
-    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    if parts.hostname != named.hostname or parts.port != named.port or parts.username is None:
-        return bare, {}
-    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-    return bare, {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-
-
-def fetch_key_url(url: str) -> bytes:
-    """The body of url (a public key PEM): TLS verified, bounded in size and time, redirects only to https."""
-    from vouch.oci import transport
-
-    shown = _shown(url)
-    current, previous = url, None
-    until = time.monotonic() + KEY_URL_SECONDS
-    http = transport.Pool(transport.verifying_context, timeout=KEY_URL_SECONDS)
-    try:
-        for _ in range(KEY_URL_REDIRECTS + 1):
-            try:
-                problem = _key_url_problem(current, previous)
-            except ValueError:
-                problem = "not a valid URL" if previous is None else "it redirects to a malformed URL"
-            if problem:
-                raise InputError(f"cannot fetch the public key {shown}: {problem}")
-            try:
-                with transport.deadline(until):
-                    resp = http.send("GET", *_without_userinfo(current, url))
-                    try:
-                        location = resp.headers.get("Location")
-                        if resp.status_code in (301, 302, 303, 307, 308) and location:
-                            previous, current = current, urljoin(current, location)
-                            continue
-                        if resp.status_code != 200:
-                            error = InputError if 400 <= resp.status_code < 500 else RegistryError
-                            raise error(f"cannot fetch the public key {shown}: the server answered HTTP "
-                                        f"{resp.status_code}")
-                        body = bytearray()
-                        for chunk in resp.iter_bytes():
-                            body += chunk
-                            if len(body) > MAX_KEY_URL_BYTES:
-                                raise InputError(f"the public key at {shown} is larger than {MAX_KEY_URL_BYTES} "
-                                                 "bytes; refusing it")
-                        return bytes(body)
-                    finally:
-                        resp.close()
-            except transport.InvalidURL as exc:
-                raise InputError(f"cannot fetch the public key {shown}: not a valid URL") from exc
-            except transport.TransportError as exc:
-                why = " ".join(str(exc).split()).replace(url, shown) or type(exc).__name__
-                raise RegistryError(f"cannot fetch the public key {shown}: {why}") from exc
-    finally:
-        http.close()
-    raise InputError(f"cannot fetch the public key {shown}: more than {KEY_URL_REDIRECTS} redirects")
-
-
-def read_key_ref(ref: str, *, public: bool) -> bytes:
-    """A key's PEM from `env://VARIABLE` (as cosign), from `https://…` (public keys only), else from a file."""
-    if ref.startswith("env://"):
-        name = ref[len("env://"):]
-        if not name:
-            raise InputError("--key env:// names no variable; write env://VARIABLE")
-        value = os.environ.get(name, "")
-        if not value.strip():
-            raise InputError(f"--key {ref}: the environment variable {name} is not set or empty")
-        return value.encode()
-    if ref.startswith(("https://", "http://")):
-        if not public:
-            raise InputError(f"--key {ref}: a private key is never fetched from a URL; use a file, env://VARIABLE "
-                             "or k8s://NAMESPACE/NAME")
-        return fetch_key_url(ref)
-    return read_key_file(ref)
-
-
-def load_signer(key_ref: str) -> KeySigner:
-    """A private key from a file, `env://VARIABLE`, or a Kubernetes Secret (`k8s://NAMESPACE/NAME`), as cosign."""
-    from vouch.keys.cosign import load_private_key
-    from vouch.keys.password import open_private_key
-    from vouch.signing.signer import KeySigner
-
-    if key_ref.startswith("k8s://"):
-        from vouch.keys.k8s import KubeClient, parse_ref
-
-        ns, name = parse_ref(key_ref)
-        data = KubeClient.from_kubeconfig().get_secret(ns, name)
-        if "cosign.key" not in data:
-            raise InputError(f"secret {ns}/{name} has no cosign.key")
-        env = os.environ.get("COSIGN_PASSWORD")
-        password = env.encode() if env is not None else data.get("cosign.password", b"")
-        return KeySigner(load_private_key(data["cosign.key"], password))
-    return KeySigner(open_private_key(read_key_ref(key_ref, public=False)))
-
-
-def load_verifier_keys(key_refs: list[str]) -> list[PublicKey]:
-    from vouch.keys.cosign import load_public_keys
-
-    if not key_refs:
-        raise InputError("give at least one --key (a public key PEM; a file may hold several)")
-    keys: list[PublicKey] = []
-    for ref in key_refs:
-        if ref.startswith("k8s://"):
-            from vouch.keys.k8s import PREVIOUS_PUB, KubeClient, parse_ref
-
-            ns, name = parse_ref(ref)
-            data = KubeClient.from_kubeconfig().get_secret(ns, name)
-            if "cosign.pub" not in data:
-                raise InputError(f"secret {ns}/{name} has no cosign.pub")
-            keys.extend(load_public_keys(data["cosign.pub"], what=ref))
-            if PREVIOUS_PUB in data:  # a rotation's overlap: the previous key still verifies
-                keys.extend(load_public_keys(data[PREVIOUS_PUB], what=f"{ref} ({PREVIOUS_PUB})"))
-        else:
-            keys.extend(load_public_keys(read_key_ref(ref, public=True), what=ref))
-    return keys
-
-
-def parallel_map(fn: Callable[[T], R], items: list[T], concurrency: int) -> list[R]:
-    """fn over items in a thread pool, results in input order; the first error is raised."""
-    if len(items) <= 1 or concurrency <= 1:
-        return [fn(i) for i in items]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
-        return list(pool.map(fn, items))
-
-
-def parse_annotations(values: list[str] | None) -> dict[str, str] | None:
-    if not values:
-        return None
-    out: dict[str, str] = {}
-    for v in values:
-        k, sep, val = v.partition("=")
-        if not sep or not k:
-            raise InputError(f"annotation {v!r} is not key=value")
-        out[k] = val
-    return out
+        sys.exit(ended(exc))
+    except KeyboardInterrupt as exc:
+        sys.exit(ended(exc))
 
 
 # ---- cosign's command-line habits ------------------------------------------------------------------

@@ -61,6 +61,9 @@ def run() -> None:
         run_sbom()
         return
     if command == "verify":
+        from vouch.cli.verify_fast import try_run
+
+        try_run(argv)  # (exits, unless the arguments need the Typer command: help, an error, rarer options)
         from vouch.cli.verify import run_fast
 
         run_fast()

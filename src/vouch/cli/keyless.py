@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from vouch.cli.base import keyless_trust as keyless_trust  # (re-exported)
 from vouch.cli.common import err, load_signer
 from vouch.errors import InputError
 from vouch.keyless.oids import CI_EXTENSIONS
@@ -16,7 +17,6 @@ from vouch.keyless.oids import CI_EXTENSIONS
 # --key` never does (see vouch.cli.verify).
 if TYPE_CHECKING:
     from vouch.keyless.sign import KeylessSigner
-    from vouch.keyless.trust import KeylessTrust
     from vouch.signing.signer import KeySigner
 
 IdentityTokenOpt = Annotated[str | None, typer.Option(
@@ -85,25 +85,6 @@ def choose_signer(key: str | None, flags: SignFlags, tlog_upload: bool | None) -
         raise InputError("--key signs with a key pair: leave out --fulcio-url, --rekor-url, --signing-config and "
                          "--trust-config (they are for keyless signing)")
     return load_signer(key)
-
-
-def keyless_trust(identity: str | None, identity_regexp: str | None, issuer: str | None, issuer_regexp: str | None,
-                  trusted_root: str | None, ignore_sct: bool = False, ignore_tlog: bool = False,
-                  extensions: list[str] | None = None) -> KeylessTrust:
-    ext: dict[str, str] = {}
-    for item in extensions or []:
-        name, sep, value = item.partition("=")
-        if not sep or name not in CI_EXTENSIONS:
-            raise InputError(f"--certificate-extension {item[:80]!r}: write NAME=VALUE with NAME one of "
-                             + ", ".join(CI_EXTENSIONS))
-        ext[name] = value
-    from vouch.bundle.trustroot import load_trusted_root, production_trusted_root
-    from vouch.keyless.identity import identity_policy
-    from vouch.keyless.trust import KeylessTrust
-
-    policy = identity_policy(identity, identity_regexp, issuer, issuer_regexp, ext)
-    root = load_trusted_root(trusted_root) if trusted_root else production_trusted_root()
-    return KeylessTrust(root, policy, ignore_sct=ignore_sct, ignore_tlog=ignore_tlog)
 
 
 def wants_keyless(*values: object) -> bool:
