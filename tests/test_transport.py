@@ -258,3 +258,25 @@ def test_large_upload_to_a_slow_reader_is_bounded_per_piece_not_as_a_whole(serve
         resp = p.send("PATCH", f"{srv.url}/v2/r/blobs/uploads/1", {"Content-Type": "application/octet-stream"}, body)
     assert resp.read() == b"%d" % len(body)
     assert time.monotonic() - start > 2.0  # (it did take longer than one timeout)
+
+
+def test_request_lines_are_logged_at_vv_without_headers(serve: Callable[..., Server],
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """`vouch -vv` shows each request's method, URL and status (what httpx's INFO lines showed), never its
+    headers: the Authorization a request carries appears nowhere in the log."""
+    import logging
+
+    from vouch.cli.base import setup_logging
+
+    srv = serve(lambda c, req, n: c.sendall(ok(b"x")) is None)
+    setup_logging(2)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="vouch.http"):
+            get_with = pool().send("GET", f"{srv.url}/v2/r/manifests/v1", {"Authorization": "Bearer s3cret"})
+            get_with.read()
+        assert logging.getLogger("vouch.http").isEnabledFor(logging.DEBUG)
+        assert any(f"GET {srv.url}/v2/r/manifests/v1: HTTP 200" in r.getMessage() for r in caplog.records)
+        assert "s3cret" not in caplog.text
+    finally:
+        setup_logging(0)
+    assert not logging.getLogger("vouch.http").isEnabledFor(logging.DEBUG)

@@ -70,7 +70,9 @@ class State:
 def setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="vouch: %(message)s", stream=sys.stderr)
-    # httpx logs request URLs at INFO; keep them only at -vv (never headers, so no credentials).
+    # Request lines (method, URL, status; never headers, so no credentials) only at -vv: the registry
+    # client's (vouch.http) and httpx's (Dependency-Track, Kubernetes), which logs them at INFO.
+    logging.getLogger("vouch.http").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 

@@ -25,19 +25,11 @@ from vouch import __version__
 # What only some commands use is imported where it is used (the registry client, keys, the signer): a
 # command pays at start-up only for what it runs (`vouch verify` is timed against cosign's Go binary).
 # (re-exported: the commands import them from here)
-from vouch.cli.base import KEY_URL_REDIRECTS as KEY_URL_REDIRECTS
-from vouch.cli.base import KEY_URL_SECONDS as KEY_URL_SECONDS
-from vouch.cli.base import MAX_KEY_URL_BYTES as MAX_KEY_URL_BYTES
 from vouch.cli.base import OutputFormat as OutputFormat
 from vouch.cli.base import State as State
-from vouch.cli.base import _key_url_problem as _key_url_problem
-from vouch.cli.base import _loopback as _loopback
-from vouch.cli.base import _shown as _shown
-from vouch.cli.base import _without_userinfo as _without_userinfo
 from vouch.cli.base import emit as emit
 from vouch.cli.base import ended as ended
 from vouch.cli.base import err as err
-from vouch.cli.base import fetch_key_url as fetch_key_url
 from vouch.cli.base import load_signer as load_signer
 from vouch.cli.base import load_verifier_keys as load_verifier_keys
 from vouch.cli.base import parallel_map as parallel_map

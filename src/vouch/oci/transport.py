@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import io
+import logging
 import os
 import select
 import socket
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:  # (ssl is imported when a TLS context is made)
     import ssl
 
+log = logging.getLogger("vouch.http")  # request lines at -vv (vouch.cli.base.setup_logging)
 IDLE_PER_HOST = 16
 READ_CHUNK = 256 * 1024
 SEND_PIECE = 1024 * 1024
@@ -371,6 +373,8 @@ class Pool:
                                              ConnectionResetError))):
                     continue
                 raise _mapped(exc, "read") from exc
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s: HTTP %d%s", method, url, raw.status, " (kept-alive connection)" if reused else "")
             return Response(self, key, conn, raw, method, url)
         raise RemoteProtocolError("unreachable")  # pragma: no cover
 
