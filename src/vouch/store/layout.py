@@ -155,10 +155,14 @@ class TagReading:
 
 
 def read_payloads(client: RegistryClient, repo: Reference, layers: list[StoredLayer], suffix: str,
-                  reading: TagReading) -> Iterator[PayloadRead]:
+                  reading: TagReading, known: dict[str, bytes] | None = None) -> Iterator[PayloadRead]:
     """The payloads of a tag's layers, bounded: at most MAX_LAYERS_PER_TAG distinct layers, each blob
     fetched once, at most MAX_ATTESTATION_BYTES_PER_TAG bytes in all. Payloads are not kept: a caller
-    that needs one after the loop keeps it itself, so memory is one layer at a time."""
+    that needs one after the loop keeps it itself, so memory is one layer at a time.
+
+    known: payloads the caller can predict, by their digest (a signature's payload is made from the
+    image's name and digest): a layer whose descriptor names one of those digests, and its size, is that
+    payload (sha256 identifies the bytes), so its blob is not fetched. Any other layer is."""
     distinct: dict[str, StoredLayer] = {}
     for x in layers:
         distinct.setdefault(layer_key(x.descriptor), x)
@@ -171,6 +175,10 @@ def read_payloads(client: RegistryClient, repo: Reference, layers: list[StoredLa
     for x in todo:
         d = x.descriptor
         cached = small.get(d.digest)
+        if cached is None and known:
+            cached = known.get(d.digest)
+            if cached is not None and len(cached) != d.size:
+                cached = None
         if cached is not None:
             yield PayloadRead(x, cached)
             continue

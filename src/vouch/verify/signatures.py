@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from vouch.oci import mediatypes as mt
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
 from vouch.signing.attestation import INTOTO_PAYLOAD_TYPE, open_envelope
-from vouch.signing.payload import SIGNATURE_TYPE, go_json, parse_payload
+from vouch.signing.payload import SIGNATURE_TYPE, go_json, parse_payload, simple_signing_payload
 from vouch.signing.signer import verify_with_any
 from vouch.store.bundles import SIGN_PREDICATE_TYPE, BundleRead, bundle_envelope
 from vouch.store.layout import (
@@ -214,9 +215,14 @@ def check_bundle(item: BundleRead, digest: str, keys: Trust, annotations: dict[s
 
 def verify_image(client: RegistryClient, image: Reference, keys: Trust,
                  annotations: dict[str, str] | None = None, check_reference: bool = False,
-                 layouts: tuple[str, ...] = ("legacy", "bundle")) -> VerifyResult:
-    """The image's signatures in the given layouts ("legacy" `.sig` tag, "bundle" referrers), each
-    checked; the result says which layouts held a valid one.
+                 layouts: tuple[str, ...] = ("legacy", "bundle"), exhaustive: bool = False) -> VerifyResult:
+    """The image's signatures in the given layouts ("legacy" `.sig` tag, "bundle" referrers), in that
+    order, each checked; the result says which layouts held a valid one.
+
+    As cosign, verification stops at the first layout that holds a valid signature: one is what the
+    policy asks for, and the later layouts' requests are saved (the stdout of a legacy-signed image is
+    then cosign 2's). The layouts after it are read only when none verified so far, or when exhaustive
+    (a report of every signature there is).
 
     A reference by digest names what the signatures must be about, so the image's manifest is not read
     first (cosign does not read it either): only when no signature verifies is the image looked up, so
@@ -228,6 +234,8 @@ def verify_image(client: RegistryClient, image: Reference, keys: Trust,
     problems: list[str] = []
     reading = TagReading()
     for layout in by_name(layouts):
+        if result.verified and not exhaustive:
+            break
         problems += layout.signatures(client, image, digest, keys, annotations, check_reference, reading, result)
     if not result.checks and problems:
         result.problem = problems[0]
@@ -248,7 +256,11 @@ def legacy_checks(client: RegistryClient, repo: Reference, image: Reference, dig
         return [(f"{tag} uses Docker media type {state.manifest.media_type}; cosign signature "
                  "manifests must be OCI (containers/image refuses Docker media types)")]
     ref_check = image.docker_reference if check_reference else None
-    for item in read_payloads(client, repo, state.layers, SIG_SUFFIX, reading):
+    # The payload cosign (and vouch) signs for this image: a layer whose digest is its digest needs no
+    # download. A signature made under another name, or with other annotations, is fetched and checked.
+    expected = simple_signing_payload(image.docker_reference, digest, annotations)
+    known = {"sha256:" + hashlib.sha256(expected).hexdigest(): expected}
+    for item in read_payloads(client, repo, state.layers, SIG_SUFFIX, reading, known):
         if item.payload is None:
             result.checks.append(SignatureCheck(item.layer.descriptor.digest, False, item.error))
             continue

@@ -1,0 +1,117 @@
+"""What verify asks the registry for, counted at a proxy in front of the real registry: a predicted payload
+is not downloaded (and is only ever what the signature must cover), and a later layout is read only when
+the earlier ones held no valid signature."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+from tests.support.faultproxy import FaultProxy
+from tests.support.images import small_image
+from tests.support.keys import new_signer
+from tests.support.registry import RegistryServer
+from vouch.oci import mediatypes as mt
+from vouch.oci.build import push_image
+from vouch.oci.client import RegistryClient
+from vouch.oci.reference import Reference
+from vouch.signing.payload import simple_signing_payload
+from vouch.signing.sign import sign_image
+from vouch.store.layout import ANN_SIGNATURE, SIG_SUFFIX, tag_for
+from vouch.verify.signatures import verify_image
+
+BLOB = r"/blobs/sha256:"
+FALLBACK = r"/manifests/sha256-[0-9a-f]{64}$"  # the referrers fallback tag (bundle layout)
+
+
+def _image(registry: RegistryServer, repo: str) -> str:
+    with RegistryClient() as direct:
+        return push_image(direct, Reference(registry.host, repo, "v1"), small_image(repo, size=2_000))
+
+
+def test_the_payload_verify_predicts_is_not_downloaded(registry: RegistryServer, proxy: FaultProxy,
+                                                       repo_name: str) -> None:
+    """A signature by vouch or cosign over this image's name and digest: its layer's digest is the digest of
+    the payload verify builds from them, so the blob is not fetched (sha256 names the bytes); nor is the
+    bundle layout read once the legacy one verified."""
+    digest = _image(registry, repo_name)
+    signer = new_signer()
+    with RegistryClient() as direct:
+        sign_image(direct, signer, Reference(registry.host, repo_name, None, digest))
+    res = verify_image(RegistryClient(), Reference(proxy.host, repo_name, None, digest), [signer.public_key])
+    # signed at the registry's own name, verified through the proxy's: the prediction (the proxy's name)
+    # misses, the blob is fetched and the signature still verifies (no --check-reference)
+    assert res.ok and proxy.count("GET", BLOB) == 1
+    proxy.clear()
+    with RegistryClient() as c:
+        sign_image(c, signer, Reference(proxy.host, repo_name, None, digest))  # now signed under this name too
+    proxy.clear()
+    res = verify_image(RegistryClient(), Reference(proxy.host, repo_name, None, digest), [signer.public_key])
+    assert res.ok and len(res.verified) == 2
+    assert proxy.count("GET", BLOB) == 1  # the other name's payload only
+    assert proxy.count("GET", FALLBACK) == 0 and proxy.count("GET", "/referrers/") == 0
+    assert {c.where for c in res.checks} == {"legacy"}
+
+
+def test_annotations_not_predicted_are_fetched(registry: RegistryServer, proxy: FaultProxy,
+                                                repo_name: str) -> None:
+    digest = _image(registry, repo_name)
+    signer = new_signer()
+    ref = Reference(proxy.host, repo_name, None, digest)
+    with RegistryClient() as c:
+        sign_image(c, signer, ref, {"release": "2026.04", "team": "akko"})
+    proxy.clear()
+    res = verify_image(RegistryClient(), ref, [signer.public_key])
+    assert res.ok and proxy.count("GET", BLOB) == 1
+    assert res.verified[0].payload is not None and res.verified[0].payload["optional"]["team"] == "akko"
+    proxy.clear()
+    res = verify_image(RegistryClient(), ref, [signer.public_key], {"release": "2026.04", "team": "akko"})
+    assert res.ok and proxy.count("GET", BLOB) == 0  # exactly the annotations asked for: predicted
+
+
+def test_a_predicted_digest_with_another_payloads_signature_is_refused(registry: RegistryServer,
+                                                                      proxy: FaultProxy, repo_name: str) -> None:
+    """An attacker writes a layer that names the predicted payload's digest but carries a signature the key
+    made over another image's payload: the signature is checked over the predicted bytes, and fails."""
+    digest = _image(registry, repo_name)
+    other = _image(registry, repo_name + "-other")
+    signer = new_signer()
+    ref = Reference(proxy.host, repo_name, None, digest)
+    stolen = signer.sign(simple_signing_payload(ref.docker_reference, other, None))
+    expected = simple_signing_payload(ref.docker_reference, digest, None)
+    with RegistryClient() as c:
+        cfg = b"{}"
+        cfg_d = c.push_blob(ref, cfg)
+        exp_d = c.push_blob(ref, expected)
+        manifest = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_d,
+                               "size": len(cfg)},
+                    "layers": [{"mediaType": mt.COSIGN_SIMPLESIGNING, "digest": exp_d, "size": len(expected),
+                                "annotations": {ANN_SIGNATURE: base64.b64encode(stolen).decode()}}]}
+        c.put_manifest(ref.with_tag(tag_for(digest, SIG_SUFFIX)), json.dumps(manifest).encode(), mt.OCI_MANIFEST)
+    assert exp_d == "sha256:" + hashlib.sha256(expected).hexdigest()
+    proxy.clear()
+    res = verify_image(RegistryClient(), ref, [signer.public_key])
+    assert not res.ok and "does not verify" in res.reason()
+    assert proxy.count("GET", BLOB) == 0  # the predicted bytes were checked, not downloaded
+
+
+def test_the_bundle_layout_is_read_when_the_legacy_one_does_not_verify(registry: RegistryServer,
+                                                                      proxy: FaultProxy, repo_name: str) -> None:
+    digest = _image(registry, repo_name)
+    ours, stranger = new_signer(), new_signer()
+    ref = Reference(proxy.host, repo_name, None, digest)
+    with RegistryClient() as c:
+        sign_image(c, stranger, ref)  # legacy: someone else's key
+        sign_image(c, ours, ref, layouts=("bundle",))
+    proxy.clear()
+    res = verify_image(RegistryClient(), ref, [ours.public_key])
+    assert res.ok and [c.where for c in res.verified] != ["legacy"]
+    assert any(not c.ok and c.where == "legacy" for c in res.checks)
+    with RegistryClient() as c:
+        sign_image(c, ours, ref)  # now in both layouts
+    both = verify_image(RegistryClient(), ref, [ours.public_key], exhaustive=True)
+    assert {c.where for c in both.verified} == {"legacy", res.verified[0].where}
+    first = verify_image(RegistryClient(), ref, [ours.public_key])
+    assert {c.where for c in first.verified} == {"legacy"}
