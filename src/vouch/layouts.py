@@ -20,21 +20,20 @@ from typing import TYPE_CHECKING, Protocol
 from vouch.errors import InputError
 from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.reference import Reference
-from vouch.signing.attestation import envelope as key_envelope
 from vouch.signing.signer import KeySigner
-from vouch.store.attest import attach, attach_bundle, read_attestations
-from vouch.store.bundles import SIGN_PREDICATE_TYPE, dsse_bundle, list_bundles, read_bundles
 from vouch.store.layout import ATT_SUFFIX, TagReading, read_payloads, target_repository
 from vouch.trust import PublicKey
-from vouch.verify.attestations import AttestationCheck, check_bundle_attestation, check_layer_attestation
-from vouch.verify.policy import Policy
 from vouch.verify.signatures import VerifyResult, check_bundle, legacy_checks
-from vouch.verify.signer import Trust
 
+# The write side (store.attest), attestations (verify.attestations, the policies) and the bundle layout
+# (store.bundles) are loaded by the methods that use them: a key-mode verify of legacy signatures never does.
 if TYPE_CHECKING:  # (the keyless code is loaded by what signs or verifies keyless)
     from vouch.keyless.sign import KeylessSigner
     from vouch.keyless.trust import KeylessTrust
     from vouch.signing.sign import SignResult
+    from vouch.verify.attestations import AttestationCheck
+    from vouch.verify.policy import Policy
+    from vouch.verify.signatures import Trust
 
 NAMES = ("legacy", "bundle")
 
@@ -65,6 +64,9 @@ def signed_statement(signer: KeySigner | KeylessSigner, statement: bytes, predic
 
         return SignedStatement(statement, predicate_type, signer.trust, lambda: signer.legacy_envelope(bundle()),
                                lambda: signer.legacy(bundle()).annotations, bundle)
+    from vouch.signing.attestation import envelope as key_envelope
+    from vouch.store.bundles import dsse_bundle
+
     env: list[bytes] = []
 
     def envelope() -> bytes:
@@ -113,6 +115,8 @@ class LegacyLayout:
 
     def attach(self, client: RegistryClient, image: Reference, subject: Descriptor, signed: SignedStatement,
                replace: bool) -> Attached:
+        from vouch.store.attest import attach
+
         r = attach(client, image, subject.digest, lambda: (signed.envelope(), signed.legacy_annotations()),
                    signed.statement, signed.predicate_type, signed.signer, replace)
         return Attached(r.attached, r.replaced, r.tag)
@@ -125,6 +129,9 @@ class LegacyLayout:
 
     def attestations(self, client: RegistryClient, image: Reference, digest: str, trust: Trust, policy: Policy,
                      predicate_type: str | None, now: dt.datetime, reading: TagReading) -> list[AttestationCheck]:
+        from vouch.store.attest import read_attestations
+        from vouch.verify.attestations import check_layer_attestation
+
         repo, layers = read_attestations(client, image, digest)
         return [check_layer_attestation(item, trust, policy, predicate_type, now)
                 for item in read_payloads(client, repo, layers, ATT_SUFFIX, reading)]
@@ -143,6 +150,8 @@ class BundleLayout:
 
     def attach(self, client: RegistryClient, image: Reference, subject: Descriptor, signed: SignedStatement,
                replace: bool) -> Attached:
+        from vouch.store.attest import attach_bundle
+
         r = attach_bundle(client, image, subject, b"", signed.statement, signed.predicate_type, signed.signer,
                           replace, bundle=signed.bundle)
         return Attached(r.attached, r.replaced, r.tag)
@@ -150,6 +159,8 @@ class BundleLayout:
     def signatures(self, client: RegistryClient, image: Reference, digest: str, trust: Trust,
                    annotations: dict[str, str] | None, check_reference: bool, reading: TagReading,
                    result: VerifyResult) -> list[str]:
+        from vouch.store.bundles import SIGN_PREDICATE_TYPE, list_bundles, read_bundles
+
         repo = target_repository(image)
         listing = list_bundles(client, repo, digest)
         for item in read_bundles(client, repo, listing, reading):
@@ -162,6 +173,9 @@ class BundleLayout:
 
     def attestations(self, client: RegistryClient, image: Reference, digest: str, trust: Trust, policy: Policy,
                      predicate_type: str | None, now: dt.datetime, reading: TagReading) -> list[AttestationCheck]:
+        from vouch.store.bundles import SIGN_PREDICATE_TYPE, list_bundles, read_bundles
+        from vouch.verify.attestations import check_bundle_attestation
+
         repo = target_repository(image)
         listing = list_bundles(client, repo, digest)
         out: list[AttestationCheck] = []

@@ -18,10 +18,8 @@ from vouch.keys.cosign import key_id
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
-from vouch.signing.attestation import INTOTO_PAYLOAD_TYPE, open_envelope
 from vouch.signing.payload import SIGNATURE_TYPE, go_json, parse_payload, simple_signing_payload
 from vouch.signing.signer import verify_with_any
-from vouch.store.bundles import SIGN_PREDICATE_TYPE, BundleRead, bundle_envelope
 from vouch.store.layout import (
     ANN_SIGNATURE,
     SIG_SUFFIX,
@@ -32,10 +30,10 @@ from vouch.store.layout import (
     tag_for,
 )
 from vouch.trust import KeyTrust, PublicKey
-from vouch.verify.policy import AllOf, PredicateType, SubjectDigest
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (the bundle layout's code is loaded when a bundle is read: key-mode legacy never does)
     from vouch.keyless.identity import CertificateIdentity
+    from vouch.store.bundles import BundleRead
 
 
 @dataclass
@@ -156,6 +154,10 @@ def check_bundle(item: BundleRead, digest: str, keys: Trust, annotations: dict[s
     """cosign 3's checks on one signature bundle: a DSSE envelope signed by a trusted key over an in-toto
     statement of type cosign/sign/v1 whose subject is this image. The payload reported is the one
     `cosign3 verify` prints for a bundle (a simple-signing object made from the statement)."""
+    from vouch.signing.attestation import INTOTO_PAYLOAD_TYPE, open_envelope
+    from vouch.store.bundles import SIGN_PREDICATE_TYPE, bundle_envelope
+    from vouch.verify.policy import AllOf, PredicateType, SubjectDigest
+
     entry = f"bundle {item.manifest.digest}"
     if item.raw is None:
         return SignatureCheck(entry, False, item.error, where=where)
