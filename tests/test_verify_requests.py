@@ -7,18 +7,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import subprocess
+import sys
+from pathlib import Path
 
-from tests.support.faultproxy import FaultProxy
+import pytest
+
+from tests.support.faultproxy import FaultProxy, Rule
 from tests.support.images import small_image
 from tests.support.keys import new_signer
 from tests.support.registry import RegistryServer
+from vouch.errors import EXIT_VERIFY, NotFoundError, RegistryError
+from vouch.keys.cosign import public_key_pem
 from vouch.oci import mediatypes as mt
 from vouch.oci.build import push_image
-from vouch.oci.client import RegistryClient
+from vouch.oci.client import RegistryClient, RegistryOptions
 from vouch.oci.reference import Reference
 from vouch.signing.payload import simple_signing_payload
 from vouch.signing.sign import sign_image
-from vouch.store.layout import ANN_SIGNATURE, SIG_SUFFIX, tag_for
+from vouch.store.layout import ANN_SIGNATURE, SIG_SUFFIX, TAG_ACCEPT, tag_for
 from vouch.verify.signatures import verify_image
 
 BLOB = r"/blobs/sha256:"
@@ -115,3 +122,63 @@ def test_the_bundle_layout_is_read_when_the_legacy_one_does_not_verify(registry:
     assert {c.where for c in both.verified} == {"legacy", res.verified[0].where}
     first = verify_image(RegistryClient(), ref, [ours.public_key])
     assert {c.where for c in first.verified} == {"legacy"}
+
+
+def test_a_prefetched_manifest_is_read_once_and_its_error_kept(registry: RegistryServer, proxy: FaultProxy,
+                                                               repo_name: str) -> None:
+    """prefetch_manifests: the later get_manifest takes the answer already asked for (one GET in all); an
+    error is raised, as it was, in the thread that asks; a second ask goes to the registry again; close()
+    drops what nobody took."""
+    digest = _image(registry, repo_name)
+    with RegistryClient() as c:
+        sign_image(c, new_signer(), Reference(proxy.host, repo_name, None, digest))
+    sig = Reference(proxy.host, repo_name, tag_for(digest, SIG_SUFFIX))
+    missing = Reference(proxy.host, repo_name, tag_for("sha256:" + "0" * 64, SIG_SUFFIX))
+    proxy.clear()
+    client = RegistryClient(RegistryOptions(backoff=0.01, retries=1))
+    client.prefetch_manifests([sig, missing], TAG_ACCEPT, 4)
+    assert client.get_manifest(sig, TAG_ACCEPT).layers()
+    with pytest.raises(NotFoundError):
+        client.get_manifest(missing, TAG_ACCEPT)
+    assert proxy.count("GET", r"\.sig$") == 2  # one each: taken from the prefetch
+    client.get_manifest(sig, TAG_ACCEPT)
+    assert proxy.count("GET", r"\.sig$") == 3  # taken once; the next ask is a new request
+    proxy.add(Rule("status", "GET", r"\.sig$", times=100, status=503))
+    client.prefetch_manifests([sig], TAG_ACCEPT, 1)
+    with pytest.raises(RegistryError) as info:
+        client.get_manifest(sig, TAG_ACCEPT)
+    assert "HTTP 503" in str(info.value)
+    client.prefetch_manifests([sig], TAG_ACCEPT, 1)
+    client.close()  # not taken: dropped, and nothing waits for it
+
+
+def test_cli_verify_reads_each_signature_tag_once(registry: RegistryServer, proxy: FaultProxy,
+                                                 repo_name: str, tmp_path: Path) -> None:
+    """`vouch verify` of images by digest: the signature tags are prefetched while the code and the key load;
+    each is read once, no payload is downloaded, a wrong key still fails, an unsigned image is still
+    "no signatures found" (exit 1), a missing key file one line (exit 2)."""
+    signer = new_signer()
+    (tmp_path / "k.pub").write_bytes(public_key_pem(signer.public_key))
+    (tmp_path / "other.pub").write_bytes(public_key_pem(new_signer().public_key))
+    images = []
+    for i in range(3):
+        digest = _image(registry, f"{repo_name}-{i}")
+        images.append(f"{proxy.host}/{repo_name}-{i}@{digest}")
+        with RegistryClient() as c:
+            sign_image(c, signer, Reference.parse(images[-1]))
+    unsigned = f"{proxy.host}/{repo_name}-u@{_image(registry, f'{repo_name}-u')}"
+    proxy.clear()
+    r = subprocess.run([sys.executable, "-m", "vouch", "verify", "--key", str(tmp_path / "k.pub"), *images],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)) == 3
+    assert proxy.count("GET", r"\.sig$") == 3 and proxy.count("GET", BLOB) == 0
+    r = subprocess.run([sys.executable, "-m", "vouch", "verify", "--key", str(tmp_path / "other.pub"), images[0]],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == EXIT_VERIFY and "does not verify" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "vouch", "verify", "--key", str(tmp_path / "k.pub"), unsigned],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == EXIT_VERIFY and "no signatures found" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "vouch", "verify", "--key", str(tmp_path / "missing.pub"), *images],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -213,14 +213,20 @@ def run_verify(st: State, images: list[str], key: list[str] | None, annotations:
                certificate_extension: list[str] | None, trusted_root: str | None,
                insecure_ignore_sct: bool) -> int:
     """Verify the images' cosign signatures; print what cosign prints; the exit code."""
-    from vouch.verify.signatures import cosign_output, verify_image
-
     ann = parse_annotations(annotations)
     refs = [ref_arg(i) for i in images]
+    client = st.client()
+    # The signature tags of images named by digest are read first whatever else happens: those requests
+    # start now, and overlap the loading of the verification code and the keys.
+    from vouch.store.layout import SIG_SUFFIX, TAG_ACCEPT, tag_for, target_repository
+
+    client.prefetch_manifests([target_repository(r).with_tag(tag_for(r.digest, SIG_SUFFIX)) for r in refs
+                               if r.digest], TAG_ACCEPT, concurrency)
+    from vouch.verify.signatures import cosign_output, verify_image
+
     keys = verifier_trust(key, (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
                                 certificate_oidc_issuer_regexp), trusted_root, insecure_ignore_sct,
                           insecure_ignore_tlog, certificate_extension)
-    client = st.client()
     results = parallel_map(lambda ref: verify_image(client, ref, keys, ann, check_reference), refs, concurrency)
     failed = [r for r in results if not r.ok]
     keyless_only = False

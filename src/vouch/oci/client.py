@@ -67,6 +67,16 @@ class RegistryOptions:
         return self.deadline + self.blob_seconds_per_mib * size / (1024 * 1024)
 
 
+class _Prefetch:
+    """A manifest GET started ahead of its reader (RegistryClient.prefetch_manifests)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.manifest: Manifest | None = None
+        self.error: Exception | None = None
+        self.cancelled = False
+
+
 class RegistryClient:
     """One client for all registries a command touches. Thread-safe for concurrent use."""
 
@@ -82,10 +92,47 @@ class RegistryClient:
         self._basic: dict[str, str] = {}
         self._creds: dict[str, Credentials | None] = {}
         self._no_referrers_api: set[str] = set()  # hosts whose 404 said the route does not exist
+        self._prefetched: dict[tuple[str, str], _Prefetch] = {}
         self.request_count = 0  # for tests and reports: how many HTTP requests were made
 
     def close(self) -> None:
+        with self._lock:
+            for p in self._prefetched.values():
+                p.cancelled = True
+            self._prefetched.clear()
         self._http.close()
+
+    def prefetch_manifests(self, refs: list[Reference], accept: str, concurrency: int) -> None:
+        """Start GETting these manifests in the background (daemon threads), for a later get_manifest of the
+        same reference and Accept to take: a command's requests then overlap the imports and key loading
+        it does before it reads them. Each answer, or error, is taken once, by the first get_manifest that
+        asks; one never asked for is dropped. Nothing is written, so an abandoned prefetch costs only a read."""
+        todo: list[tuple[Reference, _Prefetch]] = []
+        with self._lock:
+            for ref in refs:
+                key = (str(ref), accept)
+                if key not in self._prefetched:
+                    self._prefetched[key] = p = _Prefetch()
+                    todo.append((ref, p))
+        if not todo:
+            return
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    ref, p = todo.pop(0)
+                if not p.cancelled:
+                    try:
+                        p.manifest = self._fetch_manifest(ref, accept)
+                    except Exception as exc:  # (re-raised, as it was, in the thread that asks for it)
+                        p.error = exc
+                p.done.set()
+
+        for _ in range(max(1, min(concurrency, len(todo)))):
+            threading.Thread(target=work, name="vouch-prefetch", daemon=True).start()
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -376,6 +423,18 @@ class RegistryClient:
 
     def get_manifest(self, ref: Reference, accept: str = mt.ACCEPT_MANIFESTS) -> Manifest:
         """GET a manifest by tag or digest; the body is checked against the digest."""
+        if self._prefetched:
+            with self._lock:
+                p = self._prefetched.pop((str(ref), accept), None)
+            if p is not None:
+                p.done.wait()
+                if p.error is not None:
+                    raise p.error
+                if p.manifest is not None:
+                    return p.manifest
+        return self._fetch_manifest(ref, accept)
+
+    def _fetch_manifest(self, ref: Reference, accept: str) -> Manifest:
         url = self._url(ref, f"manifests/{ref.identifier}")
         for attempt in range(self.options.retries + 1):
             resp = self.request("GET", ref, url, scope=_pull(ref), headers={"Accept": accept},

@@ -94,10 +94,13 @@ class TagState:
     layers: list[StoredLayer] = field(default_factory=list)
 
 
+TAG_ACCEPT = f"{mt.OCI_MANIFEST}, {mt.DOCKER_MANIFEST}"  # what read_tag asks for (a prefetch must match)
+
+
 def read_tag(client: RegistryClient, repo: Reference, tag: str) -> TagState:
     """The manifest at tag and its layer descriptors (no blob read yet)."""
     try:
-        m = client.get_manifest(repo.with_tag(tag), accept=f"{mt.OCI_MANIFEST}, {mt.DOCKER_MANIFEST}")
+        m = client.get_manifest(repo.with_tag(tag), accept=TAG_ACCEPT)
     except NotFoundError:
         return TagState(None)
     if m.media_type not in mt.IMAGE_MANIFEST_TYPES:
