@@ -407,7 +407,7 @@ def _gate_digest(client: RegistryClient, keys: Trust, ref: Reference, digest: st
     g = GateReport(ref.name, digest, platform=platform)
     try:
         pinned = ref.with_digest(digest)
-        sig = verify_image(client, pinned, keys)
+        sig = verify_image(client, pinned, keys, exhaustive=True)  # the report names every layout signed in
         g.signature = "ok" if sig.ok else sig.reason()
         att = verify_attestations(client, pinned, keys, CDX, max_age)
         g.sbom = "ok" if att.ok else att.reason()
