@@ -227,7 +227,10 @@ def run_verify(st: State, images: list[str], key: list[str] | None, annotations:
     keys = verifier_trust(key, (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
                                 certificate_oidc_issuer_regexp), trusted_root, insecure_ignore_sct,
                           insecure_ignore_tlog, certificate_extension)
-    results = parallel_map(lambda ref: verify_image(client, ref, keys, ann, check_reference), refs, concurrency)
+    # -o json is the report of every signature, in every layout; text is cosign's (the first layout that verifies)
+    every = st.output == OutputFormat.json
+    results = parallel_map(lambda ref: verify_image(client, ref, keys, ann, check_reference, exhaustive=every),
+                           refs, concurrency)
     failed = [r for r in results if not r.ok]
     keyless_only = False
     if not isinstance(keys, list):  # (the keyless module is imported only when keyless trust is in use)
