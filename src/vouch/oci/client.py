@@ -106,7 +106,8 @@ class RegistryClient:
         """Start GETting these manifests in the background (daemon threads), for a later get_manifest of the
         same reference and Accept to take: a command's requests then overlap the imports and key loading
         it does before it reads them. Each answer, or error, is taken once, by the first get_manifest that
-        asks; one never asked for is dropped. Nothing is written, so an abandoned prefetch costs only a read."""
+        asks; one never asked for is dropped. Nothing is written, so an abandoned prefetch costs only a read.
+        The answer is as of the prefetch: for read-only commands (verify), never before a write to the same tag."""
         todo: list[tuple[Reference, _Prefetch]] = []
         with self._lock:
             for ref in refs:
