@@ -73,7 +73,12 @@ NOT_FOR_VERIFY = ("vouch.cli.main", "vouch.sbom", "vouch.release", "vouch.query"
                   "vouch.testbed", "sigstore", "yaml", "pydantic", "pydantic_core", "rich", "pygments", "click",
                   "httpx", "httpcore", "h11", "anyio", "trio", "cryptography.x509", "vouch.keyless.certs",
                   "vouch.keyless.identity", "vouch.keyless.sign", "vouch.bundle.verify", "vouch.bundle.trustroot",
-                  "vouch.bundle.model", "nacl", "typer", "vouch.cli.common")
+                  "vouch.bundle.model", "nacl", "typer", "vouch.cli.common",
+                  # nor, from the standard library, what vouch.oci.transport's own HTTP/1.1 replaced (http.client
+                  # and the email parser), subprocess (credential helpers only) and logging (vouch.lazylog
+                  # imports it for the first warning due). (ssl is imported: the client tries TLS first on a
+                  # loopback registry too, as cosign's ggcr does; tempfile: this sandbox's certifi .pth)
+                  "http", "email", "subprocess", "logging")
 
 
 def _verify_in_subprocess(*args: str) -> tuple[int, list[str], subprocess.CompletedProcess[str]]:
@@ -281,3 +286,20 @@ def test_release_rerun_imports_only_what_it_runs(registry: RegistryServer, tmp_p
     heavy = sorted(m for m in modules if m.split(".")[0] in NOT_FOR_RERUN or m.startswith(NOT_FOR_RERUN))
     assert heavy == []
     assert "┃ image" in r.stderr and f"│ {image.split('@')[0]}" in r.stderr  # the table, image names in full
+
+
+def test_lazy_logging_drops_info_without_logging_and_prints_warnings_as_before() -> None:
+    """vouch.lazylog: at the default level an info message costs no import of logging; a warning imports
+    it and prints as setup_logging(0) configured it ("vouch: …" on stderr); -v shows info messages."""
+    code = ("import sys\nfrom vouch import lazylog\nfrom vouch.cli.base import setup_logging\n"
+            "setup_logging(int(sys.argv[1]))\nlog = lazylog.get('vouch.store')\n"
+            "log.info('an info %s', 'message')\nlog.debug('a debug line')\n"
+            "print('logging imported' if 'logging' in sys.modules else 'no logging', flush=True)\n"
+            "log.warning('a warning %d', 7)\nprint(log.isEnabledFor(20), lazylog.is_enabled(30))\n")
+    quiet = subprocess.run([sys.executable, "-c", code, "0"], capture_output=True, text=True, timeout=60)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.splitlines() == ["no logging", "False True"]
+    assert quiet.stderr == "vouch: a warning 7\n"
+    loud = subprocess.run([sys.executable, "-c", code, "1"], capture_output=True, text=True, timeout=60)
+    assert loud.stdout.splitlines() == ["logging imported", "True True"]
+    assert loud.stderr == "vouch: an info message\nvouch: a warning 7\n"

@@ -280,3 +280,124 @@ def test_request_lines_are_logged_at_vv_without_headers(serve: Callable[..., Ser
     finally:
         setup_logging(0)
     assert not logging.getLogger("vouch.http").isEnabledFor(logging.DEBUG)
+
+
+# ---- the HTTP/1.1 parser's edge cases (vouch's own, since it replaced http.client) -----------------------
+
+def test_interim_answers_are_skipped_and_folded_headers_joined(serve: Callable[..., Server]) -> None:
+    srv = serve(lambda c, req, n: c.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX: y\r\n\r\n"
+                                            b"HTTP/1.1 200 OK\r\nWWW-Authenticate: Bearer realm=\"r\",\r\n"
+                                            b"\tservice=\"s\"\r\ncontent-length: 2\r\n\r\nok") is None)
+    p = pool()
+    resp = p.send("GET", f"{srv.url}/v2/")
+    assert resp.status_code == 200 and resp.read() == b"ok"
+    assert resp.headers.get("www-authenticate") == 'Bearer realm="r", service="s"'
+    assert resp.headers["Content-Length"] == "2" and "X" not in resp.headers
+    assert get(p, f"{srv.url}/v2/") == b"ok" and srv.connections == 1
+
+
+@pytest.mark.parametrize("head", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",  # two lengths: request smuggling
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n",
+    b"HTTP/1.1 20 OK\r\n\r\n",
+    b"HTTP/2 200\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 101 + b"\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",  # no CRLF after the data
+])
+def test_malformed_answers_are_protocol_errors(serve: Callable[..., Server], head: bytes) -> None:
+    srv = serve(lambda c, req, n: bool(c.sendall(head)))
+    with pytest.raises(transport.RemoteProtocolError, match=r"not valid HTTP/1\.1"):
+        get(pool(), f"{srv.url}/v2/")
+
+
+def test_answers_that_end_their_connection_are_not_pooled(serve: Callable[..., Server]) -> None:
+    answers = [b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\na",  # HTTP/1.0 without keep-alive
+               b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nb",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ncHTTP/1.1 200 OK\r\n",  # more than the body
+               b"HTTP/1.1 200 OK\r\n\r\nd"]  # a body delimited by the end of the connection
+
+    def answer(c: socket.socket, req: bytes, n: int) -> bool:
+        c.sendall(answers[n])
+        if n == 3:
+            c.shutdown(socket.SHUT_WR)
+            return False
+        return True
+
+    srv = serve(answer)
+    p = pool()
+    assert [get(p, f"{srv.url}/v2/") for _ in range(4)] == [b"a", b"b", b"c", b"d"]
+    assert srv.connections == 4
+
+
+def test_chunk_extensions_and_trailers(serve: Callable[..., Server]) -> None:
+    srv = serve(lambda c, req, n: c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                            b"4;name=value\r\nwiki\r\n9\r\npedia in \r\n0\r\nX-Trailer: t\r\n\r\n")
+                is None)
+    p = pool()
+    assert get(p, f"{srv.url}/v2/") == b"wikipedia in " and get(p, f"{srv.url}/v2/") == b"wikipedia in "
+    assert srv.connections == 1
+
+
+def test_post_without_body_says_its_length_and_head_reads_no_body(serve: Callable[..., Server]) -> None:
+    seen: list[bytes] = []
+
+    def answer(c: socket.socket, req: bytes, n: int) -> bool:
+        seen.append(req)
+        c.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n" if n == 0 else
+                  b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n")  # a HEAD's length, without the body
+        return True
+
+    srv = serve(answer)
+    p = pool()
+    assert p.send("POST", f"{srv.url}/v2/r/blobs/uploads/").read() == b""
+    assert b"\r\nContent-Length: 0\r\n" in seen[0]
+    resp = p.send("HEAD", f"{srv.url}/v2/r/blobs/sha256:x")
+    assert resp.headers.get("Content-Length") == "5000" and resp.read() == b""
+    assert srv.connections == 1  # the HEAD's connection went back to the pool, nothing left to read on it
+
+
+def test_any_framing_of_any_body_reads_back_whole(serve: Callable[..., Server]) -> None:
+    """Property: a body framed by Content-Length or in chunks of any sizes, sent in writes of any sizes,
+    reads back byte for byte, and the connection serves the next answer."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    pending: list[list[bytes]] = []
+
+    def answer(c: socket.socket, req: bytes, n: int) -> bool:
+        for piece in pending.pop(0):
+            c.sendall(piece)
+        return True
+
+    srv = serve(answer)
+    p = pool()
+
+    @settings(max_examples=60, deadline=None)
+    @given(body=st.binary(max_size=3000), chunked=st.booleans(), cuts=st.lists(st.integers(1, 700), max_size=8),
+           writes=st.lists(st.integers(1, 900), max_size=8))
+    def roundtrip(body: bytes, chunked: bool, cuts: list[int], writes: list[int]) -> None:
+        if chunked:
+            framed, rest = b"", body
+            for size in cuts:
+                part, rest = rest[:size], rest[size:]
+                if part:
+                    framed += b"%x\r\n%s\r\n" % (len(part), part)
+            if rest:
+                framed += b"%x\r\n%s\r\n" % (len(rest), rest)
+            wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + framed + b"0\r\n\r\n"
+        else:
+            wire = ok(body)
+        pieces = []
+        for size in writes:
+            if wire:
+                pieces.append(wire[:size])
+                wire = wire[size:]
+        pieces.append(wire)
+        pending.append([x for x in pieces if x])
+        assert get(p, f"{srv.url}/v2/") == body
+
+    roundtrip()
+    assert srv.connections == 1

@@ -6,21 +6,18 @@ alone when its arguments are the plain ones (vouch.cli.verify_fast: no Typer to 
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import logging
 import os
 import sys
 import time
 import typing
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from vouch import limits
+from vouch import lazylog, limits
 from vouch.errors import InputError, RegistryError, VouchError
 from vouch.keys.files import read_key_file
 from vouch.oci.reference import Reference, parse_reference
@@ -68,13 +65,9 @@ class State:
 
 
 def setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="vouch: %(message)s", stream=sys.stderr)
-    # Request lines (method, URL, status; never headers, so no credentials) only at -vv: the registry
-    # client's (vouch.http) and httpx's (Dependency-Track, Kubernetes), which logs them at INFO.
-    logging.getLogger("vouch.http").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    """-v and -vv; at the default level logging is not even imported until a warning is due (vouch.lazylog)."""
+    if verbose or "logging" in sys.modules:
+        lazylog.configure(verbose)
 
 
 def emit(st: State, data: Any, text: str) -> None:
@@ -104,6 +97,8 @@ KEY_URL_REDIRECTS = limits.KEY_URL_REDIRECTS
 def _loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -262,6 +257,8 @@ def parallel_map(fn: Callable[[T], R], items: list[T], concurrency: int) -> list
     """fn over items in a thread pool, results in input order; the first error is raised."""
     if len(items) <= 1 or concurrency <= 1:
         return [fn(i) for i in items]
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
         return list(pool.map(fn, items))
 
@@ -287,7 +284,7 @@ def ended(exc: BaseException) -> int:
         err("Interrupted.")
         return 130
     err(f"vouch: internal error: {type(exc).__name__}: {exc}. This is a bug; run with -v for details.")
-    if logging.getLogger().isEnabledFor(logging.INFO):
+    if lazylog.is_enabled(20):
         import traceback
 
         traceback.print_exc()

@@ -10,7 +10,6 @@ import contextlib
 import errno
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from vouch import limits
@@ -42,6 +41,8 @@ def write_new_file(path: Path, data: bytes, mode: int, force: bool) -> None:
         if force and path.exists() and not stat.S_ISREG(path.stat().st_mode):
             _write_in_place(path, data)  # /dev/stdout, /dev/null, a FIFO: nothing to replace atomically
             return
+        import tempfile
+
         # mkstemp: O_CREAT | O_EXCL, mode 0600 from the start, so a private key is never readable by others.
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:64]}.", suffix=".tmp")
     except OSError as exc:

@@ -6,8 +6,6 @@ import base64
 import json
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +43,9 @@ def _host_keys(host: str) -> list[str]:
 
 
 def _run_helper(helper: str, host: str) -> Credentials | None:
+    import shutil
+    import subprocess  # (here: most commands never run a helper, and subprocess costs start-up time)
+
     exe = shutil.which(f"docker-credential-{helper}")
     if exe is None:
         raise InputError(

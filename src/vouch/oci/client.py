@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import logging
 import random
 import socket
 import threading
@@ -21,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin, urlparse
 
-from vouch import limits
+from vouch import lazylog, limits
 from vouch.errors import DigestMismatchError, NotFoundError, RegistryError
 from vouch.oci import mediatypes as mt
 from vouch.oci import transport
@@ -31,7 +30,7 @@ from vouch.oci.manifest import Descriptor as Descriptor  # (re-exported: callers
 from vouch.oci.manifest import Manifest as Manifest
 from vouch.oci.reference import Reference
 
-log = logging.getLogger("vouch.registry")
+log = lazylog.get("vouch.registry")
 
 MAX_MANIFEST_BYTES = limits.MAX_MANIFEST_BYTES
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

@@ -1,4 +1,4 @@
-"""HTTP/1.1 for the registry client, on the standard library's http.client.
+"""HTTP/1.1 for the registry client, on sockets of the standard library.
 
 - a pool of keep-alive connections per scheme and host, safe to use from many threads (a connection
   serves one request at a time; an idle one the server has closed is dropped, not reused);
@@ -18,9 +18,6 @@ about 1 ms of CPU (`benchmarks/sign_verify.py` measures verify, which is mostly 
 from __future__ import annotations
 
 import contextlib
-import http.client
-import io
-import logging
 import os
 import select
 import socket
@@ -30,10 +27,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from vouch import lazylog
+
 if TYPE_CHECKING:  # (ssl is imported when a TLS context is made)
     import ssl
 
-log = logging.getLogger("vouch.http")  # request lines at -vv (vouch.cli.base.setup_logging)
+log = lazylog.get("vouch.http")  # request lines at -vv (vouch.cli.base.setup_logging)
 IDLE_PER_HOST = 16
 READ_CHUNK = 256 * 1024
 SEND_PIECE = 1024 * 1024
@@ -107,82 +106,60 @@ def remaining(timeout: float) -> tuple[float, bool]:
     return (left, True) if left < timeout else (timeout, False)
 
 
-class _Raw(io.RawIOBase):
-    """The socket as http.client reads it (through a BufferedReader), each read bounded as above."""
-
-    def __init__(self, owner: _Socket) -> None:
-        self._owner = owner
-        self._sock = owner.sock
-        self._timeout = owner.timeout
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        left, capped = remaining(self._timeout)
-        self._sock.settimeout(left)
-        try:
-            return self._sock.recv_into(b)
-        except TimeoutError:
-            raise ReadTimeout(DEADLINE_PASSED if capped else "timed out waiting for the server") from None
-
-    def close(self) -> None:
-        if not self.closed:
-            super().close()
-            self._owner.release_reader()
+MAX_LINE = 65536  # a status or header line (http.client's limit)
+MAX_HEADERS = 100
+MAX_INTERIM = 16  # 1xx answers skipped before the real one
+EXPECTS_BODY = frozenset({"PATCH", "POST", "PUT"})  # sent with Content-Length: 0 when they carry nothing
+_ENDS_PIECE = 64 * 1024  # a body up to this size goes out in one write with the request head
+_URL_BAD = frozenset(range(0x21)) | {0x7F}
+_NAME_BAD = frozenset(b'\x00\t\n\r ":;,()<>@[]{}?=/\\\x7f')
 
 
-class _Socket:
-    """What http.client needs of a socket (sendall, makefile, close), with every operation bounded. As a
-    socket's makefile() does, an open reader keeps it open after close() (http.client closes the
-    connection of an answer that ends the connection before its body is read)."""
+class Headers:
+    """An answer's header fields, looked up without regard to case (the first field of a name)."""
 
-    def __init__(self, sock: socket.socket, timeout: float) -> None:
-        self.sock = sock
-        self.timeout = timeout
-        self._readers = 0
-        self._closed = False
+    __slots__ = ("_fields", "_first")
 
-    def sendall(self, data: Any) -> None:
-        # In pieces, each under the per-write timeout (and the deadline): a socket's timeout bounds a whole
-        # sendall, and an 8 MiB upload chunk on a slow link may rightly take longer than one timeout.
-        view = memoryview(data).cast("B")
-        for start in range(0, len(view), SEND_PIECE) or (0,):
-            left, capped = remaining(self.timeout)
-            self.sock.settimeout(left)
-            try:
-                self.sock.sendall(view[start:start + SEND_PIECE])
-            except TimeoutError:
-                raise WriteError(DEADLINE_PASSED if capped else "timed out sending to the server") from None
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self._fields = fields
+        first: dict[str, str] = {}
+        for name, value in fields:
+            first.setdefault(name.lower(), value)
+        self._first = first
 
-    def makefile(self, mode: str) -> io.BufferedReader:
-        self._readers += 1
-        return io.BufferedReader(_Raw(self), READ_CHUNK)
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._first.get(name.lower(), default)
 
-    def release_reader(self) -> None:
-        self._readers -= 1
-        if self._closed and self._readers <= 0:
-            self.sock.close()
+    def get_all(self, name: str) -> list[str]:
+        key = name.lower()
+        return [v for n, v in self._fields if n.lower() == key]
 
-    def close(self) -> None:
-        self._closed = True
-        if self._readers <= 0:
-            self.sock.close()
+    def __getitem__(self, name: str) -> str:
+        return self._first[name.lower()]
 
-    def setsockopt(self, *args: Any) -> None:
-        self.sock.setsockopt(*args)
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._first
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._fields)
 
 
-class _Connection(http.client.HTTPConnection):
-    def __init__(self, netloc: str, port: int, tls: Callable[[], ssl.SSLContext] | None, connect_timeout: float,
-                 timeout: float) -> None:
-        super().__init__(netloc, port)
+class _Closed(TransportError):
+    """The server closed a connection before the first byte of an answer (retried once on a reused one)."""
+
+
+class _Connection:
+    """One HTTP/1.1 connection: the request written in bounded pieces, the answer read through a buffer,
+    every socket operation bounded by its timeout and the thread's deadline."""
+
+    def __init__(self, host: str, port: int, netloc: str, tls: Callable[[], ssl.SSLContext] | None,
+                 connect_timeout: float, timeout: float) -> None:
+        self.host, self.port, self.netloc = host, port, netloc
         self._tls = tls
         self._connect_timeout = connect_timeout
-        self._read_timeout = timeout
+        self._timeout = timeout
+        self.sock: socket.socket | None = None
+        self._buf = bytearray()
 
     def connect(self) -> None:
         left, capped = remaining(self._connect_timeout)
@@ -204,14 +181,13 @@ class _Connection(http.client.HTTPConnection):
         except OSError as exc:  # ssl.SSLError (a certificate not trusted, a server not speaking TLS) included
             sock.close()
             raise ConnectError(str(exc) or type(exc).__name__) from exc
-        self.sock = _Socket(sock, self._read_timeout)
+        self.sock = sock
 
     def idle_and_open(self) -> bool:
         """Nothing to read on an idle connection: the server has not closed it (nor sent anything unasked)."""
-        s = self.sock
-        if s is None:
+        raw = self.sock
+        if raw is None or self._buf:
             return False
-        raw = s.sock if isinstance(s, _Socket) else s
         try:
             if getattr(raw, "pending", lambda: 0)():
                 return False
@@ -220,37 +196,244 @@ class _Connection(http.client.HTTPConnection):
             return False
         return not readable
 
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    # ---- writing ----
+
+    def write(self, data: bytes | memoryview) -> None:
+        # In pieces, each under the per-write timeout (and the deadline): a socket's timeout bounds a whole
+        # sendall, and an 8 MiB upload chunk on a slow link may rightly take longer than one timeout.
+        assert self.sock is not None
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), SEND_PIECE) or (0,):
+            left, capped = remaining(self._timeout)
+            self.sock.settimeout(left)
+            try:
+                self.sock.sendall(view[start:start + SEND_PIECE])
+            except TimeoutError:
+                raise WriteError(DEADLINE_PASSED if capped else "timed out sending to the server") from None
+
+    def request(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> None:
+        if not method.isalpha() or any(c in _URL_BAD for c in target.encode("utf-8", "surrogateescape")):
+            raise InvalidURL(f"a request target with a space or control character: {target[:200]!r}")
+        lines = [f"{method} {target} HTTP/1.1"]
+        given = {name.lower() for name in headers}
+        if "host" not in given:
+            lines.append(f"Host: {self.netloc}")
+        if "accept-encoding" not in given:
+            lines.append("Accept-Encoding: identity")  # bodies are digest-checked as sent: never decoded
+        for name, value in headers.items():
+            if not name or any(c in _NAME_BAD or c > 0x7E for c in name.encode("latin-1", "replace")):
+                raise InvalidURL(f"not a valid header name: {name[:100]!r}")
+            if "\r" in value or "\n" in value or "\0" in value:
+                raise InvalidURL(f"the value of header {name} holds a line break or NUL")
+            lines.append(f"{name}: {value}")
+        if "content-length" not in given and "transfer-encoding" not in given:
+            if body is not None:
+                lines.append(f"Content-Length: {len(body)}")
+            elif method in EXPECTS_BODY:
+                lines.append("Content-Length: 0")
+        lines.append("\r\n")
+        try:
+            head = "\r\n".join(lines).encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise InvalidURL(f"a header or target that is not Latin-1: {exc}") from None
+        if body is not None and len(body) <= _ENDS_PIECE:
+            self.write(head + body)
+        else:
+            self.write(head)
+            if body:
+                self.write(body)
+
+    # ---- reading ----
+
+    def _fill(self) -> bool:
+        """Read what the socket has into the buffer; False when the server has closed the connection."""
+        assert self.sock is not None
+        left, capped = remaining(self._timeout)
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(READ_CHUNK)
+        except TimeoutError:
+            raise ReadTimeout(DEADLINE_PASSED if capped else "timed out waiting for the server") from None
+        if not data:
+            return False
+        self._buf += data
+        return True
+
+    def _line(self, what: str) -> bytes | None:
+        """The next line without its CRLF; None when the connection ends before any byte of it."""
+        buf = self._buf
+        searched = 0
+        while True:
+            end = buf.find(b"\n", searched)
+            if end >= 0:
+                if end > MAX_LINE:
+                    break
+                line = bytes(buf[:end])
+                del buf[:end + 1]
+                return line[:-1] if line.endswith(b"\r") else line
+            if len(buf) > MAX_LINE:
+                break
+            searched = len(buf)
+            if not self._fill():
+                if not buf:
+                    return None
+                raise RemoteProtocolError(f"the server closed the connection in the middle of {what}")
+        raise RemoteProtocolError(f"the server's answer is not valid HTTP/1.1 (LineTooLong: {what} longer than "
+                                  f"{MAX_LINE} bytes)")
+
+    def read_head(self, method: str) -> tuple[int, Headers, int | None, bool, bool]:
+        """status, headers, body length (None: chunked or to the end), chunked, and whether the connection
+        ends with this answer."""
+        for _ in range(MAX_INTERIM + 1):
+            line = self._line("the status line")
+            if line is None:
+                raise _Closed("the server closed the connection without an answer")
+            version, _, rest = line.partition(b" ")
+            code = rest[:3]
+            if (version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit()
+                    or rest[3:4] not in (b"", b" ")):
+                raise RemoteProtocolError(f"the server's answer is not valid HTTP/1.1 (BadStatusLine: "
+                                          f"{line[:80]!r})")
+            status = int(code)
+            fields: list[tuple[str, str]] = []
+            while True:
+                hline = self._line("the header")
+                if hline is None:
+                    raise RemoteProtocolError("the server closed the connection in the middle of the header")
+                if not hline:
+                    break
+                if hline[:1] in (b" ", b"\t") and fields:  # an obsolete folded continuation
+                    name, value = fields[-1]
+                    fields[-1] = (name, f"{value} {hline.strip().decode('latin-1')}")
+                    continue
+                name_b, sep, value_b = hline.partition(b":")
+                if not sep or not name_b or name_b != name_b.strip():
+                    raise RemoteProtocolError(f"the server's answer is not valid HTTP/1.1 (a header line "
+                                              f"{hline[:80]!r})")
+                if len(fields) >= MAX_HEADERS:
+                    raise RemoteProtocolError(f"the server's answer is not valid HTTP/1.1 (more than "
+                                              f"{MAX_HEADERS} header fields)")
+                fields.append((name_b.decode("latin-1"), value_b.strip(b" \t").decode("latin-1")))
+            if 100 <= status < 200 and status != 101:
+                continue  # 100 Continue and the like: the real answer follows
+            break
+        else:
+            raise RemoteProtocolError(f"the server sent more than {MAX_INTERIM} interim (1xx) answers")
+        headers = Headers(fields)
+        connection = (headers.get("Connection") or "").lower()
+        closes = "close" in connection or (version == b"HTTP/1.0" and "keep-alive" not in connection)
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return status, headers, 0, False, closes
+        te = (headers.get("Transfer-Encoding") or "").lower()
+        if te:
+            if te.replace(" ", "").split(",")[-1] != "chunked":
+                return status, headers, None, False, True  # delimited by the end of the connection
+            return status, headers, None, True, closes or "content-length" in headers
+        lengths = {v.strip() for v in headers.get_all("Content-Length")}
+        if not lengths:
+            return status, headers, None, False, True
+        value = lengths.pop()
+        if lengths or not value.isdigit():
+            raise RemoteProtocolError(f"the server's answer is not valid HTTP/1.1 (Content-Length "
+                                      f"{headers.get('Content-Length')[:40]!r})")
+        return status, headers, int(value), False, closes
+
+    def read_some(self, limit: int) -> bytes:
+        """Up to limit bytes of what has arrived (waiting for some); b"" when the server closed."""
+        if not self._buf and not self._fill():
+            return b""
+        buf = self._buf
+        if len(buf) <= limit:
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:limit])
+            del buf[:limit]
+        return data
+
 
 class Response:
     """An answer whose body is read as it arrives (iter_bytes) or was read whole (content)."""
 
-    def __init__(self, pool: Pool, key: tuple[str, str], conn: _Connection, raw: http.client.HTTPResponse,
-                 method: str, url: str) -> None:
-        self._pool, self._key, self._conn, self._raw = pool, key, conn, raw
-        self.status_code = raw.status
-        self.headers = raw.msg
+    def __init__(self, pool: Pool, key: tuple[str, str], conn: _Connection, status: int, headers: Headers,
+                 length: int | None, chunked: bool, closes: bool, method: str, url: str) -> None:
+        self._pool, self._key = pool, key
+        self._conn: _Connection | None = conn
+        self.status_code = status
+        self.headers = headers
         self.method = method
         self.url = url
         self.content: bytes | None = None
+        self._left = length  # bytes of the body (or of the current chunk) still to read
+        self._chunked = chunked
+        self._closes = closes
+        self._done = length == 0 and not chunked
+
+    def _chunks(self, conn: _Connection) -> Iterator[bytes]:
+        while not self._done:
+            if self._chunked and not self._left:
+                if self._left == 0 and conn._line("a chunk") != b"":  # the CRLF after a chunk's data
+                    raise RemoteProtocolError("the server's chunked body is not valid HTTP/1.1 (no CRLF after "
+                                              "a chunk)")
+                size_line = conn._line("a chunk size")
+                if size_line is None:
+                    raise RemoteProtocolError("the server closed the connection before the end of the body")
+                size_hex = size_line.split(b";", 1)[0].strip()
+                try:
+                    size = int(size_hex, 16) if size_hex and size_hex.isalnum() else -1
+                except ValueError:
+                    size = -1
+                if size < 0:
+                    raise RemoteProtocolError(f"the server's chunked body is not valid HTTP/1.1 (chunk size "
+                                              f"{size_line[:40]!r})")
+                if size == 0:
+                    for _ in range(MAX_HEADERS + 1):  # the trailer, up to its empty line
+                        trailer = conn._line("the trailer")
+                        if trailer is None:
+                            raise RemoteProtocolError("the server closed the connection in the trailer")
+                        if not trailer:
+                            break
+                    else:
+                        raise RemoteProtocolError("the server's chunked trailer is too long")
+                    self._done = True
+                    return
+                self._left = size
+                continue
+            want = READ_CHUNK if self._left is None else min(READ_CHUNK, self._left)
+            data = conn.read_some(want)
+            if not data:
+                if self._left is None:  # a body that ends with the connection
+                    self._done = True
+                    return
+                if self._chunked:
+                    raise RemoteProtocolError("the server closed the connection before the end of the body")
+                raise RemoteProtocolError(f"the server closed the connection {self._left} bytes before the end "
+                                          "of the body")
+            if self._left is not None:
+                self._left -= len(data)
+                if not self._left and not self._chunked:
+                    self._done = True
+            yield data
 
     def iter_bytes(self) -> Iterator[bytes]:
         if self.content is not None:
             yield self.content
             return
+        conn = self._conn
         try:
-            while True:
+            if conn is not None:
                 try:
-                    chunk = self._raw.read1(READ_CHUNK)
+                    yield from self._chunks(conn)
                 except TransportError:
                     raise
                 except Exception as exc:
                     raise _mapped(exc, "read") from exc
-                if not chunk:
-                    if self._raw.length:  # (http.client's read1 ends a body cut short without a word)
-                        raise RemoteProtocolError(f"the server closed the connection {self._raw.length} bytes "
-                                                  "before the end of the body")
-                    break
-                yield chunk
         finally:
             self.close()
 
@@ -267,36 +450,24 @@ class Response:
     def close(self) -> None:
         """Give the connection back when the whole body was read; close it otherwise (what is left of a
         body must never be read as the next answer)."""
-        conn, self._conn = self._conn, None  # type: ignore[assignment]
+        conn, self._conn = self._conn, None
         if conn is None:
             return
-        if not self._raw.isclosed() and self._raw.length == 0:  # HEAD, 204, 304, an empty body
-            with contextlib.suppress(Exception):
-                self._raw.read()
-        if self._raw.isclosed() and not self._raw.will_close:
+        if self._done and not self._closes:
             self._pool.release(self._key, conn)
         else:
-            with contextlib.suppress(Exception):
-                self._raw.close()
             conn.close()
 
 
 def _mapped(exc: BaseException, phase: str) -> TransportError:
     if isinstance(exc, TransportError):
         return exc
-    if isinstance(exc, http.client.IncompleteRead):
-        return RemoteProtocolError(f"the server closed the connection before the whole body ({exc})")
-    if isinstance(exc, http.client.RemoteDisconnected):
-        return RemoteProtocolError("the server closed the connection without an answer")
-    if isinstance(exc, http.client.HTTPException):  # BadStatusLine, LineTooLong, too many headers …
-        return RemoteProtocolError(f"the server's answer is not valid HTTP/1.1 ({type(exc).__name__}: "
-                                   f"{str(exc)[:200]})")
     if isinstance(exc, TimeoutError):
         return ReadTimeout("timed out waiting for the server")
-    if isinstance(exc, OSError):
+    if isinstance(exc, OSError):  # ssl.SSLError included
         error = WriteError if phase == "write" else ReadError
         return error(str(exc) or type(exc).__name__)
-    if isinstance(exc, ValueError):  # a header value or URL http.client refuses (control characters)
+    if isinstance(exc, ValueError):
         return InvalidURL(str(exc))
     return TransportError(f"{type(exc).__name__}: {exc}")
 
@@ -357,25 +528,28 @@ class Pool:
             conn = self._checkout(key)
             reused = conn is not None
             if conn is None:
-                conn = _Connection(parts.hostname, port or (443 if scheme == "https" else 80),
+                conn = _Connection(parts.hostname, port or (443 if scheme == "https" else 80), netloc,
                                    self._context if scheme == "https" else None, self.connect_timeout,
                                    self.timeout)
                 conn.connect()
+            phase = "write"
             try:
-                conn.request(method, target, body=content, headers=hdrs)
-                raw = conn.getresponse()
+                conn.request(method, target, hdrs, content)
+                phase = "read"
+                status, rheaders, length, chunked, closes = conn.read_head(method)
             except Exception as exc:
                 conn.close()
                 # An idle connection the server closed just as it was reused: the request never reached
                 # it. Sent again once on a new connection, and only if it reads and changes nothing.
                 if (reused and attempt == 0 and method in ("GET", "HEAD")
-                        and isinstance(exc, (http.client.RemoteDisconnected, BrokenPipeError,
-                                             ConnectionResetError))):
+                        and isinstance(exc, (_Closed, BrokenPipeError, ConnectionResetError))):
                     continue
-                raise _mapped(exc, "read") from exc
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("%s %s: HTTP %d%s", method, url, raw.status, " (kept-alive connection)" if reused else "")
-            return Response(self, key, conn, raw, method, url)
+                if isinstance(exc, _Closed):
+                    raise RemoteProtocolError(str(exc)) from None
+                raise _mapped(exc, phase) from exc
+            if log.isEnabledFor(10):
+                log.debug("%s %s: HTTP %d%s", method, url, status, " (kept-alive connection)" if reused else "")
+            return Response(self, key, conn, status, rheaders, length, chunked, closes, method, url)
         raise RemoteProtocolError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
@@ -410,3 +584,4 @@ def verifying_context(ca_file: str | None = None) -> ssl.SSLContext:
     except ImportError:  # pragma: no cover
         return ssl.create_default_context()
     return ssl.create_default_context(cafile=certifi.where())
+

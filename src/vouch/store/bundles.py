@@ -11,12 +11,11 @@ entry is never lost and a fault leaves either the old or the new index.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from vouch import limits
+from vouch import lazylog, limits
 from vouch.errors import RegistryError, VouchError
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, RegistryClient
@@ -28,7 +27,7 @@ from vouch.store.layout import TagReading, TagState, read_index_tag, update_tag
 if TYPE_CHECKING:
     from vouch.trust import PublicKey
 
-log = logging.getLogger("vouch.store")
+log = lazylog.get("vouch.store")
 
 BUNDLE_TYPES = frozenset({BUNDLE_V01, BUNDLE_V02, BUNDLE_V03, BUNDLE_V03_ALT})
 

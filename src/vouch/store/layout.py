@@ -11,14 +11,13 @@ One module because idempotency and safe concurrent updates live here:
 from __future__ import annotations
 
 import json
-import logging
 import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vouch import limits
+from vouch import lazylog, limits
 from vouch.errors import NotFoundError, RegistryError, VerificationError, VouchError
 from vouch.oci import mediatypes as mt
 from vouch.oci.digest import sha256_digest
@@ -28,7 +27,7 @@ from vouch.oci.reference import Reference, parse_reference
 if TYPE_CHECKING:
     from vouch.oci.client import RegistryClient
 
-log = logging.getLogger("vouch.store")
+log = lazylog.get("vouch.store")
 
 SIG_SUFFIX = "sig"
 ATT_SUFFIX = "att"
