@@ -75,10 +75,11 @@ NOT_FOR_VERIFY = ("vouch.cli.main", "vouch.sbom", "vouch.release", "vouch.query"
                   "vouch.keyless.identity", "vouch.keyless.sign", "vouch.bundle.verify", "vouch.bundle.trustroot",
                   "vouch.bundle.model", "nacl", "typer", "vouch.cli.common",
                   # nor, from the standard library, what vouch.oci.transport's own HTTP/1.1 replaced (http.client
-                  # and the email parser), subprocess (credential helpers only) and logging (vouch.lazylog
+                  # and the email parser), subprocess (credential helpers only), concurrent.futures (plain threads
+                  # verify the images: cli.base.parallel_map) and logging (vouch.lazylog
                   # imports it for the first warning due). (ssl is imported: the client tries TLS first on a
                   # loopback registry too, as cosign's ggcr does; tempfile: this sandbox's certifi .pth)
-                  "http", "email", "subprocess", "logging")
+                  "http", "email", "subprocess", "logging", "concurrent", "queue")
 
 
 def _verify_in_subprocess(*args: str) -> tuple[int, list[str], subprocess.CompletedProcess[str]]:

@@ -94,3 +94,29 @@ def test_fast_parser_gives_what_typer_gives(argv: list[str], monkeypatch: pytest
 @pytest.mark.parametrize("argv", LEFT_TO_TYPER, ids=lambda a: " ".join(a)[:70])
 def test_what_the_fast_parser_leaves_to_typer(argv: list[str]) -> None:
     assert verify_fast.parse(argv) is None
+
+
+def test_parallel_map_keeps_order_bounds_threads_and_raises_the_first_error() -> None:
+    import threading
+    import time
+
+    from vouch.cli.base import parallel_map
+
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def slow_square(n: int) -> int:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.01 * (n % 3))
+        with lock:
+            running[0] -= 1
+        if n in (7, 4):
+            raise ValueError(f"item {n}")
+        return n * n
+
+    assert parallel_map(lambda n: n * n, list(range(20)), 4) == [n * n for n in range(20)]
+    done: list[int] = []
+    with pytest.raises(ValueError, match="item 4"):  # the first in input order, after every item ran
+        parallel_map(lambda n: done.append(n) or slow_square(n), list(range(12)), 3)
+    assert sorted(done) == list(range(12)) and 1 < peak[0] <= 3

@@ -36,12 +36,13 @@ class Logger:
         self.name = name
 
     def _real(self, level: int) -> Any:
-        logging = sys.modules.get("logging")
-        if logging is None:
+        if "logging" not in sys.modules:
             if level < WARNING:
                 return None
             configure(0)
-            logging = sys.modules["logging"]
+        # (an import statement, not sys.modules: it waits while another thread is still importing logging)
+        import logging
+
         return logging.getLogger(self.name)
 
     def isEnabledFor(self, level: int) -> bool:
