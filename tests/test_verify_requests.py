@@ -182,3 +182,30 @@ def test_cli_verify_reads_each_signature_tag_once(registry: RegistryServer, prox
     r = subprocess.run([sys.executable, "-m", "vouch", "verify", "--key", str(tmp_path / "missing.pub"), *images],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_write_is_never_planned_from_a_prefetched_answer(registry: RegistryServer, repo_name: str) -> None:
+    """`vouch release` reads the `.sig` and `.att` tags ahead (RegistryClient.prefetch_manifests). When another
+    signer adds a signature after that read and ours must still be written, the write starts from a fresh
+    read: the other signer's signature stays (planned from the answer read ahead, it would be lost)."""
+    digest = _image(registry, repo_name)
+    first, other, ours = new_signer(), new_signer(), new_signer()
+    pinned = Reference(registry.host, repo_name, None, digest)
+    with RegistryClient() as direct:
+        sign_image(direct, first, pinned)
+    with RegistryClient() as client:
+        tag = Reference(registry.host, repo_name, tag_for(digest, SIG_SUFFIX))
+        client.prefetch_manifests([tag], TAG_ACCEPT, 1)
+        assert client._prefetched[(str(tag), TAG_ACCEPT)].done.wait(10)  # the answer: `first`'s signature alone
+        with RegistryClient() as elsewhere:
+            sign_image(elsewhere, other, pinned)  # another writer, after the read ahead
+        assert sign_image(client, ours, pinned)[0].signed  # ours is not there yet: a write
+        # an answer read ahead that needs no write is still used (the idempotent re-run costs no second read)
+        client.prefetch_manifests([tag], TAG_ACCEPT, 1)
+        assert client._prefetched[(str(tag), TAG_ACCEPT)].done.wait(10)
+        before = client.request_count
+        assert not sign_image(client, ours, pinned)[0].signed
+        assert client.request_count - before == 1  # the image's HEAD (resolve); the tag's answer was read ahead
+    with RegistryClient() as fresh:
+        for signer in (first, other, ours):
+            assert verify_image(fresh, pinned, [signer.public_key]).ok

@@ -11,7 +11,6 @@ import os
 import sys
 import time
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ from vouch import lazylog, limits
 from vouch.errors import InputError, RegistryError, VouchError
 from vouch.keys.files import read_key_file
 from vouch.oci.reference import Reference, parse_reference
+from vouch.parallel import parallel_map as parallel_map
 
 if typing.TYPE_CHECKING:
     from vouch.keyless.trust import KeylessTrust
@@ -253,42 +253,6 @@ def load_verifier_keys(key_refs: list[str]) -> list[PublicKey]:
     return keys
 
 
-def parallel_map(fn: Callable[[T], R], items: list[T], concurrency: int) -> list[R]:
-    """fn over items in up to `concurrency` threads, results in input order; the first error in input order
-    is raised once all have run. (Plain threads: concurrent.futures would import logging and queue, start-up
-    time a verify of many images does not need.)"""
-    if len(items) <= 1 or concurrency <= 1:
-        return [fn(i) for i in items]
-    import threading
-
-    results: list[Any] = [None] * len(items)
-    errors: list[BaseException | None] = [None] * len(items)
-    work = iter(range(len(items)))
-    lock = threading.Lock()
-
-    def worker() -> None:
-        while True:
-            with lock:
-                i = next(work, None)
-            if i is None:
-                return
-            try:
-                results[i] = fn(items[i])
-            except BaseException as exc:  # (re-raised in the caller's thread)
-                errors[i] = exc
-
-    threads = [threading.Thread(target=worker, daemon=True, name=f"vouch-{n}")
-               for n in range(min(concurrency, len(items)))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for exc in errors:
-        if exc is not None:
-            raise exc
-    return results
-
-
 def parse_annotations(values: list[str] | None) -> dict[str, str] | None:
     if not values:
         return None
@@ -338,3 +302,32 @@ def keyless_trust(identity: str | None, identity_regexp: str | None, issuer: str
     policy = identity_policy(identity, identity_regexp, issuer, issuer_regexp, ext)
     root = load_trusted_root(trusted_root) if trusted_root else production_trusted_root()
     return KeylessTrust(root, policy, ignore_sct=ignore_sct, ignore_tlog=ignore_tlog)
+
+
+def write_layouts(new_bundle_format: bool, layout: str | None) -> tuple[str, ...]:
+    """The layouts a write command targets, from cosign's --new-bundle-format or vouch's --layout."""
+    if layout is None:
+        return ("bundle",) if new_bundle_format else ("legacy",)
+    choices = {"legacy": ("legacy",), "bundle": ("bundle",), "both": ("legacy", "bundle")}
+    if layout not in choices:
+        raise InputError(f"--layout {layout!r}: write legacy, bundle or both")
+    if new_bundle_format and layout == "legacy":
+        raise InputError("--new-bundle-format contradicts --layout legacy; give one of them")
+    return choices[layout]
+
+
+def text_table(title: str, columns: list[str], rows: list[list[str]]) -> str:
+    """A table drawn as rich draws one (a heavy head, a light body), each column as wide as its widest cell
+    (nothing cut short), the title centred above; without importing rich (a re-run's report costs ~1 ms)."""
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+
+    def rule(left: str, mid: str, right: str, fill: str) -> str:
+        return left + mid.join(fill * (w + 2) for w in widths) + right
+
+    def row(cells: list[str], bar: str) -> str:
+        return bar + bar.join(f" {c.ljust(w)} " for c, w in zip(cells, widths, strict=True)) + bar
+
+    top = rule("┏", "┳", "┓", "━")
+    lines = [title.center(len(top)).rstrip(), top, row(columns, "┃"), rule("┡", "╇", "┩", "━")]
+    lines += [row(r, "│") for r in rows] + [rule("└", "┴", "┘", "─")]
+    return "\n".join(lines) + "\n"

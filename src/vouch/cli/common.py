@@ -37,7 +37,9 @@ from vouch.cli.base import parse_annotations as parse_annotations
 from vouch.cli.base import read_key_ref as read_key_ref
 from vouch.cli.base import ref_arg as ref_arg
 from vouch.cli.base import setup_logging as setup_logging
-from vouch.errors import EXIT_USAGE, InputError, VouchError
+from vouch.cli.base import text_table as text_table
+from vouch.cli.base import write_layouts as write_layouts
+from vouch.errors import EXIT_USAGE, VouchError
 from vouch.keys.files import check_writable, write_new_file
 from vouch.oci.reference import parse_reference
 
@@ -421,32 +423,3 @@ LayoutOpt = Annotated[str | None, typer.Option(
     "--layout", metavar="legacy|bundle|both",
     help="Where to write: legacy (.sig/.att tags: cosign 2, Kyverno type Cosign, Harbor), bundle (referrers: "
          "cosign 3, Kyverno type SigstoreBundle) or both.")]
-
-
-def write_layouts(new_bundle_format: bool, layout: str | None) -> tuple[str, ...]:
-    """The layouts a write command targets, from cosign's --new-bundle-format or vouch's --layout."""
-    if layout is None:
-        return ("bundle",) if new_bundle_format else ("legacy",)
-    choices = {"legacy": ("legacy",), "bundle": ("bundle",), "both": ("legacy", "bundle")}
-    if layout not in choices:
-        raise InputError(f"--layout {layout!r}: write legacy, bundle or both")
-    if new_bundle_format and layout == "legacy":
-        raise InputError("--new-bundle-format contradicts --layout legacy; give one of them")
-    return choices[layout]
-
-
-def text_table(title: str, columns: list[str], rows: list[list[str]]) -> str:
-    """A table drawn as rich draws one (a heavy head, a light body), each column as wide as its widest cell
-    (nothing cut short), the title centred above; without importing rich (a re-run's report costs ~1 ms)."""
-    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
-
-    def rule(left: str, mid: str, right: str, fill: str) -> str:
-        return left + mid.join(fill * (w + 2) for w in widths) + right
-
-    def row(cells: list[str], bar: str) -> str:
-        return bar + bar.join(f" {c.ljust(w)} " for c, w in zip(cells, widths, strict=True)) + bar
-
-    top = rule("┏", "┳", "┓", "━")
-    lines = [title.center(len(top)).rstrip(), top, row(columns, "┃"), rule("┡", "╇", "┩", "━")]
-    lines += [row(r, "│") for r in rows] + [rule("└", "┴", "┘", "─")]
-    return "\n".join(lines) + "\n"

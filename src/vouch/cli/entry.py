@@ -1,11 +1,12 @@
 """The console entry point. Start-up is what a short command costs (cosign's is a Go binary's), so:
 
 - `vouch --version` answers before the CLI and its libraries are imported;
-- `vouch [global options] verify …` starts a group of that one command (`vouch.cli.verify.fast_app`: the
-  same global options and the same command function), without importing every other command's modules;
-  `vouch sbom …` the same way (`vouch.cli.sbom.fast_app`), and without the registry client unless it
-  reads a registry; `vouch release …` too (`vouch.cli.release.fast_app`: a pipeline re-runs it on every
-  build);
+- `vouch [global options] verify …` with a plain argument list runs without Typer (vouch.cli.verify_fast),
+  and otherwise starts a group of that one command (`vouch.cli.verify.fast_app`: the same global options
+  and the same command function), without importing every other command's modules; `vouch release …` the
+  same way (vouch.cli.release_fast, then `vouch.cli.release.fast_app`: a pipeline re-runs it on every
+  build); `vouch sbom …` in a group of its own (`vouch.cli.sbom.fast_app`), and without the registry
+  client unless it reads a registry;
 - the registry client speaks HTTP through the standard library (vouch.oci.transport); httpx is imported
   only by the commands that talk to Dependency-Track or the Kubernetes API, and then without the optional
   modules vouch never runs (vouch.lean_httpx).
@@ -69,6 +70,9 @@ def run() -> None:
         run_fast()
         return
     if command == "release":
+        from vouch.cli.release_fast import try_run as try_release
+
+        try_release(argv)  # (exits, unless the arguments need the Typer command: help, keyless, rarer options)
         from vouch.cli.release import run_fast as run_release
 
         run_release()

@@ -729,7 +729,7 @@ def _dtrack_project(image: str, platform: str) -> str:
 
 # ---- release (vouch.cli.release) -------------------------------------------------------------------
 
-from vouch.cli.release import _release_images  # noqa: E402, I001  (verify-release reads the same plan)
+from vouch.cli.release_fast import release_images  # noqa: E402, I001  (verify-release reads the same plan)
 from vouch.cli.release import register as register_release; register_release(app)  # noqa: E402, E702
 
 
@@ -759,7 +759,7 @@ def verify_release_cmd(
     from vouch.verify.bomfacts import parse_age
 
     st = state(ctx)
-    plan = _release_images(manifest, images)
+    plan = release_images(manifest, images)
     keys = _verifier_trust(key, (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
                                  certificate_oidc_issuer_regexp), trusted_root, extensions=certificate_extension)
     gates = verify_release(st.client(), keys, plan, parse_age(max_age), concurrency)

@@ -82,7 +82,7 @@ def query(
     """Which images of a release contain a package: searched in each image's (each platform image's)
     verified, fresh CycloneDX SBOM. Exit 0 when something matched, 1 when nothing did (as grep); an image
     without a verified SBOM is listed with the reason."""
-    from vouch.cli.release import _release_images
+    from vouch.cli.release_fast import release_images
     from vouch.keys.files import read_key_file
     from vouch.query.match import PackageQuery, match_bom, osv_queries, parse_query
     from vouch.query.sboms import age_text, release_boms
@@ -105,7 +105,7 @@ def query(
         queries = [parse_query(purls[0], range_, by_source=not no_source)]
     if not queries:
         raise InputError("nothing to look for: give a package URL (pkg:deb/debian/libssl3) or --osv FILE")
-    plan: list[ReleaseImage] = _release_images(manifest, images or None)
+    plan: list[ReleaseImage] = release_images(manifest, images or None)
     keys = _trust(key, (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
                         certificate_oidc_issuer_regexp), trusted_root, certificate_extension)
     client, cache = _client(ctx, no_cache, cache_dir)

@@ -79,7 +79,7 @@ def report(
     optional package query. --html writes one self-contained page (no external resource, no script),
     --json (or -o json) the same data. Exit 0 when every image is signed with a fresh verified SBOM, 1 when
     one is not (the report is written all the same), 3 registry or write fault."""
-    from vouch.cli.release import _release_images
+    from vouch.cli.release_fast import release_images
     from vouch.keys.files import read_key_file
     from vouch.query.match import PackageQuery, osv_queries, parse_query
     from vouch.query.sboms import age_text
@@ -106,7 +106,7 @@ def report(
     for target in (html, json_file):  # before any registry work: a typo in the path is bad input
         if target and not (Path(target).parent if str(Path(target).parent) else Path(".")).is_dir():
             raise InputError(f"cannot write {target}: the directory {Path(target).parent} does not exist")
-    plan = _release_images(manifest, images or None)
+    plan = release_images(manifest, images or None)
     release_name = load_manifest(manifest).name if manifest else None
     keys = query_trust(key, (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
                              certificate_oidc_issuer_regexp), trusted_root, certificate_extension)

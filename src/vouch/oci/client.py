@@ -106,7 +106,8 @@ class RegistryClient:
         same reference and Accept to take: a command's requests then overlap the imports and key loading
         it does before it reads them. Each answer, or error, is taken once, by the first get_manifest that
         asks; one never asked for is dropped. Nothing is written, so an abandoned prefetch costs only a read.
-        The answer is as of the prefetch: for read-only commands (verify), never before a write to the same tag."""
+        The answer is as of the prefetch and says so (Manifest.prefetched): store.layout.update_tag may find
+        nothing to do from it, but reads afresh before it plans a write."""
         todo: list[tuple[Reference, _Prefetch]] = []
         with self._lock:
             for ref in refs:
@@ -127,6 +128,7 @@ class RegistryClient:
                 if not p.cancelled:
                     try:
                         p.manifest = self._fetch_manifest(ref, accept)
+                        p.manifest.prefetched = True
                     except Exception as exc:  # (re-raised, as it was, in the thread that asks for it)
                         p.error = exc
                 p.done.set()

@@ -67,6 +67,8 @@ class Manifest:
     media_type: str
     digest: str
     _parsed: dict[str, Any] | None = field(default=None, repr=False)
+    # read ahead of its reader (RegistryClient.prefetch_manifests): an answer as of then, never a base for a write
+    prefetched: bool = field(default=False, repr=False, compare=False)
 
     @property
     def json(self) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.reference import Reference
 from vouch.oci.source import RegistrySource, select_platform
+from vouch.parallel import parallel_map
 from vouch.release.multiarch import merge_platform_boms, platform_children, platform_of
 from vouch.release.plan import ReleaseImage
 from vouch.signing.attestation import PREDICATE_TYPES, STATEMENT_V1, open_envelope, statement
@@ -31,7 +31,7 @@ from vouch.signing.sign import AnySigner
 from vouch.signing.signer import is_keyless
 from vouch.store.attest import attach_bundle, attach_one_current, read_attestations
 from vouch.store.bundles import bundle_envelope, list_bundles, read_bundles
-from vouch.store.layout import StoredLayer, TagReading, target_repository
+from vouch.store.layout import ATT_SUFFIX, SIG_SUFFIX, TAG_ACCEPT, StoredLayer, TagReading, tag_for, target_repository
 from vouch.verify.attestations import verify_attestations
 from vouch.verify.bomfacts import bom_time
 from vouch.verify.policy import AllOf, BomDescribes, BomMaxAge, Generator, PredicateType, SubjectDigest
@@ -311,15 +311,28 @@ def keep_signed_by(keys: list[Any]) -> Callable[[bytes], bool]:
     return keep
 
 
+def read_ahead(client: RegistryClient, pinned: list[tuple[Reference, str]], layouts: tuple[str, ...],
+               concurrency: int) -> None:
+    """Start reading the `.sig` and `.att` tags (the legacy layout) of these (image, digest) pairs while the
+    release works on other things: a re-run mostly finds what it needs there. A write never starts from
+    such an answer (store.layout.update_tag reads afresh)."""
+    if "legacy" in layouts and pinned:
+        client.prefetch_manifests([target_repository(ref).with_tag(tag_for(d, s)) for ref, d in pinned
+                                   for s in (SIG_SUFFIX, ATT_SUFFIX)], TAG_ACCEPT, concurrency)
+
+
 def release_image(client: RegistryClient, signer: AnySigner, img: ReleaseImage, refresh_after: dt.timedelta,
                   max_age: dt.timedelta, keep: Callable[[bytes], bool] | None = None,
-                  layouts: tuple[str, ...] = ("legacy",), spdx: bool = False) -> list[ImageReport]:
+                  layouts: tuple[str, ...] = ("legacy",), spdx: bool = False,
+                  concurrency: int = 4) -> list[ImageReport]:
     """One release entry: an image (one report), or an index: every platform image signed and given its own
     SBOM, then the index signed and given the BOM merged from its platforms (one report per digest). With
     `spdx`, every image (each platform; not the index, whose merged BOM is CycloneDX) also gets its SPDX
     document from the same scan."""
     try:
         desc = client.resolve(img.ref)
+        if not img.ref.digest:  # (those of pinned images were started by run_release)
+            read_ahead(client, [(img.ref, desc.digest)], layouts, 2)
         if not mt.is_index(desc.media_type):
             scan = _Scan(client, img.ref, desc.digest)
             report, _ = _release_digest(client, signer, img.ref, desc.digest, img.platform or "", refresh_after,
@@ -332,6 +345,7 @@ def release_image(client: RegistryClient, signer: AnySigner, img: ReleaseImage, 
             children = [select_platform(index, img.platform)]
         if not children:
             raise InputError(f"index {img.ref.name}@{desc.digest} lists no platform image")
+        read_ahead(client, [(img.ref, c.digest) for c in children], layouts, concurrency)
     except VouchError as exc:
         return [ImageReport(img.ref.name, error=str(exc), exit_code=exc.exit_code)]
     reports: list[ImageReport] = []
@@ -374,15 +388,17 @@ def run_release(client: RegistryClient, signer: AnySigner, images: list[ReleaseI
                 keep: Callable[[bytes], bool] | None = None,
                 layouts: tuple[str, ...] = ("legacy",), spdx: bool = False) -> list[ImageReport]:
     """Every entry in parallel; the reports flat, one per digest (an index and each of its platforms)."""
+    # the tags of pinned images can be read before their manifests are
+    read_ahead(client, [(img.ref, img.ref.digest) for img in images if img.ref.digest], layouts, concurrency)
+
     def one(img: ReleaseImage) -> list[ImageReport]:
-        rs = release_image(client, signer, img, refresh_after, max_age, keep, layouts, spdx)
+        rs = release_image(client, signer, img, refresh_after, max_age, keep, layouts, spdx, concurrency)
         if on_done is not None:
             for r in rs:
                 on_done(r)
         return rs
 
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(images)))) as pool:
-        return [r for rs in pool.map(one, images) for r in rs]
+    return [r for rs in parallel_map(one, images, concurrency) for r in rs]
 
 
 def exit_code(reports: list[ImageReport]) -> int:
@@ -440,5 +456,4 @@ def verify_release(client: RegistryClient, keys: Trust, images: list[ReleaseImag
         return [_gate_digest(client, keys, img.ref, desc.digest, "index", max_age),
                 *[_gate_digest(client, keys, img.ref, c.digest, platform_of(c), max_age) for c in children]]
 
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(images)))) as pool:
-        return [g for gs in pool.map(one, images) for g in gs]
+    return [g for gs in parallel_map(one, images, concurrency) for g in gs]

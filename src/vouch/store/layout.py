@@ -338,6 +338,10 @@ def update_tag(client: RegistryClient, repo: Reference, tag: str, planner: Plann
 
     def read(first: bool) -> TagState:
         state = reader(client, repo, tag)
+        if state.manifest is not None and state.manifest.prefetched and planner(state) is not None:
+            # An answer read ahead may say there is nothing to do; a write is planned from a fresh read
+            # only (the read→put window the settle delay assumes starts here).
+            state = reader(client, repo, tag)
         if state.manifest is None and first and not seen:
             state = _confirm_absent(client, repo, tag, confirm_delay, reader)
         remember(state)
