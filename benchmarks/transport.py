@@ -1,4 +1,4 @@
-"""Benchmark: the registry client's HTTP layer, vouch.oci.transport (http.client) vs httpx, side by side.
+"""Benchmark: the registry client's HTTP layer, vouch.oci.transport (its own HTTP/1.1) vs httpx, side by side.
 
     python benchmarks/transport.py [--requests 400] [--rounds 5] [--json benchmarks/results/transport.json]
 

@@ -401,3 +401,14 @@ def test_any_framing_of_any_body_reads_back_whole(serve: Callable[..., Server]) 
 
     roundtrip()
     assert srv.connections == 1
+
+
+@pytest.mark.parametrize("target", ["/v2/a b", "/v2/a\x00", "/v2/a\x7f"])  # (urlsplit drops tabs and newlines)
+def test_request_targets_with_spaces_or_control_characters_are_refused(serve: Callable[..., Server],
+                                                                        target: str) -> None:
+    srv = serve(lambda c, req, n: bool(c.sendall(ok(b""))))
+    with pytest.raises(transport.InvalidURL):
+        pool().send("GET", f"{srv.url}{target}")
+    with pytest.raises(transport.InvalidURL):
+        pool().send("GET", f"{srv.url}/v2/", {"X Bad": "1"})
+    assert srv.requests == 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import socket
 import threading
@@ -111,8 +112,7 @@ MAX_HEADERS = 100
 MAX_INTERIM = 16  # 1xx answers skipped before the real one
 EXPECTS_BODY = frozenset({"PATCH", "POST", "PUT"})  # sent with Content-Length: 0 when they carry nothing
 _ENDS_PIECE = 64 * 1024  # a body up to this size goes out in one write with the request head
-_URL_BAD = frozenset(range(0x21)) | {0x7F}
-_NAME_BAD = frozenset(b'\x00\t\n\r ":;,()<>@[]{}?=/\\\x7f')
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a header name (RFC 9110 token)
 
 
 class Headers:
@@ -218,7 +218,7 @@ class _Connection:
                 raise WriteError(DEADLINE_PASSED if capped else "timed out sending to the server") from None
 
     def request(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> None:
-        if not method.isalpha() or any(c in _URL_BAD for c in target.encode("utf-8", "surrogateescape")):
+        if not method.isalpha() or " " in target or not target.isprintable():
             raise InvalidURL(f"a request target with a space or control character: {target[:200]!r}")
         lines = [f"{method} {target} HTTP/1.1"]
         given = {name.lower() for name in headers}
@@ -227,7 +227,7 @@ class _Connection:
         if "accept-encoding" not in given:
             lines.append("Accept-Encoding: identity")  # bodies are digest-checked as sent: never decoded
         for name, value in headers.items():
-            if not name or any(c in _NAME_BAD or c > 0x7E for c in name.encode("latin-1", "replace")):
+            if not _TOKEN.fullmatch(name):
                 raise InvalidURL(f"not a valid header name: {name[:100]!r}")
             if "\r" in value or "\n" in value or "\0" in value:
                 raise InvalidURL(f"the value of header {name} holds a line break or NUL")
