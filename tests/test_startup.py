@@ -72,7 +72,8 @@ print("MODULES", json.dumps(sorted(sys.modules)))
 NOT_FOR_VERIFY = ("vouch.cli.main", "vouch.sbom", "vouch.release", "vouch.query", "vouch.dtrack", "vouch.keys.k8s",
                   "vouch.testbed", "sigstore", "yaml", "pydantic", "pydantic_core", "rich", "pygments", "click",
                   "httpx", "httpcore", "h11", "anyio", "trio", "cryptography.x509", "vouch.keyless.certs",
-                  "vouch.keyless.identity", "vouch.keyless.sign", "vouch.bundle.verify", "vouch.bundle.trustroot",
+                  "vouch.keyless.identity", "vouch.keyless.sign", "vouch.keyless.trust", "vouch.bundle.verify",
+                  "vouch.bundle.trustroot",
                   "vouch.bundle.model", "nacl", "typer", "vouch.cli.common",
                   # nor, from the standard library, what vouch.oci.transport's own HTTP/1.1 replaced (http.client
                   # and the email parser), subprocess (credential helpers only), concurrent.futures (plain threads

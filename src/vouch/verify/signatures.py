@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from vouch.errors import VerificationError, VouchError
 from vouch.keyless.annotations import ANN_BUNDLE, is_keyless
 from vouch.keyless.oids import FULCIO
-from vouch.keyless.trust import EitherTrust, KeylessTrust, pick
 from vouch.keys.cosign import key_id
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import RegistryClient
@@ -32,7 +31,10 @@ from vouch.store.layout import (
 from vouch.trust import KeyTrust, PublicKey
 
 if TYPE_CHECKING:  # (the bundle layout's code is loaded when a bundle is read: key-mode legacy never does)
+    from typing import TypeAlias
+
     from vouch.keyless.identity import CertificateIdentity
+    from vouch.keyless.trust import EitherTrust, KeylessTrust
     from vouch.store.bundles import BundleRead
 
 
@@ -72,7 +74,7 @@ class VerifyResult:
         return "no valid signature: " + "; ".join(sorted({c.reason for c in self.checks})) + tail
 
 
-Trust = list[PublicKey] | KeylessTrust | EitherTrust
+Trust: TypeAlias = "list[PublicKey] | KeylessTrust | EitherTrust"  # (keys: a list; keyless code loads for the rest)
 
 
 def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: Trust,
@@ -90,8 +92,11 @@ def check_layer(layer: StoredLayer, payload: bytes, digest: str, keys: Trust,
         return SignatureCheck(d.digest, False, "signature annotation is not base64")
     who: CertificateIdentity | None = None
     signer_id: str | None = None
-    keys = pick(keys, is_keyless(layer.annotations))
-    if isinstance(keys, KeylessTrust):
+    if not isinstance(keys, (list, tuple)):  # (key mode never imports the keyless trust)
+        from vouch.keyless.trust import pick
+
+        keys = pick(keys, is_keyless(layer.annotations))
+    if not isinstance(keys, (list, tuple)):
         from vouch.bundle.verify import verify_bundle  # (keyless only: key mode never loads the bundle code)
 
         if not is_keyless(layer.annotations):
@@ -172,12 +177,15 @@ def check_bundle(item: BundleRead, digest: str, keys: Trust, annotations: dict[s
     from vouch.bundle.verify import verify_bundle
 
     who: CertificateIdentity | None = None
-    if isinstance(keys, EitherTrust):
-        try:
-            keys = pick(keys, not parse_bundle(item.raw).key_signed)
-        except VerificationError as exc:
-            return SignatureCheck(entry, False, str(exc), where=where)
-    if isinstance(keys, KeylessTrust):
+    if not isinstance(keys, (list, tuple)):
+        from vouch.keyless.trust import EitherTrust, pick
+
+        if isinstance(keys, EitherTrust):
+            try:
+                keys = pick(keys, not parse_bundle(item.raw).key_signed)
+            except VerificationError as exc:
+                return SignatureCheck(entry, False, str(exc), where=where)
+    if not isinstance(keys, (list, tuple)):
         verdict = verify_bundle(item.raw, artifact=None, artifact_digest=digest, trust=keys, trusted_root=None,
                                 require_tlog=not keys.ignore_tlog)
         if not verdict.ok:
