@@ -5,8 +5,8 @@
   and otherwise starts a group of that one command (`vouch.cli.verify.fast_app`: the same global options
   and the same command function), without importing every other command's modules; `vouch release …` the
   same way (vouch.cli.release_fast, then `vouch.cli.release.fast_app`: a pipeline re-runs it on every
-  build); `vouch sbom …` in a group of its own (`vouch.cli.sbom.fast_app`), and without the registry
-  client unless it reads a registry;
+  build) and `vouch sbom …` (vouch.cli.sbom_fast, then `vouch.cli.sbom.fast_app`, and without the
+  registry client unless it reads a registry);
 - the registry client speaks HTTP through the standard library (vouch.oci.transport); httpx is imported
   only by the commands that talk to Dependency-Track or the Kubernetes API, and then without the optional
   modules vouch never runs (vouch.lean_httpx).
@@ -57,6 +57,9 @@ def run() -> None:
         sys.exit(0)
     command = command_name(argv) if COMPLETE_VAR not in os.environ else None
     if command == "sbom":  # the HTTP client only if the source is a registry (State.client)
+        from vouch.cli.sbom_fast import try_run as try_sbom
+
+        try_sbom(argv)  # (exits, unless the arguments need the Typer command)
         from vouch.cli.sbom import run_fast as run_sbom
 
         run_sbom()

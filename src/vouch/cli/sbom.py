@@ -1,23 +1,19 @@
 """`vouch sbom`: syft's scan, one image (or an unpacked tree) read once as a stream.
 
-Like `vouch verify`, the command is timed against a Go binary (syft, trivy), so the entry point starts it in a
-group of its own (`fast_app`: the same global options, the same command) without importing the rest of the CLI,
-and a layout, an archive or a directory is read without importing the HTTP client (vouch.oci.source takes a
+Like `vouch verify`, the command is timed against a Go binary (syft, trivy), so the entry point first tries the
+Typer-free parser of vouch.cli.sbom_fast (which does the command's work for both), then starts it in a group of
+its own (`fast_app`: the same global options, the same command) without importing the rest of the CLI; a
+layout, an archive or a directory is read without importing the HTTP client (vouch.oci.source takes a
 function that makes the client; only a registry reference calls it).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from vouch.cli.common import VouchTyper, err, one_command_app, run_app, state
-from vouch.errors import InputError
-from vouch.keys.files import write_new_file
-from vouch.oci.source import open_source
+from vouch.cli.common import VouchTyper, one_command_app, run_app, state
 
 
 def sbom(
@@ -52,36 +48,10 @@ def sbom(
     Composer, .NET), Go and Rust binaries (their embedded module lists), Java runtimes, ELF package notes
     and version-classified binaries (python, node, busybox, openssl, httpd, nginx, haproxy, memcached, php,
     ruby, perl, postgres). stderr: what was scanned (platform, the digest read) and packages per ecosystem."""
-    from vouch.sbom.formats import DEFAULT, encoder
-    from vouch.sbom.fsview import ViewOptions
-    from vouch.sbom.generate import generate_sbom
+    from vouch.cli.sbom_fast import run_sbom_cmd
 
-    st = state(ctx)
-    fmt = format_
-    if output and output not in ("text", "json", "yaml"):  # -o json/text: the global flag's values, as before
-        out_fmt, sep, out_file = output.partition("=")
-        if format_ and encoder(format_).name != encoder(out_fmt).name:
-            raise InputError(f"--format {format_} and -o {output} disagree: give one")
-        if sep and output_file and output_file != out_file:
-            raise InputError(f"-o {output} and --output-file {output_file} disagree: give one")
-        fmt = out_fmt
-        output_file = out_file or output_file
-    enc = encoder(fmt or DEFAULT)
-    options = ViewOptions(max_layer_bytes=max_layer_bytes, exclude=tuple(exclude or ()), scope=scope,
-                          file_digests=files and enc.needs_file_digests)
-    src = open_source(image, st.client)
-    progress = (lambda m: err(f"  {m}")) if st.verbose else None
-    result = generate_sbom(src, platform, timestamp, options=options, progress=progress)
-    for w in result.warnings:
-        err(f"warning: {w}")
-    text = result.to_json(indent=2, files_detail=files, format=enc.name)
-    if output_file:
-        write_new_file(Path(output_file), text.encode() + b"\n", 0o644, force=True)
-    else:
-        sys.stdout.write(text + "\n")
-    summary = result.summary()
-    err(summary[0] + (f" -> {output_file}" if output_file else "") + f" ({enc.name})")
-    err(summary[1])
+    run_sbom_cmd(state(ctx), image, platform, output_file, format_, output, timestamp, files, scope, exclude,
+                 max_layer_bytes)
 
 
 def register(app: VouchTyper) -> None:
