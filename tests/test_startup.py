@@ -227,7 +227,7 @@ def test_plain_coercion_gives_typers_results_and_errors() -> None:
 NOT_FOR_LOCAL_SBOM = ("vouch.cli.main", "vouch.oci.client", "vouch.release", "vouch.query", "vouch.keys.k8s",
                       "httpx", "httpcore", "sigstore", "pydantic", "rich", "click", "license_expression",
                       # and, for a plain argument list, not Typer either (vouch.cli.sbom_fast; test_sbom_fast)
-                      "typer", "vouch.cli.common")
+                      "typer", "vouch.cli.common", "vouch.store")
 
 
 def test_sbom_of_a_layout_imports_no_http_client(registry: RegistryServer, tmp_path: Path, repo_name: str) -> None:

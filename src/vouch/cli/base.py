@@ -47,10 +47,13 @@ class State:
     _client: RegistryClient | None = None
 
     def __post_init__(self) -> None:
-        # The environment the library honours, read here at the edge, once per command.
-        from vouch.store.layout import set_signature_repository
+        # The environment the library honours, read here at the edge, once per command. (Unset, and the
+        # signature store not loaded yet, it has nothing to reset: a scan never loads it.)
+        value = os.environ.get("COSIGN_REPOSITORY")
+        if value or "vouch.store.layout" in sys.modules:
+            from vouch.store.layout import set_signature_repository
 
-        set_signature_repository(os.environ.get("COSIGN_REPOSITORY"))
+            set_signature_repository(value)
 
     def client(self) -> RegistryClient:
         if self._client is None:
