@@ -251,15 +251,19 @@ class _Connection:
 
     # ---- reading ----
 
-    def _fill(self) -> bool:
-        """Read what the socket has into the buffer; False when the server has closed the connection."""
+    def _recv(self, size: int) -> bytes:
+        """Up to size bytes from the socket (b"" when the server has closed the connection), bounded."""
         assert self.sock is not None
         left, capped = remaining(self._timeout)
         self.sock.settimeout(left)
         try:
-            data = self.sock.recv(READ_CHUNK)
+            return self.sock.recv(size)
         except TimeoutError:
             raise ReadTimeout(DEADLINE_PASSED if capped else "timed out waiting for the server") from None
+
+    def _fill(self) -> bool:
+        """Read what the socket has into the buffer; False when the server has closed the connection."""
+        data = self._recv(READ_CHUNK)
         if not data:
             return False
         self._buf += data
@@ -346,9 +350,9 @@ class _Connection:
 
     def read_some(self, limit: int) -> bytes:
         """Up to limit bytes of what has arrived (waiting for some); b"" when the server closed."""
-        if not self._buf and not self._fill():
-            return b""
         buf = self._buf
+        if not buf:  # straight from the socket: a body's bytes are not copied through the buffer
+            return self._recv(min(limit, READ_CHUNK))
         if len(buf) <= limit:
             data = bytes(buf)
             buf.clear()
