@@ -239,3 +239,27 @@ def test_replace_never_shows_a_half_state(registry: RegistryServer, client: Regi
         t.join()
     assert len(seen) > 10
     assert set(seen) == {1}, seen
+
+
+def test_statements_read_ahead_with_their_tag_are_taken_once(registry: RegistryServer, client: RegistryClient,
+                                                             repo_name: str) -> None:
+    """`vouch release` reads a `.att` tag ahead with its envelopes (store.layout.attestation_blobs): checking
+    the SBOM then costs no request for them; an envelope read ahead is taken once (a second read asks the
+    registry again)."""
+    from vouch.store.layout import TAG_ACCEPT, attestation_blobs
+
+    ref, digest = _image(registry, client, repo_name)
+    signer = new_signer()
+    _attest(client, signer, ref, digest, bom())
+    tag = ref.with_tag(tag_for(digest, ATT_SUFFIX))
+    with RegistryClient() as ahead:
+        ahead.prefetch_manifests([tag], TAG_ACCEPT, 1, attestation_blobs)
+        layer = ahead.get_manifest(tag, TAG_ACCEPT).layers()[0]
+        pending = ahead._prefetched_blobs[(f"{ref.registry}/{ref.repository}", layer.digest)]
+        assert pending.done.wait(10) and pending.data is not None
+        before = ahead.request_count
+        envelope_bytes = ahead.get_blob(ref, layer.digest)
+        assert ahead.request_count == before  # taken from the read ahead
+        assert ahead.get_blob(ref, layer.digest) == envelope_bytes and ahead.request_count == before + 1
+        assert json.loads(envelope_bytes)["payloadType"] == "application/vnd.in-toto+json"
+        assert verify_attestations(ahead, ref.with_digest(digest), [signer.public_key], CDX).ok

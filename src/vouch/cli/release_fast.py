@@ -151,7 +151,7 @@ def _read_ahead(st: State, manifest: str | None, images: list[str] | None, layou
     if manifest or not images or layout not in (None, "legacy", "both"):
         return
     from vouch.oci.reference import parse_reference
-    from vouch.store.layout import ATT_SUFFIX, SIG_SUFFIX, TAG_ACCEPT, tag_for, target_repository
+    from vouch.store.layout import ATT_SUFFIX, SIG_SUFFIX, TAG_ACCEPT, attestation_blobs, tag_for, target_repository
 
     refs = []
     for text in images:
@@ -160,7 +160,7 @@ def _read_ahead(st: State, manifest: str | None, images: list[str] | None, layou
             if ref.digest:
                 refs += [target_repository(ref).with_tag(tag_for(ref.digest, s)) for s in (SIG_SUFFIX, ATT_SUFFIX)]
     if refs:
-        st.client().prefetch_manifests(refs, TAG_ACCEPT, concurrency)
+        st.client().prefetch_manifests(refs, TAG_ACCEPT, concurrency, attestation_blobs)
 
 
 def _run_with_progress(work: Callable[[Callable[[Any], None]], list[Any]], total: int) -> list[Any]:

@@ -67,13 +67,17 @@ class RegistryOptions:
 
 
 class _Prefetch:
-    """A manifest GET started ahead of its reader (RegistryClient.prefetch_manifests)."""
+    """A manifest (or small blob) GET started ahead of its reader (RegistryClient.prefetch_manifests)."""
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.manifest: Manifest | None = None
+        self.data: bytes | None = None  # a blob's bytes, digest-checked
         self.error: Exception | None = None
         self.cancelled = False
+
+
+BlobsOf = Callable[[Reference, Manifest], list[tuple[str, int]]]  # blobs to read ahead: (digest, max bytes)
 
 
 class RegistryClient:
@@ -92,22 +96,27 @@ class RegistryClient:
         self._creds: dict[str, Credentials | None] = {}
         self._no_referrers_api: set[str] = set()  # hosts whose 404 said the route does not exist
         self._prefetched: dict[tuple[str, str], _Prefetch] = {}
+        self._prefetched_blobs: dict[tuple[str, str], _Prefetch] = {}
         self.request_count = 0  # for tests and reports: how many HTTP requests were made
 
     def close(self) -> None:
         with self._lock:
-            for p in self._prefetched.values():
+            for p in [*self._prefetched.values(), *self._prefetched_blobs.values()]:
                 p.cancelled = True
             self._prefetched.clear()
+            self._prefetched_blobs.clear()
         self._http.close()
 
-    def prefetch_manifests(self, refs: list[Reference], accept: str, concurrency: int) -> None:
+    def prefetch_manifests(self, refs: list[Reference], accept: str, concurrency: int,
+                           blobs_of: BlobsOf | None = None) -> None:
         """Start GETting these manifests in the background (daemon threads), for a later get_manifest of the
         same reference and Accept to take: a command's requests then overlap the imports and key loading
         it does before it reads them. Each answer, or error, is taken once, by the first get_manifest that
         asks; one never asked for is dropped. Nothing is written, so an abandoned prefetch costs only a read.
         The answer is as of the prefetch and says so (Manifest.prefetched): store.layout.update_tag may find
-        nothing to do from it, but reads afresh before it plans a write."""
+        nothing to do from it, but reads afresh before it plans a write. With blobs_of, the blobs it names
+        of each manifest read are read ahead too, for get_blob to take (a blob is content-addressed and
+        digest-checked: an answer read ahead is as good as one read now)."""
         todo: list[tuple[Reference, _Prefetch]] = []
         with self._lock:
             for ref in refs:
@@ -125,16 +134,36 @@ class RegistryClient:
                     if not todo:
                         return
                     ref, p = todo.pop(0)
+                blobs: list[tuple[str, int, _Prefetch]] = []
                 if not p.cancelled:
                     try:
                         p.manifest = self._fetch_manifest(ref, accept)
                         p.manifest.prefetched = True
+                        if blobs_of is not None:
+                            blobs = self._register_blobs(ref, blobs_of(ref, p.manifest))
                     except Exception as exc:  # (re-raised, as it was, in the thread that asks for it)
                         p.error = exc
                 p.done.set()
+                for digest, cap, b in blobs:
+                    if not b.cancelled:
+                        try:
+                            b.data = self._read_blob(ref, digest, cap)
+                        except Exception as exc:  # (the reader then reads it itself)
+                            b.error = exc
+                    b.done.set()
 
         for _ in range(max(1, min(concurrency, len(todo)))):
             threading.Thread(target=work, name="vouch-prefetch", daemon=True).start()
+
+    def _register_blobs(self, ref: Reference, wanted: list[tuple[str, int]]) -> list[tuple[str, int, _Prefetch]]:
+        out = []
+        with self._lock:
+            for digest, cap in wanted:
+                key = (f"{ref.registry}/{ref.repository}", digest)
+                if key not in self._prefetched_blobs:
+                    self._prefetched_blobs[key] = b = _Prefetch()
+                    out.append((digest, cap, b))
+        return out
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -609,7 +638,18 @@ class RegistryClient:
         return True
 
     def get_blob(self, ref: Reference, digest: str, max_bytes: int = 64 * 1024 * 1024) -> bytes:
-        """A small blob (config, signature payload) read whole, digest-checked."""
+        """A small blob (config, signature payload) read whole, digest-checked (or taken, once, from a read
+        ahead: prefetch_manifests' blobs_of)."""
+        if self._prefetched_blobs:
+            with self._lock:
+                b = self._prefetched_blobs.pop((f"{ref.registry}/{ref.repository}", digest), None)
+            if b is not None:
+                b.done.wait()
+                if b.data is not None and len(b.data) <= max_bytes:
+                    return b.data
+        return self._read_blob(ref, digest, max_bytes)
+
+    def _read_blob(self, ref: Reference, digest: str, max_bytes: int) -> bytes:
         out = bytearray()
         for chunk in self.iter_blob(ref, digest):
             out += chunk

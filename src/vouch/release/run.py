@@ -31,7 +31,16 @@ from vouch.signing.sign import AnySigner
 from vouch.signing.signer import is_keyless
 from vouch.store.attest import attach_bundle, attach_one_current, read_attestations
 from vouch.store.bundles import bundle_envelope, list_bundles, read_bundles
-from vouch.store.layout import ATT_SUFFIX, SIG_SUFFIX, TAG_ACCEPT, StoredLayer, TagReading, tag_for, target_repository
+from vouch.store.layout import (
+    ATT_SUFFIX,
+    SIG_SUFFIX,
+    TAG_ACCEPT,
+    StoredLayer,
+    TagReading,
+    attestation_blobs,
+    tag_for,
+    target_repository,
+)
 from vouch.verify.attestations import verify_attestations
 from vouch.verify.bomfacts import bom_time
 from vouch.verify.policy import AllOf, BomDescribes, BomMaxAge, Generator, PredicateType, SubjectDigest
@@ -318,7 +327,7 @@ def read_ahead(client: RegistryClient, pinned: list[tuple[Reference, str]], layo
     such an answer (store.layout.update_tag reads afresh)."""
     if "legacy" in layouts and pinned:
         client.prefetch_manifests([target_repository(ref).with_tag(tag_for(d, s)) for ref, d in pinned
-                                   for s in (SIG_SUFFIX, ATT_SUFFIX)], TAG_ACCEPT, concurrency)
+                                   for s in (SIG_SUFFIX, ATT_SUFFIX)], TAG_ACCEPT, concurrency, attestation_blobs)
 
 
 def release_image(client: RegistryClient, signer: AnySigner, img: ReleaseImage, refresh_after: dt.timedelta,

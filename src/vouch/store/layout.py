@@ -96,6 +96,18 @@ class TagState:
 TAG_ACCEPT = f"{mt.OCI_MANIFEST}, {mt.DOCKER_MANIFEST}"  # what read_tag asks for (a prefetch must match)
 
 
+READ_AHEAD_BLOB_BYTES = 2 * 1024 * 1024  # a larger statement is read when it is needed (memory stays flat)
+
+
+def attestation_blobs(tag: Reference, manifest: Manifest) -> list[tuple[str, int]]:
+    """The attestation envelopes of a `.att` tag, to read ahead with it (RegistryClient.prefetch_manifests'
+    blobs_of: `vouch release` decides from them whether an SBOM is current)."""
+    if not (tag.tag or "").endswith("." + ATT_SUFFIX):
+        return []
+    return [(d.digest, READ_AHEAD_BLOB_BYTES) for d in manifest.layers()
+            if d.media_type == mt.DSSE_ENVELOPE and 0 < d.size <= READ_AHEAD_BLOB_BYTES]
+
+
 def read_tag(client: RegistryClient, repo: Reference, tag: str) -> TagState:
     """The manifest at tag and its layer descriptors (no blob read yet)."""
     try:
