@@ -66,42 +66,49 @@ def run_release_cmd(st: State, images: list[str] | None, key: str | None, manife
         emit(st, {"skipped": True}, "")
         return 0
     use_keyless = switch(keyless, KEYLESS_SWITCH, False)
+    if use_keyless and key:
+        raise InputError("keyless signing (AKKO_SIGN_KEYLESS/VOUCH_SIGN_KEYLESS=true or --keyless) and --key "
+                         "exclude each other: unset one")
+    if not use_keyless and not key:
+        raise InputError("--key is required (a cosign private key), or keyless signing: AKKO_SIGN_KEYLESS=true "
+                         "(or --keyless) with an identity token")
+    layouts = write_layouts(False, layout)
     # The key's scrypt (about 0.1 s, the GIL released) runs while the rest of the release machinery is
     # imported, when the password comes from the environment (a prompt stays on this thread).
     unlocking = None
-    if key and os.environ.get("COSIGN_PASSWORD") is not None and not use_keyless:
+    if key and os.environ.get("COSIGN_PASSWORD") is not None:
         unlocking = _in_thread(lambda: load_signer(key))
-    _read_ahead(st, manifest, images, layout, concurrency)
-    from vouch.release.plan import load_manifest, sbom_formats
-    from vouch.release.run import exit_code, run_release
-    from vouch.verify.bomfacts import parse_age
+    try:
+        from vouch.release.plan import ReleaseImage, load_manifest, sbom_formats
 
-    formats = sbom_formats(sbom_format, "--sbom-format") if sbom_format else \
-        (load_manifest(manifest).sbom_formats if manifest else ("cyclonedx-json",))
-    signer: KeySigner | KeylessSigner
-    if use_keyless:
-        if key:
-            raise InputError("keyless signing (AKKO_SIGN_KEYLESS/VOUCH_SIGN_KEYLESS=true or --keyless) and --key "
-                             "exclude each other: unset one")
-        plan = release_images(manifest, images)
-        refresh, limit = parse_age(refresh_after), parse_age(max_age)
-        if keyless_signer is None:  # (try_run leaves keyless releases to the Typer command)
-            raise InputError("keyless signing needs the keyless options of vouch release")
-        signer = keyless_signer()
-        err(f"vouch release: signing keyless as {signer.identity.subject} (issuer {signer.identity.issuer})")
-    else:
-        if not key:
-            raise InputError("--key is required (a cosign private key), or keyless signing: AKKO_SIGN_KEYLESS=true "
-                             "(or --keyless) with an identity token")
-        plan = release_images(manifest, images)
-        refresh, limit = parse_age(refresh_after), parse_age(max_age)
-        from vouch.release.run import read_ahead
+        if manifest and images:
+            raise InputError("give either --manifest or images, not both")
+        if not manifest and not images:
+            raise InputError("nothing to do: give --manifest release.yaml or image references")
+        release = load_manifest(manifest) if manifest else None
+        plan = release.images if release is not None else [ReleaseImage(ref_arg(i)) for i in images or []]
+        _read_ahead(st, plan, layouts, concurrency)
+        from vouch.release.run import exit_code, run_release
+        from vouch.verify.bomfacts import parse_age
 
-        read_ahead(st.client(), [(i.ref, i.ref.digest) for i in plan if i.ref.digest], write_layouts(False, layout),
-                   concurrency)  # (a manifest's pinned images: their tags are read while the key unlocks)
-        signer = unlocking() if unlocking is not None else load_signer(key)
+        formats = sbom_formats(sbom_format, "--sbom-format") if sbom_format else \
+            (release.sbom_formats if release is not None else ("cyclonedx-json",))
+        refresh, limit = parse_age(refresh_after), parse_age(max_age)
+        signer: KeySigner | KeylessSigner
+        if use_keyless:
+            if keyless_signer is None:  # (try_run leaves keyless releases to the Typer command)
+                raise InputError("keyless signing needs the keyless options of vouch release")
+            signer = keyless_signer()
+            err(f"vouch release: signing keyless as {signer.identity.subject} (issuer {signer.identity.issuer})")
+        else:
+            assert key is not None
+            signer = unlocking() if unlocking is not None else load_signer(key)
+    except BaseException:
+        if unlocking is not None:  # (its thread ends before the command does: no import cut off at exit)
+            with contextlib.suppress(BaseException):
+                unlocking()
+        raise
     started = time.perf_counter()
-    layouts = write_layouts(False, layout)
     reports = _run_with_progress(lambda done: run_release(st.client(), signer, plan, concurrency, refresh, limit,
                                                           done, layouts=layouts, spdx="spdx-json" in formats),
                                  len(plan))
@@ -144,21 +151,16 @@ def _in_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
     return result
 
 
-def _read_ahead(st: State, manifest: str | None, images: list[str] | None, layout: str | None,
-                concurrency: int) -> None:
-    """For images named by digest on the command line, start reading their signature and attestation tags
-    now, while the release code is imported and the key unlocked (vouch.release.run.read_ahead)."""
-    if manifest or not images or layout not in (None, "legacy", "both"):
+def _read_ahead(st: State, plan: list[ReleaseImage], layouts: tuple[str, ...], concurrency: int) -> None:
+    """Start reading the signature and attestation tags of the images pinned by digest (with the attestations'
+    envelopes) now, while the release code is imported and the key unlocked; for the legacy layout, where a
+    re-run finds what it needs. A write never starts from such an answer (store.layout.update_tag)."""
+    if "legacy" not in layouts:
         return
-    from vouch.oci.reference import parse_reference
     from vouch.store.layout import ATT_SUFFIX, SIG_SUFFIX, TAG_ACCEPT, attestation_blobs, tag_for, target_repository
 
-    refs = []
-    for text in images:
-        with contextlib.suppress(VouchError):
-            ref = parse_reference(text)
-            if ref.digest:
-                refs += [target_repository(ref).with_tag(tag_for(ref.digest, s)) for s in (SIG_SUFFIX, ATT_SUFFIX)]
+    refs = [target_repository(i.ref).with_tag(tag_for(i.ref.digest, s)) for i in plan if i.ref.digest
+            for s in (SIG_SUFFIX, ATT_SUFFIX)]
     if refs:
         st.client().prefetch_manifests(refs, TAG_ACCEPT, concurrency, attestation_blobs)
 
