@@ -174,7 +174,8 @@ class _Connection:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._tls is not None:
-                sock = self._tls().wrap_socket(sock, server_hostname=self.host)
+                # (an ASCII name as bytes: ssl would otherwise load the idna codec to encode it)
+                sock = self._tls().wrap_socket(sock, server_hostname=name)
         except TimeoutError:
             sock.close()
             raise ConnectTimeout(f"the TLS handshake with {self.host} timed out") from None
