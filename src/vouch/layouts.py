@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from vouch.errors import InputError
 from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.reference import Reference
+from vouch.record import record
 from vouch.signing.signer import KeySigner
 from vouch.store.layout import ATT_SUFFIX, TagReading, read_payloads, target_repository
 from vouch.trust import PublicKey
@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # (the keyless code is loaded by what signs or verifies keyle
 NAMES = ("legacy", "bundle")
 
 
-@dataclass
+@record
 class SignedStatement:
     """An in-toto statement and what each layout stores of its signature, made on demand (keyless: one
     signature, one log entry, for every layout that needs it; none when no layout does)."""
@@ -78,7 +78,7 @@ def signed_statement(signer: KeySigner | KeylessSigner, statement: bytes, predic
                            lambda: dsse_bundle(envelope(), signer.public_key))
 
 
-@dataclass
+@record
 class Attached:
     attached: bool
     replaced: int

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from vouch.errors import KeyError_
+from vouch.record import record
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
@@ -92,7 +92,7 @@ def load_public_key_der(der: bytes, what: str) -> PublicKey:
     return check_supported(key, what)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KeyTrust:
     """A set of trusted public keys: a signature is trusted when one of them verifies it."""
 

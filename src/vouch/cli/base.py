@@ -11,7 +11,6 @@ import os
 import sys
 import time
 import typing
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -21,6 +20,7 @@ from vouch.errors import InputError, RegistryError, VouchError
 from vouch.keys.files import read_key_file
 from vouch.oci.reference import Reference, parse_reference
 from vouch.parallel import parallel_map as parallel_map
+from vouch.record import field, record
 
 if typing.TYPE_CHECKING:
     from vouch.keyless.trust import KeylessTrust
@@ -38,7 +38,7 @@ class OutputFormat(StrEnum):
     yaml = "yaml"  # kubectl's habit; the same data as json
 
 
-@dataclass
+@record
 class State:
     output: OutputFormat = OutputFormat.text
     verbose: int = 0

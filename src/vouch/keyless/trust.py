@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from vouch.record import record
 from vouch.trust import PublicKey
 
 if TYPE_CHECKING:  # (types only: `vouch verify --key` tells trusts apart without loading X.509 code)
@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # (types only: `vouch verify --key` tells trusts apart withou
     from vouch.keyless.identity import IdentityPolicy
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KeylessTrust:
     """What a keyless signature is verified against. ignore_sct / ignore_tlog: cosign's
     --insecure-ignore-sct / --insecure-ignore-tlog (then a signed timestamp must give the time)."""
@@ -26,7 +26,7 @@ class KeylessTrust:
         return f"{self.policy.describe()} (trusted root: {self.root.source})"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EitherTrust:
     """A mixed release, or a rotation from keys to keyless: a signature counts when it verifies with one
     of the keys (key-signed material) or meets the keyless trust (certificate material)."""

@@ -6,13 +6,13 @@ import base64
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from vouch.errors import InputError
+from vouch.record import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Credentials:
     username: str
     password: str
@@ -110,7 +110,7 @@ def lookup_credentials(host: str) -> Credentials | None:
 _PARAM_RE = re.compile(r'(\w+)=(?:"([^"]*)"|([^,\s]*))')
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Challenge:
     scheme: str  # "basic" or "bearer"
     params: dict[str, str]

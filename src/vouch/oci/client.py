@@ -17,7 +17,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin, urlparse
 
 from vouch import lazylog, limits
@@ -29,6 +28,7 @@ from vouch.oci.digest import check_digest, hasher_for, sha256_digest
 from vouch.oci.manifest import Descriptor as Descriptor  # (re-exported: callers import it from here)
 from vouch.oci.manifest import Manifest as Manifest
 from vouch.oci.reference import Reference
+from vouch.record import record
 
 log = lazylog.get("vouch.registry")
 
@@ -49,7 +49,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass
+@record
 class RegistryOptions:
     insecure: frozenset[str] = frozenset()  # hosts where plain HTTP is allowed
     ca_file: str | None = None

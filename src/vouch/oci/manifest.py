@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from vouch.errors import InputError, RegistryError
 from vouch.oci import mediatypes as mt
+from vouch.record import field, record
 
 # algorithm:encoded as the OCI image spec defines a digest
 _DIGEST_RE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{1,128}")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Descriptor:
     media_type: str
     digest: str
@@ -59,7 +59,7 @@ class Descriptor:
         return Descriptor(media_type, digest, size, annotations or None, platform, artifact_type)
 
 
-@dataclass
+@record
 class Manifest:
     """A fetched manifest: the exact bytes, its media type and its digest."""
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from vouch.errors import ReferenceError_
+from vouch.record import record
 
 DEFAULT_REGISTRY = "docker.io"
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
@@ -38,7 +38,7 @@ def is_digest(value: str) -> bool:
     return bool(_DIGEST_RE.fullmatch(value))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Reference:
     """A parsed reference: registry (normalised), repository path, tag and/or digest."""
 

@@ -14,7 +14,6 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vouch import lazylog, limits
@@ -23,6 +22,7 @@ from vouch.oci import mediatypes as mt
 from vouch.oci.digest import sha256_digest
 from vouch.oci.manifest import Descriptor, Manifest
 from vouch.oci.reference import Reference, parse_reference
+from vouch.record import field, record
 
 if TYPE_CHECKING:
     from vouch.oci.client import RegistryClient
@@ -61,7 +61,7 @@ def target_repository(image: Reference) -> Reference:
     return Reference(image.registry, image.repository)
 
 
-@dataclass
+@record
 class StoredLayer:
     """One signature/attestation layer as found in the tag manifest; blob fetched on demand."""
 
@@ -73,7 +73,7 @@ class StoredLayer:
         return self.descriptor.annotations or {}
 
 
-@dataclass
+@record
 class NewLayer:
     media_type: str
     payload: bytes
@@ -87,7 +87,7 @@ class NewLayer:
         return Descriptor(self.media_type, self.digest, len(self.payload), dict(self.annotations))
 
 
-@dataclass
+@record
 class TagState:
     manifest: Manifest | None
     layers: list[StoredLayer] = field(default_factory=list)
@@ -142,7 +142,7 @@ def fetch_payload(client: RegistryClient, repo: Reference, layer: StoredLayer, s
     return layer.payload
 
 
-@dataclass
+@record
 class PayloadRead:
     """One layer to check, with its payload or the reason it could not be read."""
 
@@ -151,7 +151,7 @@ class PayloadRead:
     error: str = ""
 
 
-@dataclass
+@record
 class TagReading:
     """What a verifier reads of a tag: the layers within the bounds, and what it skipped."""
 
@@ -254,7 +254,7 @@ Planner = Callable[[TagState], list[Descriptor] | None]
 Superseded = Callable[[Descriptor, TagState], bool]
 
 
-@dataclass
+@record
 class UpdateResult:
     changed: bool
     manifest_digest: str | None

@@ -7,7 +7,6 @@ import binascii
 import contextlib
 import hashlib
 import json
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vouch.errors import VerificationError, VouchError
@@ -17,6 +16,7 @@ from vouch.keys.cosign import key_id
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import RegistryClient
 from vouch.oci.reference import Reference
+from vouch.record import field, record
 from vouch.signing.payload import SIGNATURE_TYPE, go_json, parse_payload, simple_signing_payload
 from vouch.signing.signer import verify_with_any
 from vouch.store.layout import (
@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # (the bundle layout's code is loaded when a bundle is read: 
     from vouch.store.bundles import BundleRead
 
 
-@dataclass
+@record
 class SignatureCheck:
     layer_digest: str
     ok: bool
@@ -49,7 +49,7 @@ class SignatureCheck:
     identity: CertificateIdentity | None = None  # keyless: who the verified certificate names
 
 
-@dataclass
+@record
 class VerifyResult:
     image: str
     digest: str
