@@ -96,8 +96,7 @@ def run_release_cmd(st: State, images: list[str] | None, key: str | None, manife
         refresh, limit = parse_age(refresh_after), parse_age(max_age)
         signer: KeySigner | KeylessSigner
         if use_keyless:
-            if keyless_signer is None:  # (try_run leaves keyless releases to the Typer command)
-                raise InputError("keyless signing needs the keyless options of vouch release")
+            assert keyless_signer is not None  # (try_run leaves keyless releases to the Typer command)
             signer = keyless_signer()
             err(f"vouch release: signing keyless as {signer.identity.subject} (issuer {signer.identity.issuer})")
         else:
