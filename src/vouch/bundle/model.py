@@ -17,7 +17,6 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from vouch import limits
@@ -26,6 +25,7 @@ from vouch.oci.mediatypes import BUNDLE_V01 as BUNDLE_V01
 from vouch.oci.mediatypes import BUNDLE_V02 as BUNDLE_V02
 from vouch.oci.mediatypes import BUNDLE_V03 as BUNDLE_V03
 from vouch.oci.mediatypes import BUNDLE_V03_ALT as BUNDLE_V03_ALT
+from vouch.record import record
 from vouch.signing.attestation import open_envelope, pae
 from vouch.signing.payload import go_json
 from vouch.trust import PublicKey, key_hint
@@ -39,7 +39,7 @@ DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 MAX_BUNDLE_BYTES = limits.MAX_ATTESTATION_BYTES  # a bundle holds an attestation: the same bound as in a registry
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HashOutput:
     algorithm: str  # hashlib's name: sha256, sha384 or sha512
     digest: bytes
@@ -48,7 +48,7 @@ class HashOutput:
         return f"{self.algorithm}:{self.digest.hex()}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InclusionProof:
     log_index: int  # the index in the log's tree (Rekor v1: not the entry's global logIndex)
     root_hash: bytes
@@ -57,7 +57,7 @@ class InclusionProof:
     checkpoint: str  # the signed note committing to root_hash and tree_size
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TlogEntry:
     log_index: int
     log_id: bytes  # Rekor v1: sha256 of the log's public key (DER)
@@ -69,7 +69,7 @@ class TlogEntry:
     inclusion_proof: InclusionProof | None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VerificationMaterial:
     public_key_hint: str | None  # None: no publicKey; "": a publicKey without a hint
     certificates: tuple[bytes, ...]  # DER, leaf first: `certificate` (one) or `x509CertificateChain`
@@ -78,19 +78,19 @@ class VerificationMaterial:
     signed_timestamps: tuple[bytes, ...]  # RFC 3161 timestamp responses (DER), kept, not verified yet
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MessageSignature:
     digest: HashOutput | None  # an identification hint, never what the signature is checked over
     signature: bytes
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DsseSignature:
     sig: bytes
     keyid: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DsseEnvelope:
     payload: bytes
     payload_type: str
@@ -106,7 +106,7 @@ class DsseEnvelope:
                                        for s in self.signatures]})
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Bundle:
     media_type: str
     version: str  # "0.1", "0.2" or "0.3"

@@ -22,7 +22,6 @@ import datetime as dt
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -32,12 +31,13 @@ from vouch.bundle.model import DIGEST_SIZES, Bundle, HashOutput, InclusionProof,
 from vouch.bundle.trustroot import LogKey, TrustedRoot
 from vouch.errors import KeyError_, VerificationError
 from vouch.keys.cosign import pem_blocks
+from vouch.record import record
 from vouch.trust import PublicKey, signature_verifies, spki_der
 
 SUPPORTED = {("hashedrekord", "0.0.1"), ("hashedrekord", "0.0.2"), ("dsse", "0.0.1"), ("intoto", "0.0.2")}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TlogResult:
     verified: int  # entries that passed
     integrated_time: int | None  # the earliest integrated time a verified SET vouches for
@@ -80,7 +80,7 @@ def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: tuple[b
 # ---- checkpoints (signed notes) -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Checkpoint:
     note: bytes  # the signed text: origin, size, root hash, extension lines, each ending in a newline
     origin: str

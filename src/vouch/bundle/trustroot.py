@@ -9,13 +9,13 @@ Sigstore public-good root the `sigstore` package ships (what cosign and sigstore
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vouch import limits
 from vouch.bundle.model import b64decode, load_json
 from vouch.errors import InputError
+from vouch.record import record
 from vouch.trust import PublicKey, load_public_key_der
 
 TRUSTED_ROOT_TYPES = frozenset({
@@ -26,7 +26,7 @@ TRUSTED_ROOT_TYPES = frozenset({
 PRODUCTION = "Sigstore public-good trusted root"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ValidFor:
     start: dt.datetime | None  # None: the root names no start (a log key without one is never trusted)
     end: dt.datetime | None  # None: open-ended
@@ -38,7 +38,7 @@ class ValidFor:
         return self.end is None or when <= self.end
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LogKey:
     """A transparency log (Rekor) or CT log: its key, the id entries name it by, and when the key is valid."""
 
@@ -53,7 +53,7 @@ class LogKey:
         return load_public_key_der(self.public_key_der, f"the trusted root's key for {self.base_url}")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CertificateAuthority:
     """A Fulcio CA or a timestamp authority: its chain (DER, leaf or intermediate first) and validity."""
 
@@ -63,7 +63,7 @@ class CertificateAuthority:
     valid_for: ValidFor
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TrustedRoot:
     media_type: str
     tlogs: tuple[LogKey, ...]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -32,6 +31,7 @@ from vouch.errors import InputError, VerificationError
 from vouch.keyless import certs
 from vouch.keyless.identity import CertificateIdentity, identity_of
 from vouch.keyless.trust import KeylessTrust
+from vouch.record import field, record
 from vouch.signing.attestation import INTOTO_PAYLOAD_TYPE, OpenedEnvelope
 from vouch.trust import KeyTrust, PublicKey, check_supported, key_hint, key_id, signature_verifies
 
@@ -39,7 +39,7 @@ _HASH_CLASSES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BundleCheck:
     """The verdict on one bundle: ok, or the reason it was refused; what was verified."""
 

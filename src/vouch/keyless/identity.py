@@ -10,7 +10,6 @@ v2 one, 1.3.6.1.4.1.57264.1.8, else the legacy raw 1.3.6.1.4.1.57264.1.1).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
@@ -18,6 +17,7 @@ from cryptography.x509.oid import ExtensionOID
 from vouch.errors import InputError
 from vouch.keyless.oids import CI_EXTENSIONS as CI_EXTENSIONS  # (re-exported)
 from vouch.keyless.oids import FULCIO
+from vouch.record import field, record
 
 OID_ISSUER_V1 = x509.ObjectIdentifier(f"{FULCIO}.1")
 OID_ISSUER_V2 = x509.ObjectIdentifier(f"{FULCIO}.8")
@@ -49,7 +49,7 @@ def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> bytes | No
     return value.value if isinstance(value, x509.UnrecognizedExtension) else None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CertificateIdentity:
     """What a signing certificate says of its signer."""
 
@@ -108,7 +108,7 @@ def _compile(pattern: str, flag: str) -> re.Pattern[str]:
         raise InputError(f"{flag} {pattern[:80]!r} is not a valid regular expression: {exc}") from exc
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IdentityPolicy:
     """Who may have signed: an exact identity or a pattern, an exact issuer or a pattern, and exact values
     of CI extensions. Build it with `identity_policy`, which refuses a policy that names no identity."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Any
 
 from vouch.errors import InputError
 from vouch.keys.cosign import key_id
+from vouch.record import record
 from vouch.signing.payload import go_json, loads_json
 from vouch.signing.signer import KeySigner, verify_with_any
 from vouch.trust import PublicKey
@@ -71,7 +71,7 @@ def envelope(signer: KeySigner, payload: bytes, payload_type: str = INTOTO_PAYLO
                     "signatures": [{"keyid": "", "sig": base64.b64encode(sig).decode()}]})
 
 
-@dataclass
+@record
 class OpenedEnvelope:
     payload_type: str
     payload: bytes

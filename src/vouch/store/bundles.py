@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vouch import lazylog, limits
@@ -22,6 +21,7 @@ from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.digest import sha256_digest
 from vouch.oci.mediatypes import BUNDLE_V01, BUNDLE_V02, BUNDLE_V03, BUNDLE_V03_ALT
 from vouch.oci.reference import Reference
+from vouch.record import field, record
 from vouch.store.layout import TagReading, TagState, read_index_tag, update_tag
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def fallback_tag(digest: str) -> str:
     return f"{algo}-{hexd}"
 
 
-@dataclass
+@record
 class Listing:
     """The bundle referrers of one digest and where they were found."""
 
@@ -82,7 +82,7 @@ def list_bundles(client: RegistryClient, repo: Reference, digest: str) -> Listin
     return Listing(entries, api, where)
 
 
-@dataclass
+@record
 class BundleRead:
     """One referrer to check: its manifest descriptor, the bundle bytes or why they could not be read."""
 
@@ -151,7 +151,7 @@ def bundle_manifest(subject: Descriptor, bundle: bytes, predicate_type: str, con
     return json.dumps(m, separators=(",", ":")).encode()
 
 
-@dataclass
+@record
 class BundleWrite:
     digest: str
     written: bool  # False: an equivalent bundle (same statement, same key) was already there
