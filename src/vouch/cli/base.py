@@ -6,6 +6,7 @@ alone when its arguments are the plain ones (vouch.cli.verify_fast: no Typer to 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -334,3 +335,71 @@ def text_table(title: str, columns: list[str], rows: list[list[str]]) -> str:
     lines = [title.center(len(top)).rstrip(), top, row(columns, "┃"), rule("┡", "╇", "┩", "━")]
     lines += [row(r, "│") for r in rows] + [rule("└", "┴", "┘", "─")]
     return "\n".join(lines) + "\n"
+
+
+# ---- plain argument lists (vouch.cli.verify_fast, release_fast, sbom_fast) ---------------------------------
+
+_GLOBAL_VALUES = {"-o": "output", "--output": "output", "--insecure-registry": "insecure_registry",
+                  "--ca-file": "ca_file"}
+_VERBOSE = {"-v": 1, "-vv": 2, "-vvv": 3, "--verbose": 1}
+
+
+class PlainArgs:
+    """What a plain argument list says: the global options, the command's own values (params) and images."""
+
+    def __init__(self, defaults: dict[str, Any]) -> None:
+        self.output: str | None = None  # the global -o
+        self.verbose = 0
+        self.insecure_registry: list[str] = []
+        self.ca_file: str | None = None
+        self.command_output: str | None = None  # -o after the command
+        self.allow_insecure = False
+        self.params: dict[str, Any] = dict(defaults)
+        self.images: list[str] = []
+
+
+def parse_globals(argv: list[str], command: str, out: PlainArgs) -> int | None:
+    """vouch's global options up to `command`, in the forms click accepts, into out: the index after the
+    command, or None when anything else comes first (the Typer command then parses the list)."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, inline = arg.partition("=")
+        if arg in _VERBOSE:
+            out.verbose += _VERBOSE[arg]
+            i += 1
+        elif name in _GLOBAL_VALUES and (eq or i + 1 < len(argv)):
+            value = inline if eq else argv[i + 1]
+            if not eq and value.startswith("-"):
+                return None
+            if _GLOBAL_VALUES[name] == "insecure_registry":
+                out.insecure_registry.append(value)
+            else:
+                setattr(out, _GLOBAL_VALUES[name], value)
+            i += 1 if eq else 2
+        elif arg == command:
+            return i + 1
+        else:
+            return None
+    return None
+
+
+def plain_outputs_valid(out: PlainArgs) -> bool:
+    outputs = {f.value for f in OutputFormat}
+    return all(o is None or o in outputs for o in (out.output, out.command_output))
+
+
+def plain_state(out: PlainArgs, images: list[str]) -> State:
+    """The State a command runs with, from a plain argument list: verbosity, output format (global, or -o after
+    the command), the registries allowed plain HTTP (--insecure-registry, and cosign's --allow-http-registry for
+    the registries of the images named), the CA."""
+    setup_logging(out.verbose)
+    st = State(output=OutputFormat(out.output or "text"), verbose=out.verbose, insecure=list(out.insecure_registry),
+               ca_file=out.ca_file)
+    if out.allow_insecure:  # cosign's flags, scoped to the registries named here (as common does)
+        for text in images:
+            with contextlib.suppress(VouchError):
+                st.insecure.append(parse_reference(text).registry)
+    if out.command_output is not None:
+        st.output = OutputFormat(out.command_output)
+    return st

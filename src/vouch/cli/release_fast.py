@@ -22,18 +22,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vouch.cli.base import (
-    OutputFormat,
+    PlainArgs,
     State,
     emit,
     ended,
     err,
     load_signer,
+    parse_globals,
+    plain_outputs_valid,
+    plain_state,
     ref_arg,
-    setup_logging,
     text_table,
     write_layouts,
 )
-from vouch.errors import InputError, VouchError
+from vouch.errors import InputError
 
 if TYPE_CHECKING:
     from vouch.keyless.sign import KeylessSigner
@@ -198,9 +200,6 @@ _VALUES = {"--key": "key", "--manifest": "manifest", "--concurrency": "concurren
 _FLAGS = {"--sign-images": ("sign_images", True), "--no-sign-images": ("sign_images", False),
           "--no-keyless": ("keyless", False), "--allow-insecure-registry": ("allow_insecure", True),
           "--allow-http-registry": ("allow_insecure", True)}
-_GLOBAL_VALUES = {"-o": "output", "--output": "output", "--insecure-registry": "insecure_registry",
-                  "--ca-file": "ca_file"}
-_VERBOSE = {"-v": 1, "-vv": 2, "-vvv": 3, "--verbose": 1}
 
 DEFAULTS: dict[str, Any] = {
     "images": None, "key": None, "manifest": None, "concurrency": 4, "refresh_after": "30d", "max_age": "90d",
@@ -208,44 +207,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class Parsed:
-    def __init__(self) -> None:
-        self.output: str | None = None  # the global -o
-        self.verbose = 0
-        self.insecure_registry: list[str] = []
-        self.ca_file: str | None = None
-        self.command_output: str | None = None  # -o after the command
-        self.allow_insecure = False
-        self.params: dict[str, Any] = dict(DEFAULTS)
-
-
-def parse(argv: list[str]) -> Parsed | None:
+def parse(argv: list[str]) -> PlainArgs | None:
     """argv (after the program name) as `vouch [global options] release …` gives it, or None for anything this
     parser does not take on (the Typer command then parses it)."""
-    out = Parsed()
-    i = 0
-    while i < len(argv):  # the global options, up to the command
-        arg = argv[i]
-        name, eq, inline = arg.partition("=")
-        if arg in _VERBOSE:
-            out.verbose += _VERBOSE[arg]
-            i += 1
-        elif name in _GLOBAL_VALUES and (eq or i + 1 < len(argv)):
-            value = inline if eq else argv[i + 1]
-            if not eq and value.startswith("-"):
-                return None
-            if _GLOBAL_VALUES[name] == "insecure_registry":
-                out.insecure_registry.append(value)
-            else:
-                setattr(out, _GLOBAL_VALUES[name], value)
-            i += 1 if eq else 2
-        elif arg == "release":
-            i += 1
-            break
-        else:
-            return None
-    else:
+    out = PlainArgs(DEFAULTS)
+    start = parse_globals(argv, "release", out)
+    if start is None:
         return None
+    i = start
     images: list[str] = []
     formats: list[str] = []
     while i < len(argv):
@@ -285,11 +254,7 @@ def parse(argv: list[str]) -> Parsed | None:
     if not 1 <= concurrency <= 64:
         return None
     out.params["concurrency"] = concurrency
-    outputs = {f.value for f in OutputFormat}
-    if (out.output is not None and out.output not in outputs) or (
-            out.command_output is not None and out.command_output not in outputs):
-        return None
-    return out
+    return out if plain_outputs_valid(out) else None
 
 
 def try_run(argv: list[str]) -> None:
@@ -302,17 +267,7 @@ def try_run(argv: list[str]) -> None:
     if switch(parsed.params["keyless"], KEYLESS_SWITCH, False):
         return  # keyless (AKKO_SIGN_KEYLESS=true): the Typer command, with its keyless options and their envvars
     try:
-        setup_logging(parsed.verbose)
-        st = State(output=OutputFormat(parsed.output or "text"), verbose=parsed.verbose,
-                   insecure=list(parsed.insecure_registry), ca_file=parsed.ca_file)
-        if parsed.allow_insecure:  # cosign's flags, scoped to the registries named here (as common does)
-            from vouch.oci.reference import parse_reference
-
-            for text in parsed.params["images"] or []:
-                with contextlib.suppress(VouchError):
-                    st.insecure.append(parse_reference(text).registry)
-        if parsed.command_output is not None:
-            st.output = OutputFormat(parsed.command_output)
+        st = plain_state(parsed, parsed.params["images"] or [])
         code = run_release_cmd(st, **parsed.params)
     except (Exception, KeyboardInterrupt) as exc:
         sys.exit(ended(exc))

@@ -7,13 +7,12 @@ the Typer command. test_sbom_fast checks that both parsers give the command the 
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 from typing import Any
 
-from vouch.cli.base import OutputFormat, State, ended, err, setup_logging
-from vouch.errors import InputError, VouchError
+from vouch.cli.base import PlainArgs, State, ended, err, parse_globals, plain_outputs_valid, plain_state
+from vouch.errors import InputError
 
 
 def run_sbom_cmd(st: State, image: str, platform: str | None, output_file: str | None, format_: str | None,
@@ -60,9 +59,6 @@ _VALUES = {"--platform": "platform", "--output-file": "output_file", "--format":
            "--max-layer-bytes": "max_layer_bytes"}
 _FLAGS = {"--files": ("files", True), "--no-files": ("files", False),
           "--allow-insecure-registry": ("allow_insecure", True), "--allow-http-registry": ("allow_insecure", True)}
-_GLOBAL_VALUES = {"-o": "output", "--output": "output", "--insecure-registry": "insecure_registry",
-                  "--ca-file": "ca_file"}
-_VERBOSE = {"-v": 1, "-vv": 2, "-vvv": 3, "--verbose": 1}
 
 DEFAULTS: dict[str, Any] = {
     "image": None, "platform": None, "output_file": None, "format_": None, "output": None, "timestamp": None,
@@ -70,43 +66,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class Parsed:
-    def __init__(self) -> None:
-        self.output: str | None = None  # the global -o
-        self.verbose = 0
-        self.insecure_registry: list[str] = []
-        self.ca_file: str | None = None
-        self.allow_insecure = False
-        self.params: dict[str, Any] = dict(DEFAULTS)
-
-
-def parse(argv: list[str]) -> Parsed | None:
+def parse(argv: list[str]) -> PlainArgs | None:
     """argv (after the program name) as `vouch [global options] sbom …` gives it, or None for anything this
     parser does not take on (the Typer command then parses it)."""
-    out = Parsed()
-    i = 0
-    while i < len(argv):  # the global options, up to the command
-        arg = argv[i]
-        name, eq, inline = arg.partition("=")
-        if arg in _VERBOSE:
-            out.verbose += _VERBOSE[arg]
-            i += 1
-        elif name in _GLOBAL_VALUES and (eq or i + 1 < len(argv)):
-            value = inline if eq else argv[i + 1]
-            if not eq and value.startswith("-"):
-                return None
-            if _GLOBAL_VALUES[name] == "insecure_registry":
-                out.insecure_registry.append(value)
-            else:
-                setattr(out, _GLOBAL_VALUES[name], value)
-            i += 1 if eq else 2
-        elif arg == "sbom":
-            i += 1
-            break
-        else:
-            return None
-    else:
+    out = PlainArgs(DEFAULTS)
+    start = parse_globals(argv, "sbom", out)
+    if start is None:
         return None
+    i = start
     images: list[str] = []
     excludes: list[str] = []
     while i < len(argv):
@@ -143,9 +110,7 @@ def parse(argv: list[str]) -> Parsed | None:
         out.params["max_layer_bytes"] = int(out.params["max_layer_bytes"])
     except (TypeError, ValueError):
         return None
-    if out.output is not None and out.output not in {f.value for f in OutputFormat}:
-        return None
-    return out
+    return out if plain_outputs_valid(out) else None
 
 
 def try_run(argv: list[str]) -> None:
@@ -154,14 +119,7 @@ def try_run(argv: list[str]) -> None:
     if parsed is None:
         return
     try:
-        setup_logging(parsed.verbose)
-        st = State(output=OutputFormat(parsed.output or "text"), verbose=parsed.verbose,
-                   insecure=list(parsed.insecure_registry), ca_file=parsed.ca_file)
-        if parsed.allow_insecure:  # cosign's flags, scoped to the registry named here (as common does)
-            from vouch.oci.reference import parse_reference
-
-            with contextlib.suppress(VouchError):
-                st.insecure.append(parse_reference(parsed.params["image"]).registry)
+        st = plain_state(parsed, [parsed.params["image"]])
         run_sbom_cmd(st, **parsed.params)
     except (Exception, KeyboardInterrupt) as exc:
         sys.exit(ended(exc))

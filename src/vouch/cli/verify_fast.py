@@ -11,12 +11,12 @@ the whole CLI does. test_verify_fast checks that both parsers give the command t
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
 from vouch.cli.base import (
     OutputFormat,
+    PlainArgs,
     State,
     emit,
     ended,
@@ -25,10 +25,12 @@ from vouch.cli.base import (
     load_verifier_keys,
     parallel_map,
     parse_annotations,
+    parse_globals,
+    plain_outputs_valid,
+    plain_state,
     ref_arg,
-    setup_logging,
 )
-from vouch.errors import EXIT_VERIFY, InputError, VouchError
+from vouch.errors import EXIT_VERIFY, InputError
 
 if TYPE_CHECKING:
     from vouch.keyless.trust import EitherTrust, KeylessTrust
@@ -56,9 +58,6 @@ _FLAGS: dict[str, tuple[str, bool]] = {
     "--allow-insecure-registry": ("allow_insecure", True), "--allow-http-registry": ("allow_insecure", True),
 }
 _NEGATABLE = {"--check-reference": "--no-check-reference", "--offline": "--no-offline"}
-_GLOBAL_VALUES = {"-o": "output", "--output": "output", "--insecure-registry": "insecure_registry",
-                  "--ca-file": "ca_file"}
-_VERBOSE = {"-v": 1, "-vv": 2, "-vvv": 3, "--verbose": 1}
 
 DEFAULTS: dict[str, Any] = {
     "key": None, "annotations": None, "check_reference": False, "insecure_ignore_tlog": False, "offline": True,
@@ -68,47 +67,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class Parsed:
-    """What the arguments say: the global options, the command's own, and the images."""
-
-    def __init__(self) -> None:
-        self.output: str | None = None  # the global -o
-        self.verbose = 0
-        self.insecure_registry: list[str] = []
-        self.ca_file: str | None = None
-        self.command_output: str | None = None  # -o after the command
-        self.allow_insecure = False
-        self.params: dict[str, Any] = dict(DEFAULTS)
-        self.images: list[str] = []
-
-
-def parse(argv: list[str]) -> Parsed | None:
+def parse(argv: list[str]) -> PlainArgs | None:
     """argv (after the program name) as `vouch [global options] verify …` gives it, or None for anything this
     parser does not take on (the Typer command then parses it)."""
-    out = Parsed()
-    i = 0
-    while i < len(argv):  # the global options, up to the command
-        arg = argv[i]
-        name, eq, inline = arg.partition("=")
-        if arg in _VERBOSE:
-            out.verbose += _VERBOSE[arg]
-            i += 1
-        elif name in _GLOBAL_VALUES and (eq or i + 1 < len(argv)):
-            value = inline if eq else argv[i + 1]
-            if not eq and value.startswith("-"):
-                return None
-            if _GLOBAL_VALUES[name] == "insecure_registry":
-                out.insecure_registry.append(value)
-            else:
-                setattr(out, _GLOBAL_VALUES[name], value)
-            i += 1 if eq else 2
-        elif arg == "verify":
-            i += 1
-            break
-        else:
-            return None
-    else:
+    out = PlainArgs(DEFAULTS)
+    start = parse_globals(argv, "verify", out)
+    if start is None:
         return None
+    i = start
     many: dict[str, list[str]] = {}
     while i < len(argv):
         arg = argv[i]
@@ -157,11 +123,7 @@ def parse(argv: list[str]) -> Parsed | None:
     if not 1 <= concurrency <= 64 or not out.images:
         return None
     out.params["concurrency"] = concurrency
-    outputs = {f.value for f in OutputFormat}
-    if (out.output is not None and out.output not in outputs) or (
-            out.command_output is not None and out.command_output not in outputs):
-        return None
-    return out
+    return out if plain_outputs_valid(out) else None
 
 
 def try_run(argv: list[str]) -> None:
@@ -170,17 +132,7 @@ def try_run(argv: list[str]) -> None:
     if parsed is None:
         return
     try:
-        setup_logging(parsed.verbose)
-        st = State(output=OutputFormat(parsed.output or "text"), verbose=parsed.verbose,
-                   insecure=list(parsed.insecure_registry), ca_file=parsed.ca_file)
-        if parsed.allow_insecure:  # cosign's flags, scoped to the registries named here (as common does)
-            from vouch.oci.reference import parse_reference
-
-            for text in parsed.images:
-                with contextlib.suppress(VouchError):
-                    st.insecure.append(parse_reference(text).registry)
-        if parsed.command_output is not None:
-            st.output = OutputFormat(parsed.command_output)
+        st = plain_state(parsed, parsed.images)
         code = run_verify(st, parsed.images, **parsed.params)
     except (Exception, KeyboardInterrupt) as exc:
         sys.exit(ended(exc))
