@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 
-from vouch.oci.client import Descriptor, RegistryClient
+from vouch.oci.client import Descriptor, Manifest, RegistryClient, RegistryError
 from vouch.oci.layout_write import LayoutWriter
 from vouch.oci.reference import Reference
 from vouch.oci.source import ImageSource, RegistrySource
 
 Progress = Callable[[str], None]
+
+_BLOB_UNKNOWN_ATTEMPTS = 4
 
 
 def copy_image(src: ImageSource, client: RegistryClient, dst: Reference,
@@ -18,6 +22,12 @@ def copy_image(src: ImageSource, client: RegistryClient, dst: Reference,
     source's own digest: manifests are pushed byte for byte."""
     top = src.resolve()
     done: set[str] = set()
+    manifests: dict[str, Manifest] = {}
+
+    def read(digest: str) -> Manifest:
+        if digest not in manifests:
+            manifests[digest] = src.manifest(digest)
+        return manifests[digest]
 
     def blob(digest: str) -> None:
         if digest in done:
@@ -35,21 +45,40 @@ def copy_image(src: ImageSource, client: RegistryClient, dst: Reference,
         if progress:
             progress(f"copied {digest[:19]}")
 
+    def blobs_of(digest: str) -> list[str]:
+        m = read(digest)
+        return [] if m.is_index else [m.config().digest, *(layer.digest for layer in m.layers())]
+
+    def put(ref: Reference, digest: str) -> None:
+        m = read(digest)
+        for attempt in range(1, _BLOB_UNKNOWN_ATTEMPTS + 1):
+            try:
+                client.put_manifest(ref, m.raw, m.media_type)
+                return
+            except RegistryError as exc:
+                if exc.status != 400 or "BLOB_UNKNOWN" not in str(exc) or attempt == _BLOB_UNKNOWN_ATTEMPTS:
+                    raise
+                # Another writer committing the same blob at this moment can hide it from the registry's
+                # manifest check (distribution's filesystem driver rewrites the repository's blob link in
+                # place): make sure every blob is there, then put the same bytes again.
+                time.sleep(random.uniform(0.05, 0.2) * attempt)
+                for d in blobs_of(digest):
+                    done.discard(d)
+                    blob(d)
+
     def manifest(digest: str) -> None:
-        m = src.manifest(digest)
+        m = read(digest)
         if m.is_index:
             for child in m.children():
                 manifest(child.digest)
         else:
-            blob(m.config().digest)
-            for layer in m.layers():
-                blob(layer.digest)
-        client.put_manifest(dst.with_digest(digest), m.raw, m.media_type)
+            for d in blobs_of(digest):
+                blob(d)
+        put(dst.with_digest(digest), digest)
 
     manifest(top.digest)
     if dst.tag:
-        m = src.manifest(top.digest)
-        client.put_manifest(dst.with_tag(dst.tag), m.raw, m.media_type)
+        put(dst.with_tag(dst.tag), top.digest)
     return top.digest
 
 
