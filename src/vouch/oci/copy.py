@@ -6,7 +6,8 @@ import random
 import time
 from collections.abc import Callable
 
-from vouch.oci.client import Descriptor, Manifest, RegistryClient, RegistryError
+from vouch.errors import RegistryError
+from vouch.oci.client import Descriptor, Manifest, RegistryClient
 from vouch.oci.layout_write import LayoutWriter
 from vouch.oci.reference import Reference
 from vouch.oci.source import ImageSource, RegistrySource
