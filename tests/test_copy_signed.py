@@ -168,3 +168,29 @@ def test_two_copies_racing_to_one_destination_keep_both_signatures(
     for pub in keys:
         ok(vouch("verify", "--key", str(pub), f"{dst}@{digest}"))
     assert layers(client, f"{dst}@{digest}", SIG_SUFFIX) == 2
+
+
+_BLOB_LINK_RACE = (b'{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"},'
+                   b'{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}')
+
+
+def test_copy_puts_the_manifest_again_when_the_registry_briefly_misses_a_blob(
+        registry: RegistryServer, proxy: FaultProxy, client: RegistryClient, repo_name: str) -> None:
+    """What distribution answered in CI while another copy committed the same blob (its filesystem driver
+    rewrites the repository's blob link in place): 400 DIGEST_INVALID + MANIFEST_BLOB_UNKNOWN on the image's
+    tag PUT. Copy makes sure the blobs are there and puts the same bytes again; a registry that keeps
+    answering so is reported in one line, exit 3."""
+    digest = push_image(client, Reference(registry.host, repo_name, "v1"), small_image("copy-blob-race"))
+    src = f"{registry.host}/{repo_name}@{digest}"
+    proxy.add(Rule("status", "PUT", r"/manifests/v1$", times=1, status=400, body=_BLOB_LINK_RACE))
+    ok(vouch("copy", src, f"{proxy.host}/{repo_name}-dst:v1"))
+    assert proxy.count("PUT", r"/manifests/v1$") == 2  # the refused PUT, then the one that landed
+    assert client.resolve(Reference(registry.host, f"{repo_name}-dst", "v1")).digest == digest
+
+    proxy.clear()
+    proxy.add(Rule("status", "PUT", r"/manifests/v2$", times=1000, status=400, body=_BLOB_LINK_RACE))
+    r = vouch("copy", src, f"{proxy.host}/{repo_name}-dst:v2")
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.strip().splitlines()[-1].startswith("Error: ")
+    assert "MANIFEST_BLOB_UNKNOWN" in r.stderr
+    assert proxy.count("PUT", r"/manifests/v2$") == 4
