@@ -145,11 +145,14 @@ def push_image(client: RegistryClient, ref: Reference, image: Image | Index) -> 
         raw = image.manifest_bytes()
         client.put_manifest(ref if ref.tag else ref.with_digest(image.digest), raw, mt.OCI_INDEX)
         return image.digest
-    for layer in image.layers:
-        client.push_blob(ref, layer.blob, layer.digest)
-    client.push_blob(ref, image.config_bytes())
+    def ensure_blobs() -> None:
+        for layer in image.layers:
+            client.push_blob(ref, layer.blob, layer.digest)
+        client.push_blob(ref, image.config_bytes())
+    ensure_blobs()
     raw = image.manifest_bytes()
-    return client.put_manifest(ref if ref.tag else ref.with_digest(image.digest), raw, mt.OCI_MANIFEST)
+    return client.put_manifest(ref if ref.tag else ref.with_digest(image.digest), raw, mt.OCI_MANIFEST,
+                               ensure_blobs=ensure_blobs)
 
 
 def write_layout(path: Path, image: Image | Index, tag: str = "latest") -> str:

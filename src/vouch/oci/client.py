@@ -33,6 +33,7 @@ from vouch.record import record
 log = lazylog.get("vouch.registry")
 
 MAX_MANIFEST_BYTES = limits.MAX_MANIFEST_BYTES
+BLOB_UNKNOWN_ATTEMPTS = 4  # PUTs of one manifest a registry refuses for a blob it does not see yet
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CHUNK = 1024 * 1024
 
@@ -529,22 +530,40 @@ class RegistryClient:
             raise NotFoundError(f"image {ref} not found", 404)
         return desc
 
-    def put_manifest(self, ref: Reference, raw: bytes, media_type: str, retry: bool = True) -> str:
+    def put_manifest(self, ref: Reference, raw: bytes, media_type: str, retry: bool = True,
+                     ensure_blobs: Callable[[], None] | None = None) -> str:
         """PUT a manifest under ref's tag (or digest). Returns its digest.
 
         Retrying the same body is safe for an image's own tag or digest, never for a tag whose content
         was planned from an earlier read (signature tags: the store re-reads and re-plans instead)."""
-        return self.put_manifest_subject(ref, raw, media_type, retry)[0]
+        return self.put_manifest_subject(ref, raw, media_type, retry, ensure_blobs)[0]
 
-    def put_manifest_subject(self, ref: Reference, raw: bytes, media_type: str,
-                             retry: bool = True) -> tuple[str, bool]:
+    def put_manifest_subject(self, ref: Reference, raw: bytes, media_type: str, retry: bool = True,
+                             ensure_blobs: Callable[[], None] | None = None) -> tuple[str, bool]:
         """put_manifest, and whether the registry said it indexed the manifest's `subject` (the
-        `OCI-Subject` header of OCI distribution 1.1: it has a referrers API)."""
+        `OCI-Subject` header of OCI distribution 1.1: it has a referrers API).
+
+        With retry, a 400 naming an unknown blob is answered by ensure_blobs (make sure every blob the
+        manifest names is there) and the same bytes put again, a few times: a registry may briefly not
+        see a blob another writer commits at the same moment (distribution's filesystem driver rewrites
+        the repository's blob link in place, and answers DIGEST_INVALID + MANIFEST_BLOB_UNKNOWN)."""
         digest = sha256_digest(raw)
         url = self._url(ref, f"manifests/{ref.tag or digest}")
-        resp = self.request("PUT", ref, url, scope=_push(ref), headers={"Content-Type": media_type},
-                            content=raw, ok=(200, 201, 202), what=f"push manifest {ref}", retry=retry)
-        return digest, bool(resp.headers.get("OCI-Subject"))
+        attempts = BLOB_UNKNOWN_ATTEMPTS if retry else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                resp = self.request("PUT", ref, url, scope=_push(ref), headers={"Content-Type": media_type},
+                                    content=raw, ok=(200, 201, 202), what=f"push manifest {ref}", retry=retry)
+            except RegistryError as exc:
+                if exc.status != 400 or "BLOB_UNKNOWN" not in str(exc) or attempt == attempts:
+                    raise
+                log.info("push manifest %s: registry did not see a blob yet (%s); retrying", ref, exc)
+                time.sleep(random.uniform(0.05, 0.2) * attempt)
+                if ensure_blobs is not None:
+                    ensure_blobs()
+                continue
+            return digest, bool(resp.headers.get("OCI-Subject"))
+        raise RegistryError(f"push manifest {ref}: unreachable")  # pragma: no cover
 
     def referrers(self, ref: Reference, digest: str) -> list[Descriptor] | None:
         """The descriptors of the manifests whose `subject` is digest, from the OCI 1.1 referrers API

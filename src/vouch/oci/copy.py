@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 
-from vouch.errors import RegistryError
 from vouch.oci.client import Descriptor, Manifest, RegistryClient
 from vouch.oci.layout_write import LayoutWriter
 from vouch.oci.reference import Reference
 from vouch.oci.source import ImageSource, RegistrySource
 
 Progress = Callable[[str], None]
-
-_BLOB_UNKNOWN_ATTEMPTS = 4
 
 
 def copy_image(src: ImageSource, client: RegistryClient, dst: Reference,
@@ -52,20 +47,12 @@ def copy_image(src: ImageSource, client: RegistryClient, dst: Reference,
 
     def put(ref: Reference, digest: str) -> None:
         m = read(digest)
-        for attempt in range(1, _BLOB_UNKNOWN_ATTEMPTS + 1):
-            try:
-                client.put_manifest(ref, m.raw, m.media_type)
-                return
-            except RegistryError as exc:
-                if exc.status != 400 or "BLOB_UNKNOWN" not in str(exc) or attempt == _BLOB_UNKNOWN_ATTEMPTS:
-                    raise
-                # Another writer committing the same blob at this moment can hide it from the registry's
-                # manifest check (distribution's filesystem driver rewrites the repository's blob link in
-                # place): make sure every blob is there, then put the same bytes again.
-                time.sleep(random.uniform(0.05, 0.2) * attempt)
-                for d in blobs_of(digest):
-                    done.discard(d)
-                    blob(d)
+
+        def ensure_blobs() -> None:
+            for d in blobs_of(digest):
+                done.discard(d)
+                blob(d)
+        client.put_manifest(ref, m.raw, m.media_type, ensure_blobs=ensure_blobs)
 
     def manifest(digest: str) -> None:
         m = read(digest)

@@ -189,11 +189,15 @@ def write_bundle(client: RegistryClient, repo: Reference, subject: Descriptor, b
             stale.append(item.manifest)
     if callable(bundle):
         bundle = bundle()
-    client.push_blob(repo, EMPTY_CONFIG)
-    client.push_blob(repo, bundle)
+    blob = bundle
+
+    def ensure_blobs() -> None:
+        client.push_blob(repo, EMPTY_CONFIG)
+        client.push_blob(repo, blob)
+    ensure_blobs()
     raw = bundle_manifest(subject, bundle, predicate_type, content)
     digest = sha256_digest(raw)
-    _, acked = client.put_manifest_subject(repo.with_digest(digest), raw, mt.OCI_MANIFEST)
+    _, acked = client.put_manifest_subject(repo.with_digest(digest), raw, mt.OCI_MANIFEST, ensure_blobs=ensure_blobs)
     api = listing.api or acked
     where = "referrers API" if api else listing.where
     entry = Descriptor(mt.OCI_MANIFEST, digest, len(raw), {ANN_CONTENT: content, ANN_PREDICATE_TYPE: predicate_type},
