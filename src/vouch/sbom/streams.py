@@ -11,20 +11,22 @@ import queue
 import threading
 import types
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any, cast
 
 from vouch import limits
 from vouch.errors import InputError
 
 _inflate: types.ModuleType
+_igzip: types.ModuleType | None
 try:  # Intel ISA-L inflate: 2-3x faster than zlib, same results; zlib when it is not installed
-    from isal import isal_zlib
+    from isal import igzip_lib, isal_zlib
 
-    _inflate = isal_zlib
+    _inflate, _igzip = isal_zlib, igzip_lib
 except ImportError:  # pragma: no cover - the dependency is declared; this keeps vouch usable without it
-    _inflate = zlib
+    _inflate, _igzip = zlib, None
 INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error, _inflate.error)
+_IGZIP_ERRORS: tuple[type[Exception], ...] = (*INFLATE_ERRORS, EOFError)
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -114,6 +116,9 @@ def decompressed_chunks(raw: ChunkReader, kind: str, max_bytes: int, max_ratio: 
             raise InputError(f"{what}: corrupt zstd data ({exc})") from exc
         return
 
+    if _igzip is not None:
+        yield from _igzip_chunks(raw, what, check)
+        return
     z: Any = _inflate.decompressobj(wbits=31)
     try:
         while True:
@@ -136,6 +141,40 @@ def decompressed_chunks(raw: ChunkReader, kind: str, max_bytes: int, max_ratio: 
                     z = _inflate.decompressobj(wbits=31)
                     data = rest
     except INFLATE_ERRORS as exc:
+        raise InputError(f"{what}: corrupt gzip data ({exc})") from exc
+
+
+def _igzip_chunks(raw: ChunkReader, what: str, check: Callable[[int], None]) -> Iterator[bytes]:
+    """gzip through ISA-L's IgzipDecompressor: each call allocates its bounded output at once and inflates
+    it with the GIL released in one go (isal_zlib's decompressobj grows its output from 16 KiB, taking the
+    GIL back at every step: on a core shared with the tar walk, each of those waits for the walk to let go,
+    and the inflate ran at a third of its speed)."""
+    assert _igzip is not None
+    produced = 0
+    z: Any = None  # None: between members (a new one starts with the next bytes)
+    pending: Any = b""
+    try:
+        while True:
+            if z is None or z.needs_input:
+                data = pending or raw.read_view(READ_CHUNK)
+                pending = b""
+                if not data:
+                    if z is not None and not z.eof:
+                        raise InputError(f"{what}: gzip stream is truncated")
+                    return
+                if z is None:
+                    z = _igzip.IgzipDecompressor(flag=_igzip.DECOMP_GZIP)
+            else:
+                data = b""
+            out = z.decompress(data, OUT_CHUNK)  # bounded output: a bomb never balloons memory
+            if out:
+                produced += len(out)
+                check(produced)
+                yield out
+            if z.eof:  # concatenated gzip members: the next starts with what this one did not use
+                pending = z.unused_data
+                z = None
+    except _IGZIP_ERRORS as exc:
         raise InputError(f"{what}: corrupt gzip data ({exc})") from exc
 
 
