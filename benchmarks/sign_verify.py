@@ -112,6 +112,12 @@ def main() -> int:
                 for tool in tools:
                     results[tool]["verify"].append(timed(verify_cmds[tool] + images[tool], env))
                     results[tool]["verify_one"].append(timed(verify_cmds[tool] + images[tool][:1], env))
+        # start-up: `vouch --version` beside `cosign version`, taking turns
+        startup: dict[str, list[float]] = {"vouch": [], **{t: [] for t in cosigns}}
+        for _ in range(10):
+            startup["vouch"].append(timed([*vouch, "--version"], env))
+            for t, path in cosigns.items():
+                startup[t].append(timed([path, "version"], env))
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -127,10 +133,13 @@ def main() -> int:
     for ours, t in pairs:
         ratios[t] = {k: med[ours][k] / med[t][k] for k in med[ours]}
         print(f"{ours}/{t}: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios[t].items()))
+    start_med = {t: statistics.median(v) for t, v in startup.items()}
+    print("start-up (10 runs each, medians): vouch --version " + f"{start_med['vouch'] * 1000:.0f} ms, " + ", ".join(
+        f"{t} version {start_med[t] * 1000:.0f} ms ({start_med['vouch'] / start_med[t]:.2f}x)" for t in cosigns))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"medians": med, "ratios_vouch_over_peer": ratios, "raw": results},
-                                        indent=2))
+        args.json.write_text(json.dumps({"medians": med, "ratios_vouch_over_peer": ratios, "raw": results,
+                                         "startup_medians": start_med}, indent=2))
     return 0
 
 
