@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -139,12 +140,20 @@ def generate_sbom(source: ImageSource, platform: str | None = None, timestamp: s
             if platform and not platform_str.startswith(platform):
                 view.warnings.append(f"--platform {platform}: {top_digest} is one image (not an index), for "
                                      f"{platform_str}; scanned it as it is")
-        for i, (layer, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
-            info = LayerInfo(i, layer.digest, diff_id, layer.media_type, layer.size, len(layers))
-            view.layers.append(info)
-            if progress:
-                progress(f"{info.label}: {layer.size} bytes")
-            add_layer(view, info, source.iter_blob(layer.digest), claimers, options)
+        # The layer's read and inflate threads take the GIL back after each call into C; the default switch
+        # interval (5 ms) makes each of those wait that long for the tar walk, a zstd layer's inflate ran at
+        # a fifth of its speed beside it (benchmarks: big image as zstd 2.63 -> 2.23 s at 0.5 ms).
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, 0.0005))
+        try:
+            for i, (layer, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
+                info = LayerInfo(i, layer.digest, diff_id, layer.media_type, layer.size, len(layers))
+                view.layers.append(info)
+                if progress:
+                    progress(f"{info.label}: {layer.size} bytes")
+                add_layer(view, info, source.iter_blob(layer.digest), claimers, options)
+        finally:
+            sys.setswitchinterval(interval)
         subject_name = name or (source.ref.name if isinstance(source, RegistrySource) else source.name)
         subject = ImageSubject(subject_name, top_digest, platform_str, list(diff_ids), manifest.digest)
     distro = detect_distro(view)
