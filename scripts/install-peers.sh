@@ -194,11 +194,13 @@ peer_kyverno_controllers() {
   rm -rf "$tmp"
 }
 
-# Two lanes of about the same length on a fresh machine (measured: docs/testbed.md); the Kyverno builds share
-# one lane (and so their compiled packages). A lane's lines are prefixed with its name; a lane that fails
-# fails the script, after the other one has finished.
-LANE_A="peer_kube peer_cosign2 peer_cosign3 peer_syft peer_helm peer_cargo_auditable"
-LANE_B="peer_kyverno_cli peer_kyverno_controllers peer_trivy peer_sigstore peer_etcd peer_trivy_cdxgen"
+# Two lanes of about the same length on a fresh machine (docs/testbed.md has the figures). Go's build cache
+# is shared, but two builds compiling one package at the same moment both do the work: what shares most
+# packages goes one after another in one lane (cosign, then the Sigstore servers; the Kyverno builds, then
+# Kubernetes). A lane's lines are prefixed with its name; a failed step stops its lane, and the script fails
+# once the other lane has finished.
+LANE_A="peer_cosign2 peer_cosign3 peer_sigstore peer_helm peer_cargo_auditable peer_etcd peer_trivy_cdxgen peer_trivy"
+LANE_B="peer_kyverno_cli peer_kyverno_controllers peer_kube peer_syft"
 run_lane() {  # functions... (called plainly, never under || or if: `set -e` stops the lane at a failed step,
   local f    # before a half-built peer is marked as cached)
   for f in "$@"; do
