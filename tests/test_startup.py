@@ -115,6 +115,22 @@ def test_verify_imports_only_what_it_runs(registry: RegistryServer, tmp_path: Pa
         (0, fast.stdout, fast.stderr) and fast.stdout.startswith("[{")
 
 
+def test_a_key_signed_bundle_verifies_without_x509(registry: RegistryServer, tmp_path: Path, repo_name: str) -> None:
+    """An image signed with a key in the bundle layout only (cosign 3's default): verify reads and checks
+    the bundle, and loads no X.509 (certificates, SCTs and identities are for keyless bundles)."""
+    client = RegistryClient()
+    ref = Reference(registry.host, repo_name, "v1")
+    image = f"{registry.host}/{repo_name}@{push_image(client, ref, small_image('startup-bundle'))}"
+    _, pub, signer = write_keypair(tmp_path, "startup-bundle")
+    sign_image(client, signer, Reference.parse(image), layouts=("bundle",))
+    code, modules, r = _verify_in_subprocess("verify", "--key", str(pub), image)
+    assert code == 0, r.stdout[-3000:] + r.stderr
+    assert "vouch.bundle.verify" in modules  # (it did read the bundle layout)
+    x509 = sorted(m for m in modules if m.startswith(("cryptography.x509", "vouch.keyless.certs",
+                                                       "vouch.keyless.identity", "vouch.keyless.sign")))
+    assert x509 == []
+
+
 @pytest.mark.parametrize("args", [
     ["verify", "--help"],
     ["verify"],

@@ -184,6 +184,36 @@ def test_cli_verify_reads_each_signature_tag_once(registry: RegistryServer, prox
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_cli_verify_reads_the_bundle_layout_ahead_and_once(registry: RegistryServer, proxy: FaultProxy,
+                                                           repo_name: str, tmp_path: Path) -> None:
+    """Images signed in the bundle layout only (cosign 3's default): when a `.sig` tag answers 404, the
+    prefetch goes on to the referrers fallback tag, then to the bundle manifests and their bundles, for the
+    verify threads to take: each is still read once (an answer read ahead and not taken would be read
+    twice), and a legacy-signed image's bundle layout is not read at all."""
+    signer = new_signer()
+    (tmp_path / "k.pub").write_bytes(public_key_pem(signer.public_key))
+    images = []
+    for i in range(3):
+        digest = _image(registry, f"{repo_name}-{i}")
+        images.append(f"{proxy.host}/{repo_name}-{i}@{digest}")
+        with RegistryClient() as c:
+            sign_image(c, signer, Reference.parse(images[-1]), layouts=("bundle",))
+    legacy = f"{proxy.host}/{repo_name}-l@{_image(registry, f'{repo_name}-l')}"
+    with RegistryClient() as c:
+        sign_image(c, signer, Reference.parse(legacy))
+    proxy.clear()
+    r = subprocess.run([sys.executable, "-m", "vouch", "verify", "--key", str(tmp_path / "k.pub"), *images, legacy],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)) == 4
+    gets = [path for method, path, _ in proxy.log if method == "GET"]
+    assert len(gets) == len(set(gets)), sorted(gets)  # nothing read twice
+    assert proxy.count("GET", r"\.sig$") == 4 and proxy.count("GET", FALLBACK) == 3
+    legacy_hex = legacy.rsplit(":", 1)[1]
+    assert not [g for g in gets if g.endswith(f"sha256-{legacy_hex}")]
+    assert proxy.count("GET", r"/manifests/sha256:[0-9a-f]{64}$") == 3 and proxy.count("GET", BLOB) == 3
+
+
 def test_a_write_is_never_planned_from_a_prefetched_answer(registry: RegistryServer, repo_name: str) -> None:
     """`vouch release` reads the `.sig` and `.att` tags ahead (RegistryClient.prefetch_manifests). When another
     signer adds a signature after that read and ours must still be written, the write starts from a fresh

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -28,12 +28,13 @@ from vouch.bundle import tlog
 from vouch.bundle.model import DIGEST_SIZES, Bundle, HashOutput, parse_bundle
 from vouch.bundle.trustroot import TrustedRoot
 from vouch.errors import InputError, VerificationError
-from vouch.keyless import certs
-from vouch.keyless.identity import CertificateIdentity, identity_of
 from vouch.keyless.trust import KeylessTrust
 from vouch.record import field, record
 from vouch.signing.attestation import INTOTO_PAYLOAD_TYPE, OpenedEnvelope
 from vouch.trust import KeyTrust, PublicKey, check_supported, key_hint, key_id, signature_verifies
+
+if TYPE_CHECKING:  # (X.509 is loaded for a certificate: a key-signed bundle never needs it)
+    from vouch.keyless.identity import CertificateIdentity
 
 _HASH_CLASSES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
@@ -238,6 +239,9 @@ def _keyless(parsed: Bundle, artifact: bytes | None, digest: HashOutput | None, 
     """A certificate-signed bundle: signature by the certificate's key, log entries recording that certificate,
     a verified time (SET or signed timestamp) at which the certificate chained to a Fulcio root of the trusted
     root and was valid, its SCT, the code-signing profile, then the identity policy."""
+    from vouch.keyless import certs
+    from vouch.keyless.identity import identity_of
+
     if parsed.key_signed or not parsed.material.certificates:
         raise VerificationError("the signature is made with a key, not a Fulcio certificate: verify it with --key")
     leaf_der = parsed.material.certificates[0]

@@ -79,6 +79,8 @@ class _Prefetch:
 
 
 BlobsOf = Callable[[Reference, Manifest], list[tuple[str, int]]]  # blobs to read ahead: (digest, max bytes)
+# manifests to read ahead after one was read (None: it was not found): (reference, Accept)
+FollowUps = Callable[[Reference, "Manifest | None"], list[tuple[Reference, str]]]
 
 
 class RegistryClient:
@@ -109,7 +111,7 @@ class RegistryClient:
         self._http.close()
 
     def prefetch_manifests(self, refs: list[Reference], accept: str, concurrency: int,
-                           blobs_of: BlobsOf | None = None) -> None:
+                           blobs_of: BlobsOf | None = None, then: FollowUps | None = None) -> None:
         """Start GETting these manifests in the background (daemon threads), for a later get_manifest of the
         same reference and Accept to take: a command's requests then overlap the imports and key loading
         it does before it reads them. Each answer, or error, is taken once, by the first get_manifest that
@@ -117,14 +119,22 @@ class RegistryClient:
         The answer is as of the prefetch and says so (Manifest.prefetched): store.layout.update_tag may find
         nothing to do from it, but reads afresh before it plans a write. With blobs_of, the blobs it names
         of each manifest read are read ahead too, for get_blob to take (a blob is content-addressed and
-        digest-checked: an answer read ahead is as good as one read now)."""
-        todo: list[tuple[Reference, _Prefetch]] = []
-        with self._lock:
-            for ref in refs:
-                key = (str(ref), accept)
-                if key not in self._prefetched:
-                    self._prefetched[key] = p = _Prefetch()
-                    todo.append((ref, p))
+        digest-checked: an answer read ahead is as good as one read now). With then, the manifests it
+        names after each answer (or after a 404: None) are read ahead in turn, by the same threads (a
+        reader that would go on to them: verify's bundle layout after a missing .sig tag)."""
+        todo: list[tuple[Reference, str, _Prefetch]] = []
+
+        def register(items: list[tuple[Reference, str]]) -> list[tuple[Reference, str, _Prefetch]]:
+            out = []
+            with self._lock:
+                for ref, acc in items:
+                    key = (str(ref), acc)
+                    if key not in self._prefetched:
+                        self._prefetched[key] = p = _Prefetch()
+                        out.append((ref, acc, p))
+            return out
+
+        todo.extend(register([(ref, accept) for ref in refs]))
         if not todo:
             return
         lock = threading.Lock()
@@ -134,17 +144,25 @@ class RegistryClient:
                 with lock:
                     if not todo:
                         return
-                    ref, p = todo.pop(0)
+                    ref, acc, p = todo.pop(0)
                 blobs: list[tuple[str, int, _Prefetch]] = []
+                more: list[tuple[Reference, str]] = []
                 if not p.cancelled:
                     try:
-                        p.manifest = self._fetch_manifest(ref, accept)
+                        p.manifest = self._fetch_manifest(ref, acc)
                         p.manifest.prefetched = True
                         if blobs_of is not None:
                             blobs = self._register_blobs(ref, blobs_of(ref, p.manifest))
                     except Exception as exc:  # (re-raised, as it was, in the thread that asks for it)
                         p.error = exc
+                    if then is not None and (p.manifest is not None or isinstance(p.error, NotFoundError)):
+                        with contextlib.suppress(Exception):  # (a hint: a reader asks for itself anyway)
+                            more = then(ref, p.manifest)
                 p.done.set()
+                if more:
+                    follow = register(more)
+                    with lock:
+                        todo.extend(follow)
                 for digest, cap, b in blobs:
                     if not b.cancelled:
                         try:
