@@ -172,11 +172,10 @@ def _bundle_read_ahead(ref: Reference, found: Manifest | None) -> list[tuple[Ref
         return [(ref.with_tag(tag[: -len(".sig")]), mt.OCI_INDEX)] if tag.endswith(".sig") else []
     if found.media_type != mt.OCI_INDEX:
         return []
-    from vouch import limits
-    from vouch.store.bundles import BUNDLE_TYPES
+    from vouch import limits  # (these run in the prefetch threads: modules already loaded, nothing to import)
 
     entries = [d for d in found.children()
-               if d.artifact_type in BUNDLE_TYPES or d.artifact_type in (None, "", mt.OCI_EMPTY)]
+               if d.artifact_type in mt.BUNDLE_TYPES or d.artifact_type in (None, "", mt.OCI_EMPTY)]
     return [(ref.with_digest(d.digest), mt.OCI_MANIFEST) for d in entries[: limits.MAX_LAYERS_PER_TAG]]
 
 
@@ -185,9 +184,9 @@ def _bundle_blobs(ref: Reference, m: Manifest) -> list[tuple[str, int]]:
     if ref.tag:  # a `.sig` tag: its payload is predicted from the image's name, not downloaded
         return []
     from vouch import limits
-    from vouch.store.bundles import BUNDLE_TYPES
+    from vouch.oci import mediatypes as mt
 
-    layers = [x for x in m.layers() if x.media_type in BUNDLE_TYPES]
+    layers = [x for x in m.layers() if x.media_type in mt.BUNDLE_TYPES]
     if len(layers) != 1 or layers[0].size > limits.MAX_ATTESTATION_BYTES:
         return []
     return [(layers[0].digest, limits.MAX_ATTESTATION_BYTES)]

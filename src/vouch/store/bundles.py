@@ -19,7 +19,8 @@ from vouch.errors import RegistryError, VouchError
 from vouch.oci import mediatypes as mt
 from vouch.oci.client import Descriptor, RegistryClient
 from vouch.oci.digest import sha256_digest
-from vouch.oci.mediatypes import BUNDLE_V01, BUNDLE_V02, BUNDLE_V03, BUNDLE_V03_ALT
+from vouch.oci.mediatypes import BUNDLE_TYPES as BUNDLE_TYPES  # (re-exported)
+from vouch.oci.mediatypes import BUNDLE_V03
 from vouch.oci.reference import Reference
 from vouch.record import field, record
 from vouch.store.layout import TagReading, TagState, read_index_tag, update_tag
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 log = lazylog.get("vouch.store")
 
-BUNDLE_TYPES = frozenset({BUNDLE_V01, BUNDLE_V02, BUNDLE_V03, BUNDLE_V03_ALT})
 
 
 # The bundle format itself lives in vouch.bundle.model (one place): here it is only stored and found.
