@@ -568,20 +568,21 @@ class RegistryClient:
         digest = sha256_digest(raw)
         url = self._url(ref, f"manifests/{ref.tag or digest}")
         attempts = BLOB_UNKNOWN_ATTEMPTS if retry else 1
-        for attempt in range(1, attempts + 1):
+        attempt = 1
+        while True:
             try:
                 resp = self.request("PUT", ref, url, scope=_push(ref), headers={"Content-Type": media_type},
                                     content=raw, ok=(200, 201, 202), what=f"push manifest {ref}", retry=retry)
             except RegistryError as exc:
-                if exc.status != 400 or "BLOB_UNKNOWN" not in str(exc) or attempt == attempts:
+                if exc.status != 400 or "BLOB_UNKNOWN" not in str(exc) or attempt >= attempts:
                     raise
                 log.info("push manifest %s: registry did not see a blob yet (%s); retrying", ref, exc)
                 time.sleep(random.uniform(0.05, 0.2) * attempt)
                 if ensure_blobs is not None:
                     ensure_blobs()
+                attempt += 1
                 continue
             return digest, bool(resp.headers.get("OCI-Subject"))
-        raise RegistryError(f"push manifest {ref}: unreachable")  # pragma: no cover
 
     def referrers(self, ref: Reference, digest: str) -> list[Descriptor] | None:
         """The descriptors of the manifests whose `subject` is digest, from the OCI 1.1 referrers API
