@@ -34,8 +34,6 @@ from vouch.errors import EXIT_VERIFY, InputError
 
 if TYPE_CHECKING:
     from vouch.keyless.trust import EitherTrust, KeylessTrust
-    from vouch.oci.manifest import Manifest
-    from vouch.oci.reference import Reference
     from vouch.trust import PublicKey
 
 # strconv.ParseBool, which cosign's flags use (as vouch.cli.common.cosign_bool_args)
@@ -160,38 +158,6 @@ def verifier_trust(key: list[str] | None, identity: tuple[str | None, str | None
                      "(keyless)")
 
 
-def _bundle_read_ahead(ref: Reference, found: Manifest | None) -> list[tuple[Reference, str]]:
-    """What verify reads next, read ahead: after a missing `.sig` tag, the bundle layout's referrers fallback
-    tag (cosign 3 signs there by default); after that index, its bundle manifests (as store.bundles'
-    list_bundles and read_bundles pick them). With the referrers API, the fallback tag read is one wasted GET
-    per image without a `.sig` tag; a legacy-signed image costs nothing more."""
-    from vouch.oci import mediatypes as mt
-
-    tag = ref.tag or ""
-    if found is None:
-        return [(ref.with_tag(tag[: -len(".sig")]), mt.OCI_INDEX)] if tag.endswith(".sig") else []
-    if found.media_type != mt.OCI_INDEX:
-        return []
-    from vouch import limits  # (these run in the prefetch threads: modules already loaded, nothing to import)
-
-    entries = [d for d in found.children()
-               if d.artifact_type in mt.BUNDLE_TYPES or d.artifact_type in (None, "", mt.OCI_EMPTY)]
-    return [(ref.with_digest(d.digest), mt.OCI_MANIFEST) for d in entries[: limits.MAX_LAYERS_PER_TAG]]
-
-
-def _bundle_blobs(ref: Reference, m: Manifest) -> list[tuple[str, int]]:
-    """The bundle of a bundle manifest read ahead (the one layer read_bundles would download)."""
-    if ref.tag:  # a `.sig` tag: its payload is predicted from the image's name, not downloaded
-        return []
-    from vouch import limits
-    from vouch.oci import mediatypes as mt
-
-    layers = [x for x in m.layers() if x.media_type in mt.BUNDLE_TYPES]
-    if len(layers) != 1 or layers[0].size > limits.MAX_ATTESTATION_BYTES:
-        return []
-    return [(layers[0].digest, limits.MAX_ATTESTATION_BYTES)]
-
-
 def run_verify(st: State, images: list[str], key: list[str] | None, annotations: list[str] | None,
                check_reference: bool, insecure_ignore_tlog: bool, offline: bool, concurrency: int,
                certificate_identity: str | None, certificate_identity_regexp: str | None,
@@ -204,10 +170,11 @@ def run_verify(st: State, images: list[str], key: list[str] | None, annotations:
     client = st.client()
     # The signature tags of images named by digest are read first whatever else happens: those requests
     # start now, and overlap the loading of the verification code and the keys.
+    from vouch.store.bundles import read_ahead, read_ahead_blobs
     from vouch.store.layout import SIG_SUFFIX, TAG_ACCEPT, tag_for, target_repository
 
     client.prefetch_manifests([target_repository(r).with_tag(tag_for(r.digest, SIG_SUFFIX)) for r in refs
-                               if r.digest], TAG_ACCEPT, concurrency, _bundle_blobs, _bundle_read_ahead)
+                               if r.digest], TAG_ACCEPT, concurrency, read_ahead_blobs, read_ahead)
     from vouch.verify.signatures import cosign_output, verify_image
 
     keys = verifier_trust(key, (certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 from vouch import lazylog, limits
 from vouch.errors import RegistryError, VouchError
 from vouch.oci import mediatypes as mt
-from vouch.oci.client import Descriptor, RegistryClient
+from vouch.oci.client import Descriptor, Manifest, RegistryClient
 from vouch.oci.digest import sha256_digest
 from vouch.oci.mediatypes import BUNDLE_TYPES as BUNDLE_TYPES  # (re-exported)
 from vouch.oci.mediatypes import BUNDLE_V03
 from vouch.oci.reference import Reference
 from vouch.record import field, record
-from vouch.store.layout import TagReading, TagState, read_index_tag, update_tag
+from vouch.store.layout import SIG_SUFFIX, TagReading, TagState, read_index_tag, update_tag
 
 if TYPE_CHECKING:
     from vouch.trust import PublicKey
@@ -78,8 +78,41 @@ def list_bundles(client: RegistryClient, repo: Reference, digest: str) -> Listin
         state = read_index_tag(client, repo, tag)
         found = [x.descriptor for x in state.layers]
         api, where = False, f"fallback tag {tag}"
-    entries = [d for d in found if d.artifact_type in BUNDLE_TYPES or d.artifact_type in (None, "", mt.OCI_EMPTY)]
-    return Listing(entries, api, where)
+    return Listing(bundle_candidates(found), api, where)
+
+
+def bundle_candidates(found: list[Descriptor]) -> list[Descriptor]:
+    """The referrers that may be sigstore bundles, by artifactType (one without is judged by its manifest)."""
+    return [d for d in found if d.artifact_type in BUNDLE_TYPES or d.artifact_type in (None, "", mt.OCI_EMPTY)]
+
+
+def bundle_layers(m: Manifest) -> list[Descriptor]:
+    """A bundle manifest's bundle layers (a well-formed one has exactly one)."""
+    return [x for x in m.layers() if x.media_type in BUNDLE_TYPES]
+
+
+def read_ahead(ref: Reference, found: Manifest | None) -> list[tuple[Reference, str]]:
+    """What verify reads next, for RegistryClient.prefetch_manifests(then=) to read ahead: after a missing
+    `.sig` tag, this layout's referrers fallback tag (cosign 3 signs there by default); after that index, the
+    bundle manifests read_bundles will read. With the referrers API, the fallback tag read is one wasted GET
+    per image without a `.sig` tag; a legacy-signed image costs nothing more."""
+    tag = ref.tag or ""
+    if found is None:
+        suffix = "." + SIG_SUFFIX
+        return [(ref.with_tag(tag[: -len(suffix)]), mt.OCI_INDEX)] if tag.endswith(suffix) else []
+    if found.media_type != mt.OCI_INDEX:
+        return []
+    entries = bundle_candidates(found.children())[: limits.MAX_LAYERS_PER_TAG]
+    return [(ref.with_digest(d.digest), mt.OCI_MANIFEST) for d in entries]
+
+
+def read_ahead_blobs(ref: Reference, m: Manifest) -> list[tuple[str, int]]:
+    """The bundle of a bundle manifest read ahead: the one layer read_bundles would download (prefetch_manifests'
+    blobs_of). A `.sig` tag's payload is not: verify predicts it from the image's name."""
+    layers = [] if ref.tag else bundle_layers(m)
+    if len(layers) != 1 or layers[0].size > limits.MAX_ATTESTATION_BYTES:
+        return []
+    return [(layers[0].digest, limits.MAX_ATTESTATION_BYTES)]
 
 
 @record
@@ -113,7 +146,7 @@ def read_bundles(client: RegistryClient, repo: Reference, listing: Listing,
                 continue
             annotations = body.get("annotations")
             ptype = annotations.get(ANN_PREDICATE_TYPE) if isinstance(annotations, dict) else None
-            layers = [x for x in m.layers() if x.media_type in BUNDLE_TYPES]
+            layers = bundle_layers(m)
             if len(layers) != 1:
                 yield BundleRead(d, None, f"bundle manifest {d.digest[:19]} has {len(layers)} bundle layers, not one")
                 continue

@@ -40,6 +40,7 @@ from vouch.store.bundles import (
     ANN_PREDICATE_TYPE,
     BUNDLE_TYPES,
     SIGN_PREDICATE_TYPE,
+    bundle_layers,
     list_bundles,
     read_bundles,
     write_bundle,
@@ -143,7 +144,7 @@ class LayoutAttachments:
                 artifact = m.config().media_type
             if artifact not in BUNDLE_TYPES:
                 continue  # another tool's referrer: not a sigstore bundle
-            layers = [x for x in m.layers() if x.media_type in BUNDLE_TYPES]
+            layers = bundle_layers(m)
             if len(layers) != 1:
                 raise InputError(f"{self.name}: bundle manifest {m.digest[:19]} has {len(layers)} bundle layers, "
                                  "not one")
