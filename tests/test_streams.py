@@ -61,3 +61,22 @@ def test_each_chunk_is_bounded_whatever_the_ratio() -> None:
     sizes = [len(c) for c in streams.decompressed_chunks(raw, "gzip", 1 << 40, 1e9, "layer x")]
     assert sum(sizes) == 64 << 20 and max(sizes) <= streams.OUT_CHUNK
 
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=4000), flip=st.integers(min_value=0, max_value=1 << 16))
+def test_hostile_gzip_bytes_give_data_or_one_input_error(body: bytes, flip: int) -> None:
+    """Whatever follows the gzip magic (random bytes, or a real stream with one byte flipped): the igzip
+    path yields bounded chunks or raises InputError naming the layer, never another exception."""
+    for blob in (b"\x1f\x8b" + body, _flipped(gzip.compress(body), flip)):
+        raw = streams.ChunkReader(iter([blob[:7], blob[7:]]))
+        try:
+            for chunk in streams.decompressed_chunks(raw, "gzip", 1 << 24, 1e9, "layer sha256:ab"):
+                assert len(chunk) <= streams.OUT_CHUNK
+        except InputError as exc:
+            assert "layer sha256:ab" in str(exc)
+
+
+def _flipped(blob: bytes, at: int) -> bytes:
+    i = at % len(blob)
+    return blob[:i] + bytes([blob[i] ^ 0x5A]) + blob[i + 1:]
